@@ -1,0 +1,36 @@
+import { isIP } from 'node:net';
+import { WaterbearError } from '../errors.js';
+
+/** A parsed listen address. */
+export interface ListenAddress { host: string; port: number }
+
+/**
+ * Parse `host:port`, `[v6]:port` or a `tcp.srv:` URI of either. Throws WB_CONFIG_INVALID with
+ * the accepted forms when the address is malformed.
+ */
+export function parseListenUri(text: string): ListenAddress {
+  const raw = text.startsWith('tcp.srv:') ? text.slice('tcp.srv:'.length) : text;
+  const bad = (why: string): never => {
+    throw new WaterbearError('WB_CONFIG_INVALID',
+      `listen address "${text}" ${why}; use host:port such as 127.0.0.1:7000 or [::1]:7000 (port 0 picks a free port)`);
+  };
+  let host: string;
+  let portText: string;
+  if (raw.startsWith('[')) {
+    const close = raw.indexOf(']');
+    if (close < 0 || raw[close + 1] !== ':') bad('has an unterminated IPv6 bracket or no port');
+    host = raw.slice(1, close);
+    portText = raw.slice(close + 2);
+    if (isIP(host) !== 6) bad('has an invalid IPv6 address');
+  } else {
+    const colon = raw.lastIndexOf(':');
+    if (colon <= 0) bad('has no port');
+    host = raw.slice(0, colon);
+    portText = raw.slice(colon + 1);
+    if (host.includes(':')) bad('looks like IPv6 without brackets');
+  }
+  if (!/^\d{1,5}$/.test(portText)) bad('has an invalid port');
+  const port = Number(portText);
+  if (port > 65535) bad('has a port above 65535');
+  return { host, port };
+}

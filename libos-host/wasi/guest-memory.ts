@@ -1,0 +1,77 @@
+import { Errno, WasiErrno } from './errno.js';
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const textEncoder = new TextEncoder();
+
+/**
+ * Typed access to the guest's linear memory. Views are re-created after `memory.grow`
+ * (which detaches the old ArrayBuffer). Out-of-bounds guest pointers raise EFAULT.
+ */
+export class GuestMemory {
+  private buffer: ArrayBuffer | null = null;
+  private u8view = new Uint8Array(0);
+  private dv = new DataView(new ArrayBuffer(0));
+
+  constructor(private memory: WebAssembly.Memory | null = null) {}
+
+  /** Attach to (another) WebAssembly.Memory, e.g. after instantiation or restore. */
+  attach(memory: WebAssembly.Memory): void {
+    this.memory = memory;
+    this.buffer = null;
+  }
+
+  private refresh(): void {
+    if (this.memory === null) throw new Error('GuestMemory used before attach');
+    if (this.buffer !== this.memory.buffer) {
+      this.buffer = this.memory.buffer;
+      this.u8view = new Uint8Array(this.buffer);
+      this.dv = new DataView(this.buffer);
+    }
+  }
+
+  get u8(): Uint8Array { this.refresh(); return this.u8view; }
+  get view(): DataView { this.refresh(); return this.dv; }
+  get byteLength(): number { this.refresh(); return this.u8view.byteLength; }
+
+  check(ptr: number, len: number): void {
+    this.refresh();
+    if (ptr < 0 || len < 0 || ptr + len > this.u8view.byteLength) throw new WasiErrno(Errno.FAULT);
+  }
+
+  u32(ptr: number): number { this.check(ptr, 4); return this.dv.getUint32(ptr, true); }
+  setU8(ptr: number, v: number): void { this.check(ptr, 1); this.dv.setUint8(ptr, v); }
+  setU16(ptr: number, v: number): void { this.check(ptr, 2); this.dv.setUint16(ptr, v, true); }
+  setU32(ptr: number, v: number): void { this.check(ptr, 4); this.dv.setUint32(ptr, v >>> 0, true); }
+  u64(ptr: number): bigint { this.check(ptr, 8); return this.dv.getBigUint64(ptr, true); }
+  setU64(ptr: number, v: bigint): void { this.check(ptr, 8); this.dv.setBigUint64(ptr, BigInt.asUintN(64, v), true); }
+
+  /** A live view (not a copy) of guest bytes. Invalid after the next memory.grow. */
+  bytes(ptr: number, len: number): Uint8Array { this.check(ptr, len); return this.u8view.subarray(ptr, ptr + len); }
+
+  /** Decode a UTF-8 string; invalid UTF-8 raises ILSEQ. */
+  string(ptr: number, len: number): string {
+    const b = this.bytes(ptr, len);
+    try {
+      return textDecoder.decode(b);
+    } catch {
+      throw new WasiErrno(Errno.ILSEQ);
+    }
+  }
+
+  /** Copy `src` into guest memory at `ptr`. */
+  write(ptr: number, src: Uint8Array): void { this.check(ptr, src.length); this.u8view.set(src, ptr); }
+
+  /** Read an array of iovec/ciovec {buf: u32, len: u32} as live views. */
+  iovecs(iovs: number, count: number): Uint8Array[] {
+    this.check(iovs, count * 8);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const buf = this.dv.getUint32(iovs + i * 8, true);
+      const len = this.dv.getUint32(iovs + i * 8 + 4, true);
+      out.push(this.bytes(buf, len));
+    }
+    return out;
+  }
+}
+
+export function encodeUtf8(s: string): Uint8Array { return textEncoder.encode(s); }
