@@ -65,7 +65,7 @@ export function pollSyscalls(host: SyscallHost): SyscallTable {
           const e = fds.get(fd);
           switch (e.kind) {
             case 'file': {
-              const size = host.vfs.sizeOf(e.ino);
+              const size = BigInt(host.vfs.sizeOf(e.ino));
               const left = isRead ? (size > e.offset ? size - e.offset : 0n) : 0n;
               ready.push({ userdata, type: tag, error: 0, nbytes: left, flags: 0 });
               break;

@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { WaterbearError } from '../../libos-host/errors.js';
+import { NodePlatform } from '../../libos-host/platform/node-platform.js';
+import { launchLvm } from '../../libos-host/runtime/launch.js';
+import { parseSize } from '../../libos-host/units.js';
+import { parseCommandArgs, parseDirFlag, parseEnvFlag, parseListenFlag } from '../args.js';
+import { buildExtensionStack } from '../extension-flags.js';
+import type { CliIo } from '../io.js';
+
+export const RUN_USAGE = `usage: waterbear run GUEST.wasm [options] [-- guest args…]
+
+Run an unmodified WASI (preview 1) guest in a lightweight VM.
+
+  --listen [name=]HOST:PORT   pre-open a TCP listener for the guest (fd 3, 4, … in order; port 0 = any)
+  --dir GUEST=HOST            copy a host directory into the guest's file system at start
+  --env K=V                   set an environment variable for the guest (repeatable)
+  --arg VALUE                 append an argument for the guest (repeatable; or put them after --)
+  --memory-limit SIZE         cap the guest's linear memory (default 256MiB)
+  --trace FILE                write an strace-like JSON line per host call to FILE
+  --fault RULE                inject faults, e.g. call=read,errno=ECONNRESET,p=0.01 (repeatable)
+  --extension SPEC            stack an extension: trace[:file=F], metrics, fault:RULE (repeatable)
+  --no-cache                  do not cache the prepared image
+
+The exit code and stderr follow the guest; a guest trap prints the trap and the guest function
+and exits with 134.`;
+
+export const DEFAULT_MEMORY_LIMIT = '256MiB';
+/** Exit code for a guest trap (128 + SIGABRT, as a crashed native process). */
+export const TRAP_EXIT_CODE = 134;
+
+/** `waterbear run` */
+export async function runCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs(argv, {
+    listen: { type: 'string', multiple: true },
+    dir: { type: 'string', multiple: true },
+    env: { type: 'string', multiple: true },
+    arg: { type: 'string', multiple: true },
+    'memory-limit': { type: 'string' },
+    trace: { type: 'string' },
+    fault: { type: 'string', multiple: true },
+    extension: { type: 'string', multiple: true },
+    'no-cache': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, 'run');
+  if (values.help === true) { io.out(RUN_USAGE + '\n'); return 0; }
+  const [guestPath, ...restArgs] = positionals;
+  if (guestPath === undefined) throw new WaterbearError('WB_CONFIG_INVALID', `run: missing GUEST.wasm\n${RUN_USAGE}`);
+  let guest: Uint8Array;
+  try {
+    guest = new Uint8Array(readFileSync(guestPath));
+  } catch (err) {
+    throw new WaterbearError('WB_CONFIG_INVALID', `run: cannot read ${guestPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const listeners = (values.listen ?? []).map(parseListenFlag);
+  const memoryLimitBytes = parseSize(values['memory-limit'] ?? DEFAULT_MEMORY_LIMIT, '--memory-limit');
+  const platform = new NodePlatform();
+  const stack = await buildExtensionStack(platform, {
+    trace: values.trace, faults: values.fault ?? [], extensions: values.extension ?? [],
+  });
+  const { lvm, os } = await launchLvm({
+    guest, programName: guestPath, args: [...(values.arg ?? []), ...restArgs], env: (values.env ?? []).map(parseEnvFlag),
+    listeners, dirs: (values.dir ?? []).map(parseDirFlag), memoryLimitBytes, abi: stack.abi,
+    ...(values['no-cache'] === true ? { cacheDir: null } : {}),
+  });
+  // The operator asked for "any port": say which one the guest got.
+  for (const l of os.listeners()) {
+    if (/:0$/.test(l.uri)) io.err(`waterbear: fd ${l.fd} listening on ${l.address}\n`);
+  }
+  const onSignal = (sig: NodeJS.Signals): void => { io.err(`waterbear: ${sig}, stopping the guest\n`); lvm.stop(); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const exit = await lvm.run();
+    if (exit.kind === 'trap') {
+      io.err(`waterbear: ${exit.error.message}\n`);
+      return TRAP_EXIT_CODE;
+    }
+    return exit.code;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    os.closeAll();
+    platform.closeAll();
+    await stack.close();
+  }
+}

@@ -1,0 +1,46 @@
+import { isWaterbearError } from '../libos-host/errors.js';
+import { inspectCommand } from './commands/inspect.js';
+import { runCommand } from './commands/run.js';
+import { upCommand } from './commands/up.js';
+import { processIo, type CliIo } from './io.js';
+
+type Command = (argv: string[], io: CliIo) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  up: { run: upCommand, summary: 'start a local cluster with the example key-value service' },
+  run: { run: runCommand, summary: 'run a WASI guest in a lightweight VM' },
+  inspect: { run: inspectCommand, summary: "print a guest's imports, exports and memory; can it run?" },
+};
+
+export const USAGE = `usage: waterbear <command> [options]
+
+commands:
+${Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`).join('\n')}
+
+Run \`waterbear <command> --help\` for a command's options.`;
+
+/** Exit code for bad usage or configuration. */
+export const USAGE_EXIT_CODE = 2;
+
+/** Entry point of the `waterbear` command: returns the process exit code. */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.out(USAGE + '\n');
+    return name === undefined ? USAGE_EXIT_CODE : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (cmd === undefined) {
+    io.err(`waterbear: unknown command "${name}"\n${USAGE}\n`);
+    return USAGE_EXIT_CODE;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (err) {
+    if (isWaterbearError(err)) {
+      io.err(`waterbear: ${err.message} [${err.code}]\n`);
+      return err.code === 'WB_CONFIG_INVALID' ? USAGE_EXIT_CODE : 1;
+    }
+    throw err;
+  }
+}
