@@ -51,6 +51,8 @@ export interface FsTestHost {
   clock: { ns: bigint };
   /** fd of the pre-opened directory ("/sandbox"). */
   root: number;
+  /** Inode of the pre-opened directory. */
+  rootIno: number;
   /** Call a syscall of fsSyscalls by name; returns its errno. */
   call(name: string, ...args: Array<number | bigint>): number;
   /** Reserve `n` zeroed bytes (8-aligned) and return the address. */
@@ -92,7 +94,7 @@ export function makeFsHost(opts: { maxBytes?: number; maxInodes?: number; tree?:
   const table: SyscallTable = fsSyscalls(host);
   let next = SCRATCH_START;
   const t: FsTestHost = {
-    host, vfs, fds, mem, memory, clock, root,
+    host, vfs, fds, mem, memory, clock, root, rootIno: vfs.roots[0],
     call(name, ...args) {
       const fn = table[name] as unknown as ((...a: Array<number | bigint>) => number) | undefined;
       if (fn === undefined) throw new Error(`no syscall ${name}`);
