@@ -432,7 +432,8 @@ export class Vfs {
 
   /**
    * Apply a delta taken from the live VFS at the checkpoint after the one this VFS holds (or a
-   * full image when this VFS is empty). Throws WB_CHECKPOINT_CORRUPT when it does not fit.
+   * full image when this VFS is empty). Throws WB_CHECKPOINT_CORRUPT when it does not fit; the
+   * VFS may then be partly updated and must be rebuilt from a full image.
    */
   applyDelta(delta: VfsDelta): void {
     applyImage(this.st, delta);
