@@ -20,11 +20,11 @@ export function filetypeOf(e: FdEntry): number {
 /** Release whatever an fd entry holds (ABI stream, file reference). */
 export function releaseFd(host: SyscallHost, e: FdEntry): void {
   switch (e.kind) {
-    case 'file': closeFileFd(host, e); break;
+    case 'file':
+    case 'dir': closeFileFd(host, e); break;
     case 'listener': host.abi.close(e.handle); break;
     case 'socket': if (e.handle !== null) host.abi.close(e.handle); break;
     case 'stdio': host.abi.close(e.handle); break;
-    case 'dir': break;
   }
 }
 

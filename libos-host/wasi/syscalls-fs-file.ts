@@ -13,6 +13,11 @@ import { Advice, Fdflags, Preopentype, Rights, Whence } from './wasi-constants.j
 export const DIRENT_HEADER_BYTES = 24;
 /** Size of a prestat (bytes): tag u8, pad, pr_name_len u32. */
 export const PRESTAT_BYTES = 8;
+/**
+ * Prestat tag for a pre-opened listening socket. Not in the WASI preview 1 spec (which defines
+ * only DIR = 0); wasi-libc's preopen scan ignores unknown tags and moves on to the next fd.
+ */
+export const PREOPENTYPE_WATERBEAR_SOCKET = 1;
 const MAX_FILEDELTA = (1n << 63n) - 1n;
 
 const encoder = new TextEncoder();
@@ -75,7 +80,15 @@ export function fileFdSyscalls(host: SyscallHost) {
 
     fd_prestat_get(fd: number, ptr: number): void {
       const e = fds.get(fd);
-      // wasi-libc scans fds from 3 until EBADF, so anything that is not a pre-open answers EBADF.
+      // wasi-libc scans fds from 3 until EBADF (and aborts on any other error), so pre-opened
+      // listeners, which come first (fd 3, 4, …), answer with a non-directory tag that it skips;
+      // the directories after them are then still found.
+      if (e.kind === 'listener') {
+        mem.check(ptr, PRESTAT_BYTES);
+        mem.bytes(ptr, PRESTAT_BYTES).fill(0);
+        mem.setU8(ptr, PREOPENTYPE_WATERBEAR_SOCKET);
+        return;
+      }
       if (e.kind !== 'dir' || e.preopen === null) throw new WasiErrno(Errno.BADF);
       mem.check(ptr, PRESTAT_BYTES);
       mem.bytes(ptr, PRESTAT_BYTES).fill(0);

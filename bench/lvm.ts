@@ -1,0 +1,140 @@
+/**
+ * bench:lvm — throughput of the KV guest in the LVM against the same kv.c compiled natively,
+ * same client load, same run; plus the cost of Asyncify (image with vs without) on CPU-bound
+ * guests, and Debian's redis-server as a reference point when installed.
+ *
+ *   npm run build && npm run bench:lvm [-- --requests 100000 --out bench/results/lvm.txt]
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { prepareImage, type PreparedImage } from '../libos-host/image/prepare.js';
+import { NodePlatform } from '../libos-host/platform/node-platform.js';
+import { Lvm } from '../libos-host/runtime/lvm.js';
+import { LibOs } from '../libos-host/wasi/lib-os.js';
+import { ProcExit } from '../libos-host/wasi/syscall-host.js';
+import { WASI_MODULE } from '../libos-host/wasi/wasi-imports.js';
+import { packageRoot } from '../cli/paths.js';
+import { runLoad, type LoadResult, type LoadSpec } from './support/load.js';
+import { freePort, hasCommand, startServer, type BenchServer } from './support/servers.js';
+
+/** Target from issue 2: LVM throughput at least half of native. */
+const TARGET_LVM_OVER_NATIVE = 0.5;
+const DEFAULT_REQUESTS = 100_000;
+const CLIENTS = 50;
+const PIPELINES = [1, 16];
+const CPU_GUEST_RUNS = 3;
+
+const { values } = parseArgs({ options: { requests: { type: 'string' }, out: { type: 'string' } } });
+const requests = Number(values.requests ?? DEFAULT_REQUESTS);
+const root = packageRoot();
+const lines: string[] = [];
+const say = (s: string): void => { lines.push(s); console.log(s); };
+
+async function measureServer(server: BenchServer): Promise<Map<string, LoadResult>> {
+  const out = new Map<string, LoadResult>();
+  for (const pipeline of PIPELINES) {
+    for (const test of ['set', 'get'] as const) {
+      const spec: LoadSpec = { test, clients: CLIENTS, requests, pipeline };
+      out.set(`${test} P=${pipeline}`, await runLoad(server.port, spec));
+    }
+  }
+  return out;
+}
+
+/** Run a CPU-bound guest to completion, with the prepared image or the raw module. */
+async function timeCpuGuest(bytes: Uint8Array, env: string[], image: PreparedImage | null): Promise<number> {
+  const platform = new NodePlatform({ stdout: new PassThrough().resume(), stderr: new PassThrough().resume(), stdin: null });
+  const os = await LibOs.create(platform, { args: ['guest'], env, listeners: [], dirs: [] });
+  const t0 = process.hrtime.bigint();
+  if (image !== null) {
+    const start = process.hrtime.bigint();
+    const exit = await Lvm.create(image, os, platform).run();
+    if (exit.kind !== 'exit' || exit.code !== 0) throw new Error(`guest failed: ${JSON.stringify(exit)}`);
+    return Number(process.hrtime.bigint() - start) / 1e6;
+  }
+  // The same library OS imports, no Asyncify: fine for guests that never block.
+  const module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  const instance = new WebAssembly.Instance(module, { [WASI_MODULE]: os.imports() });
+  os.attach(instance.exports.memory as WebAssembly.Memory, { block: () => { throw new Error('raw module cannot block'); }, resumed: null });
+  try {
+    (instance.exports._start as () => void)();
+  } catch (err) {
+    if (!(err instanceof ProcExit) || err.code !== 0) throw err;
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  say(`# bench:lvm  ${new Date().toISOString()}`);
+  say(`# command: npm run bench:lvm -- --requests ${requests}`);
+  say(`# machine: ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores, node ${process.version}`);
+  say(`# load: ${CLIENTS} clients, ${requests} requests per test, pipeline ${PIPELINES.join(' and ')}, 16-byte values`);
+
+  const nativeDir = mkdtempSync(join(tmpdir(), 'wb-bench-native-'));
+  const build = spawnSync(process.execPath, [join(root, 'guests/build.mjs'), '--native', nativeDir], { encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`native build failed: ${build.stderr}`);
+
+  const results = new Map<string, Map<string, LoadResult>>();
+  const servers: Array<[string, () => Promise<BenchServer>]> = [
+    ['native kv.c', async () => { const p = await freePort(); return startServer('native', p, join(nativeDir, 'kv'), [], { WB_NATIVE_LISTEN: `127.0.0.1:${p}` }); }],
+    ['LVM kv.wasm', async () => { const p = await freePort(); return startServer('lvm', p, process.execPath, [join(root, 'cli/waterbear.js'), 'run', join(root, 'guests/kv.wasm'), '--listen', `127.0.0.1:${p}`]); }],
+  ];
+  if (hasCommand('redis-server')) {
+    servers.push(['redis-server (reference)', async () => {
+      const p = await freePort();
+      return startServer('redis', p, 'redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    }]);
+  }
+  for (const [name, start] of servers) {
+    const server = await start();
+    try {
+      results.set(name, await measureServer(server));
+    } finally {
+      await server.stop();
+    }
+  }
+  rmSync(nativeDir, { recursive: true, force: true });
+
+  const tool = [...results.values()][0].values().next().value?.tool ?? '?';
+  say(`# load generator: ${tool}`);
+  say('');
+  say(`${'server'.padEnd(26)} ${'test'.padEnd(10)} ${'req/s'.padStart(10)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}`);
+  for (const [name, r] of results) {
+    for (const [test, v] of r) {
+      say(`${name.padEnd(26)} ${test.padEnd(10)} ${v.rps.toFixed(0).padStart(10)} ${(v.p50Ms?.toFixed(3) ?? '-').padStart(8)} ${(v.p99Ms?.toFixed(3) ?? '-').padStart(8)}`);
+    }
+  }
+  say('');
+  const native = results.get('native kv.c')!;
+  const lvm = results.get('LVM kv.wasm')!;
+  let worst = Infinity;
+  for (const [test, v] of lvm) {
+    const ratio = v.rps / native.get(test)!.rps;
+    worst = Math.min(worst, ratio);
+    say(`LVM / native  ${test.padEnd(10)} ${ratio.toFixed(2)}x`);
+  }
+  say(`target: LVM >= ${TARGET_LVM_OVER_NATIVE}x native throughput (worst case ${worst.toFixed(2)}x): ${worst >= TARGET_LVM_OVER_NATIVE ? 'PASS' : 'MISS'}`);
+
+  say('');
+  say('# Asyncify cost: CPU-bound guests, same library OS, prepared image vs the raw module (median of ' + CPU_GUEST_RUNS + ')');
+  for (const [guest, env] of [['test/compute', ['ROUNDS=60']], ['test/allocstress', ['SEED=3']]] as const) {
+    const bytes = new Uint8Array(readFileSync(join(root, 'guests', `${guest}.wasm`)));
+    const image = await prepareImage(bytes, { cacheDir: null });
+    const raw: number[] = [];
+    const prep: number[] = [];
+    for (let i = 0; i < CPU_GUEST_RUNS; i++) {
+      raw.push(await timeCpuGuest(bytes, [...env], null));
+      prep.push(await timeCpuGuest(bytes, [...env], image));
+    }
+    say(`${guest.padEnd(18)} raw ${median(raw).toFixed(1)} ms, prepared ${median(prep).toFixed(1)} ms: ${(median(prep) / median(raw)).toFixed(2)}x time; code ${bytes.length} -> ${image.bytes.length} bytes (${(image.bytes.length / bytes.length).toFixed(2)}x)`);
+  }
+  if (values.out !== undefined) writeFileSync(values.out, lines.join('\n') + '\n');
+}
+
+await main();

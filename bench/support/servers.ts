@@ -1,0 +1,52 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { RespClient } from '../../chaos/clients/resp-client.js';
+
+/** How long a server may take to answer its first PING. */
+export const SERVER_START_TIMEOUT_MS = 60_000;
+
+/** A server process the benchmark started (and only it stops, by PID). */
+export interface BenchServer { name: string; port: number; child: ChildProcess; stop(): Promise<void> }
+
+/** A free loopback port (bind 0, read, close). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start `cmd args` and wait until a Redis-protocol PING on `port` answers. */
+export async function startServer(name: string, port: number, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<BenchServer> {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const deadline = Date.now() + SERVER_START_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited early (${child.exitCode}): ${stderr}`);
+    try {
+      const c = await RespClient.connect(port, '127.0.0.1', 1000);
+      const pong = await c.call('PING');
+      c.close();
+      if (pong === 'PONG') break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) { child.kill('SIGKILL'); throw new Error(`${name} did not answer PING on ${port}: ${stderr}`); }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    name, port, child,
+    stop: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null) { resolve(); return; }
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    }),
+  };
+}
+
+export function hasCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
