@@ -1,0 +1,85 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { runWaterbear } from '../helpers/cli.js';
+import { REPO } from '../helpers/lvm.js';
+
+const guest = (name: string): string => join(REPO, 'guests', `${name}.wasm`);
+const scratch = (): string => mkdtempSync(join(tmpdir(), 'wb-cli-'));
+
+test('run: exit code and output follow the guest', async (t) => {
+  const r = await runWaterbear(['run', guest('test/hello'), '--env', 'GREETING=hey', '--env', 'EXIT_CODE=5', '--', 'x']);
+  t.is(r.code, 5);
+  t.regex(r.stdout, /arg\[1\]=x/);
+  t.regex(r.stdout, /hey/);
+  t.regex(r.stderr, /to-stderr/);
+});
+
+test('run: a trapping guest prints the trap and the guest function, exit 134', async (t) => {
+  const r = await runWaterbear(['run', guest('test/trap')]);
+  t.is(r.code, 134);
+  t.regex(r.stderr, /guest trapped in guest function .*guest_crash_here.*unreachable/);
+});
+
+test('run: a file that is not WebAssembly is refused with a clear error', async (t) => {
+  const f = join(scratch(), 'x.wasm');
+  writeFileSync(f, 'not wasm at all');
+  const r = await runWaterbear(['run', f]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /WB_INVALID_MODULE/);
+});
+
+test('run: a module with unsupported imports is refused, naming each one', async (t) => {
+  // Built with the binaryen API: an unknown module's import and a WASI name that does not exist.
+  const binaryen = (await import('binaryen')).default;
+  const m = new binaryen.Module();
+  m.addFunctionImport('open_socket', 'env', 'open_socket', binaryen.none, binaryen.none);
+  m.addFunctionImport('sock_connect', 'wasi_snapshot_preview1', 'sock_connect', binaryen.none, binaryen.none);
+  m.setMemory(1, 1, 'memory');
+  m.addFunction('start', binaryen.none, binaryen.none, [], m.nop());
+  m.addFunctionExport('start', '_start');
+  const f = join(scratch(), 'bad.wasm');
+  writeFileSync(f, m.emitBinary());
+  const r = await runWaterbear(['run', f]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /WB_UNSUPPORTED_IMPORT/);
+  t.regex(r.stderr, /env\.open_socket/);
+  t.regex(r.stderr, /wasi_snapshot_preview1\.sock_connect/);
+  const i = await runWaterbear(['inspect', f]);
+  t.is(i.code, 1);
+  t.regex(i.stdout, /open_socket/);
+});
+
+test('run: bad flags get a precise usage error and exit 2', async (t) => {
+  for (const args of [
+    ['run', guest('test/hello'), '--memory-limit', 'lots'],
+    ['run', guest('test/hello'), '--listen', '127.0.0.1'],
+    ['run', guest('test/hello'), '--fault', 'call=reed,errno=EIO'],
+    ['run', guest('test/hello'), '--bogus'],
+    ['run'],
+  ]) {
+    const r = await runWaterbear(args);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, /WB_CONFIG_INVALID/);
+  }
+});
+
+test('run: --trace writes one JSON line per host call', async (t) => {
+  const trace = join(scratch(), 'trace.jsonl');
+  const r = await runWaterbear(['run', guest('test/hello'), '--trace', trace]);
+  t.is(r.code, 0);
+  const lines = readFileSync(trace, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { call: string });
+  t.true(lines.some((l) => l.call === 'write'), JSON.stringify(lines.slice(0, 5)));
+});
+
+test('run: --listen on a busy address fails cleanly with WB_LISTEN_FAILED', async (t) => {
+  const net = await import('node:net');
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => s.once('listening', r));
+  const port = (s.address() as { port: number }).port;
+  const r = await runWaterbear(['run', guest('kv'), '--listen', `127.0.0.1:${port}`]);
+  s.close();
+  t.is(r.code, 1);
+  t.regex(r.stderr, /WB_LISTEN_FAILED/);
+});
