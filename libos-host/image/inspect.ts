@@ -5,7 +5,7 @@
  */
 import { WaterbearError } from '../errors.js';
 import { WASI_FUNCTIONS, WASI_MODULE } from '../wasi/wasi-imports.js';
-import { isReservedExportName, START_EXPORT } from './image-names.js';
+import { isReservedExportName, MEMORY_EXPORT, START_EXPORT } from './image-names.js';
 import {
   asBufferSource, hasWasmMagic, readStructure, WasmFormatError, WASM_PAGE_BYTES,
   type WasmImport, type WasmStructure,
@@ -140,6 +140,12 @@ function structureProblems(s: WasmStructure): string[] {
       problems.push(`declares a memory maximum (${first.maximumPages} pages) below its initial size (${first.initialPages} pages)`);
     }
   }
+  const memoryExport = s.exports.find((e) => e.name === MEMORY_EXPORT);
+  if (memories.length > 0 && memoryExport === undefined) {
+    problems.push(`does not export its memory as "${MEMORY_EXPORT}", which WASI preview 1 requires (wasm-ld does it by default; do not pass --no-export-memory or rename it)`);
+  } else if (memoryExport !== undefined && memoryExport.kind !== 'memory') {
+    problems.push(`exports "${MEMORY_EXPORT}" as a ${memoryExport.kind}; WASI preview 1 requires it to be the memory`);
+  }
   const start = s.exports.find((e) => e.name === START_EXPORT);
   if (start === undefined) {
     problems.push(`exports no ${START_EXPORT} function: it is a reactor or library module (built with -mexec-model=reactor or --no-entry). ` +
@@ -168,7 +174,7 @@ export function assertRunnable(report: ModuleReport): void {
   if (unsupported.length > 0) {
     const names = unsupported.map(importLabel);
     throw new WaterbearError('WB_UNSUPPORTED_IMPORT',
-      `guest imports ${names.length === 1 ? 'something' : `${names.length} things`} waterbear does not provide: ${names.join(', ')}. ` +
+      `guest imports ${names.length === 1 ? 'an item' : `${names.length} items`} that waterbear does not provide: ${names.join(', ')}. ` +
       `waterbear provides only the WASI preview 1 functions of ${WASI_MODULE}. Problems:${list}`,
       { details: { imports: names, unsupported: unsupported.map((i) => ({ module: i.module, name: i.name, kind: i.kind })), problems: report.problems } });
   }
