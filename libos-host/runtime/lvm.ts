@@ -1,6 +1,7 @@
 import type { HostAbi, Interest } from '../abi/host-abi.js';
 import { WaterbearError } from '../errors.js';
-import type { PreparedImage } from '../image/prepare.js';
+import type { ExportedGlobal, PreparedImage } from '../image/prepare.js';
+import { WASM_PAGE_BYTES } from '../image/wasm-binary.js';
 import { LibOs, type Suspender } from '../wasi/lib-os.js';
 import { ProcExit } from '../wasi/syscall-host.js';
 import { SUSPENDING_WASI_FUNCTIONS, WASI_MODULE } from '../wasi/wasi-imports.js';
@@ -24,6 +25,47 @@ export interface PendingBlock {
   interests: readonly Interest[];
   deadlineNs: bigint | null;
   blockedAtNs: bigint;
+  /**
+   * True when the runtime suspended the guest on request (`requestSuspend`) BEFORE running the
+   * import: there is nothing to wait for, and the import runs (once) when the guest is rewound.
+   */
+  forced?: boolean;
+}
+
+/**
+ * The pending block as saved in a checkpoint: ABI handles mean nothing in another process, so
+ * the interests are dropped; the import is re-run on rewind and computes them again.
+ */
+export interface SavedPendingBlock {
+  deadlineNs: bigint | null;
+  blockedAtNs: bigint;
+  forced: boolean;
+}
+
+/** A mutable global's value, named by its export (`wb_global_N`). */
+export interface SavedGlobal {
+  name: string;
+  type: ExportedGlobal['type'];
+  value: number | bigint;
+}
+
+/**
+ * The runtime's part of a checkpoint, captured while the guest is suspended (plain data; the
+ * checkpointer reads linear memory itself). Memory bytes are not included.
+ */
+export interface LvmState {
+  /** Current size of linear memory in bytes (a multiple of 64 KiB). */
+  memoryBytes: number;
+  globals: SavedGlobal[];
+  pending: SavedPendingBlock;
+}
+
+/** What `Lvm.restore` needs: the runtime state plus the whole linear memory's contents. */
+export interface LvmRestoreState {
+  /** The guest's linear memory, `memoryBytes` long (pages never written are zero). */
+  memory: Uint8Array;
+  globals: ReadonlyArray<{ name: string; value: number | bigint }>;
+  pending: SavedPendingBlock;
 }
 
 /** How a guest run ended. */
@@ -51,6 +93,10 @@ export class Lvm implements Suspender {
   private rewinding = false;
   private resumedBlock: PendingBlock | null = null;
   private running = false;
+  /** Start the next `_start` call by rewinding (after a wait, or first thing after a restore). */
+  private rewindNext = false;
+  /** Suspend at the first suspending import at or after this ABI monotonic time (ns). */
+  private suspendAtNs: bigint | null = null;
   private stopRequested = false;
   private readonly stopController = new AbortController();
 
@@ -73,6 +119,19 @@ export class Lvm implements Suspender {
     return new Lvm(image, os, abi, hooks);
   }
 
+  /**
+   * Instantiate `image` over a restored `os` and load a captured state into it: grow memory to
+   * the saved size, write its contents, set the mutable globals, and arm the guest to be
+   * rewound into the import it was suspended in when `run()` starts. Throws
+   * WB_CHECKPOINT_CORRUPT when the state does not fit the image (memory size, globals); nothing
+   * runs then.
+   */
+  static restore(image: PreparedImage, os: LibOs, abi: HostAbi, state: LvmRestoreState, hooks: LvmHooks = {}): Lvm {
+    const lvm = new Lvm(image, os, abi, hooks);
+    lvm.loadState(state);
+    return lvm;
+  }
+
   get memory(): WebAssembly.Memory { return this.exports.memory; }
 
   /** True while the guest is suspended in an import (between unwind and rewind). */
@@ -93,12 +152,28 @@ export class Lvm implements Suspender {
     return this.resumedBlock;
   }
 
+  /**
+   * Suspend the guest at the first suspending import it calls at or after `atAbiMonotonicNs`
+   * (default: the next one), even if that import would not block, so that the checkpointer can
+   * capture it. The guest is unwound BEFORE the import runs; the import runs exactly once, when
+   * the guest is rewound. `null` cancels a request.
+   */
+  requestSuspend(atAbiMonotonicNs: bigint | null = 0n): void {
+    this.suspendAtNs = atAbiMonotonicNs;
+  }
+
   private suspendable(fn: (...args: never[]) => number): (...args: never[]) => number {
     return (...args: never[]) => {
       if (this.rewinding) {
         this.exports.asyncify_stop_rewind();
         this.rewinding = false;
         this.resumedBlock = this.pending;
+      } else if (this.suspendAtNs !== null && (this.suspendAtNs === 0n || this.abi.now('monotonic') >= this.suspendAtNs)) {
+        this.suspendAtNs = null;
+        this.pending = { interests: [], deadlineNs: null, blockedAtNs: this.os.clock.monotonic(), forced: true };
+        this.resetAsyncifyData();
+        this.exports.asyncify_start_unwind(this.image.layout.asyncifyDataAddr);
+        return 0;
       }
       this.pending = null;
       const result = fn(...args);
@@ -120,6 +195,11 @@ export class Lvm implements Suspender {
   async run(): Promise<LvmExit> {
     try {
       for (;;) {
+        if (this.rewindNext) {
+          this.rewindNext = false;
+          this.rewinding = true;
+          this.exports.asyncify_start_rewind(this.image.layout.asyncifyDataAddr);
+        }
         this.running = true;
         try {
           this.exports._start();
@@ -132,11 +212,12 @@ export class Lvm implements Suspender {
         if (this.hooks.onSuspended !== undefined) await this.hooks.onSuspended(this);
         if (this.stopRequested) return { kind: 'exit', code: 0 };
         const p = this.pending;
-        const deadline = p.deadlineNs === null ? null : this.os.clock.toAbiMonotonic(p.deadlineNs);
-        await this.abi.wait(p.interests, deadline, this.stopController.signal);
-        if (this.stopRequested) return { kind: 'exit', code: 0 };
-        this.rewinding = true;
-        this.exports.asyncify_start_rewind(this.image.layout.asyncifyDataAddr);
+        if (p.forced !== true) {
+          const deadline = p.deadlineNs === null ? null : this.os.clock.toAbiMonotonic(p.deadlineNs);
+          await this.abi.wait(p.interests, deadline, this.stopController.signal);
+          if (this.stopRequested) return { kind: 'exit', code: 0 };
+        }
+        this.rewindNext = true;
       }
     } catch (err) {
       if (err instanceof ProcExit) return { kind: 'exit', code: err.code };
@@ -152,6 +233,63 @@ export class Lvm implements Suspender {
   stop(): void {
     this.stopRequested = true;
     this.stopController.abort();
+  }
+
+  /**
+   * Capture the runtime's state (memory size, mutable globals, pending block) while the guest
+   * is suspended. The guest's execution state is then entirely in linear memory (the Asyncify
+   * stack in the reserved region, see `asyncifyRanges`) and globals. Throws when not suspended
+   * (a caller bug).
+   */
+  captureState(): LvmState {
+    const p = this.suspended;
+    if (p === null || !this.isQuiescent()) throw new Error('Lvm.captureState: the guest is not suspended in an import');
+    return {
+      memoryBytes: this.exports.memory.buffer.byteLength,
+      globals: this.image.mutableGlobals.map((g) => ({
+        name: g.exportName, type: g.type, value: (this.instance.exports[g.exportName] as WebAssembly.Global).value as number | bigint,
+      })),
+      pending: { deadlineNs: p.deadlineNs, blockedAtNs: p.blockedAtNs, forced: p.forced === true },
+    };
+  }
+
+  /**
+   * The byte ranges [start, end) of linear memory that hold the Asyncify state of a suspended
+   * guest: the data header and the used part of the Asyncify stack. They change at every unwind
+   * and are written partly by the host, so a checkpoint must always include them.
+   */
+  asyncifyRanges(): Array<[number, number]> {
+    const { asyncifyDataAddr, asyncifyStackStart, asyncifyStackEnd } = this.image.layout;
+    const current = new DataView(this.exports.memory.buffer).getUint32(asyncifyDataAddr, true);
+    const used = Math.min(Math.max(current, asyncifyStackStart), asyncifyStackEnd);
+    return [[asyncifyDataAddr, asyncifyDataAddr + 8], [asyncifyStackStart, used]];
+  }
+
+  private loadState(state: LvmRestoreState): void {
+    const memory = this.exports.memory;
+    const have = memory.buffer.byteLength;
+    const want = state.memory.length;
+    const maxBytes = (this.image.layout.guestMaxPages + this.image.layout.reservedPages) * WASM_PAGE_BYTES;
+    if (want % WASM_PAGE_BYTES !== 0 || want < have || want > maxBytes) {
+      throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
+        `the checkpoint's memory is ${want} bytes, which does not fit this image (at least ${have}, at most ${maxBytes}, a multiple of 64 KiB): ` +
+        'restore it with the guest and memory limit it was taken with', { details: { memoryBytes: want } });
+    }
+    const byName = new Map(state.globals.map((g) => [g.name, g.value]));
+    for (const g of this.image.mutableGlobals) {
+      const v = byName.get(g.exportName);
+      if (v === undefined || (g.type === 'i64') !== (typeof v === 'bigint')) {
+        throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
+          `the checkpoint has no valid value for global ${g.exportName} (${g.name}, ${g.type}): it was taken from another image`);
+      }
+    }
+    if (want > have) memory.grow((want - have) / WASM_PAGE_BYTES);
+    new Uint8Array(memory.buffer).set(state.memory);
+    for (const g of this.image.mutableGlobals) {
+      (this.instance.exports[g.exportName] as WebAssembly.Global).value = byName.get(g.exportName);
+    }
+    this.pending = { interests: [], deadlineNs: state.pending.deadlineNs, blockedAtNs: state.pending.blockedAtNs, forced: state.pending.forced };
+    this.rewindNext = true;
   }
 
   /** Mutable globals, by export name, as their current values. */

@@ -1,6 +1,7 @@
 import type { HostAbi, Interest } from '../abi/host-abi.js';
-import { FdTable } from './fd-table.js';
-import { GuestClock } from './guest-clock.js';
+import { WaterbearError } from '../errors.js';
+import { FdTable, type FdEntry } from './fd-table.js';
+import { GuestClock, type GuestClockState } from './guest-clock.js';
 import { GuestMemory } from './guest-memory.js';
 import type { SyscallHost, SyscallTable } from './syscall-host.js';
 import { fdSyscalls } from './syscalls-fd.js';
@@ -9,6 +10,7 @@ import { miscSyscalls } from './syscalls-misc.js';
 import { pollSyscalls } from './syscalls-poll.js';
 import { sockSyscalls } from './syscalls-sock.js';
 import { Vfs } from './vfs.js';
+import { decodeVfsDelta, encodeVfsDelta } from './vfs-delta.js';
 import { RIGHTS_LISTENER_BASE, RIGHTS_STDIO_BASE } from './wasi-constants.js';
 import { WASI_FUNCTIONS } from './wasi-imports.js';
 
@@ -26,8 +28,51 @@ export interface LibOsOptions {
   vfsMaxBytes?: number;
 }
 
+function saveFd(abi: HostAbi, fd: number, e: FdEntry): SavedFd {
+  const common = { fd, fdflags: e.fdflags, rightsBase: e.rightsBase, rightsInheriting: e.rightsInheriting };
+  switch (e.kind) {
+    case 'stdio': return { ...common, kind: 'stdio', which: e.which };
+    case 'file': return { ...common, kind: 'file', ino: e.ino, offset: e.offset };
+    case 'dir': return { ...common, kind: 'dir', ino: e.ino, preopen: e.preopen };
+    case 'listener': return { ...common, kind: 'listener', uri: e.uri, name: e.name, address: abi.info(e.handle)?.address ?? null };
+    case 'socket': return { ...common, kind: 'socket', peer: e.peer, readShut: e.readShut, writeShut: e.writeShut, held: e.held === null ? null : e.held.slice() };
+  }
+}
+
 /** Default budget for virtual file data: a full "disk" gives the guest ENOSPC, never a host crash. */
 export const DEFAULT_VFS_MAX_BYTES = 256 * 1024 * 1024;
+
+/** Fields every saved fd has (rights are WASI 64-bit masks). */
+interface SavedFdCommon { fd: number; fdflags: number; rightsBase: bigint; rightsInheriting: bigint }
+
+/**
+ * One open fd as saved in a checkpoint. Stream handles are not saved: the console is re-opened,
+ * listeners are re-bound to the address they had (`address`, the bound host:port), and
+ * connections come back dead (reads give ECONNRESET, poll reports hangup), keeping input the
+ * guest had not consumed yet (`held`).
+ */
+export type SavedFd =
+  | SavedFdCommon & { kind: 'stdio'; which: 'stdin' | 'stdout' | 'stderr' }
+  | SavedFdCommon & { kind: 'file'; ino: number; offset: bigint }
+  | SavedFdCommon & { kind: 'dir'; ino: number; preopen: string | null }
+  | SavedFdCommon & { kind: 'listener'; uri: `tcp.srv:${string}`; name: string | null; address: string | null }
+  | SavedFdCommon & { kind: 'socket'; peer: string; readShut: boolean; writeShut: boolean; held: Uint8Array | null };
+
+/** The library OS's part of a checkpoint (plain data). */
+export interface LibOsState {
+  args: string[];
+  env: string[];
+  fds: SavedFd[];
+  /** The VFS: a full image (first checkpoint of a chain) or the delta since the previous checkpoint. */
+  vfs: { full: boolean; bytes: Uint8Array };
+  vfsMaxBytes: number;
+  clock: GuestClockState;
+}
+
+/** What `LibOs.restore` needs: the saved state with the VFS as a full image followed by deltas, in order. */
+export interface LibOsRestoreState extends Omit<LibOsState, 'vfs'> {
+  vfs: readonly Uint8Array[];
+}
 
 /** What the runtime supplies so blocking calls can suspend the guest. */
 export interface Suspender {
@@ -79,6 +124,65 @@ export class LibOs implements SyscallHost {
     for (const d of options.dirs) {
       openPreopen(os, d.guestPath, d.hostPath === null ? null : abi.readHostTree(d.hostPath));
     }
+    return os;
+  }
+
+  /**
+   * Capture the library OS's state while the guest is suspended: fd table, socket input held
+   * for the guest, clock, and the VFS — whole when `full` (the first checkpoint of a chain),
+   * else only what changed since the previous capture. Either way change tracking restarts here.
+   */
+  saveState(options: { full: boolean }): LibOsState {
+    const fds = this.fds.list().map(([fd, e]) => saveFd(this.abi, fd, e));
+    let vfs: LibOsState['vfs'];
+    if (options.full) {
+      vfs = { full: true, bytes: this.vfs.save() };
+      this.vfs.markClean();
+    } else {
+      vfs = { full: false, bytes: encodeVfsDelta(this.vfs.takeDelta()) };
+    }
+    return { args: [...this.args], env: [...this.env], fds, vfs, vfsMaxBytes: this.vfs.maxBytes, clock: this.clock.save() };
+  }
+
+  /**
+   * Rebuild a library OS from a saved state (possibly captured in another process): load the
+   * VFS, restore the fd table, re-open the console, re-bind every listener to the address it
+   * had, and continue the guest's monotonic clock. Connections that were open come back dead.
+   * Throws WB_LISTEN_FAILED when a listener cannot be bound again (nothing stays bound then),
+   * WB_CHECKPOINT_CORRUPT for a VFS that does not load.
+   */
+  static async restore(abi: HostAbi, state: LibOsRestoreState): Promise<LibOs> {
+    const os = new LibOs(abi, [...state.args], [...state.env], state.vfsMaxBytes);
+    if (state.vfs.length === 0) throw new WaterbearError('WB_CHECKPOINT_CORRUPT', 'the checkpoint has no VFS image');
+    os.vfs.load(state.vfs[0]);
+    for (const d of state.vfs.slice(1)) os.vfs.applyDelta(decodeVfsDelta(d));
+    os.vfs.markClean();
+    const bound: number[] = [];
+    try {
+      for (const f of state.fds) {
+        const common = { fdflags: f.fdflags, rightsBase: f.rightsBase, rightsInheriting: f.rightsInheriting };
+        let entry: FdEntry;
+        switch (f.kind) {
+          case 'stdio': entry = { kind: 'stdio', which: f.which, handle: abi.open(`${f.which}:`), ...common }; break;
+          case 'file': entry = { kind: 'file', ino: f.ino, offset: f.offset, ...common }; break;
+          case 'dir': entry = { kind: 'dir', ino: f.ino, preopen: f.preopen, ...common }; break;
+          case 'listener': {
+            const handle = await abi.listen(f.address !== null ? `tcp.srv:${f.address}` : f.uri);
+            bound.push(handle);
+            entry = { kind: 'listener', handle, uri: f.uri, name: f.name, ...common };
+            break;
+          }
+          case 'socket':
+            entry = { kind: 'socket', handle: null, peer: f.peer, readShut: f.readShut, writeShut: f.writeShut, held: f.held, ...common };
+            break;
+        }
+        os.fds.set(f.fd, entry);
+      }
+    } catch (err) {
+      for (const h of bound) abi.close(h);
+      throw err;
+    }
+    os.clock.restore(state.clock);
     return os;
   }
 
