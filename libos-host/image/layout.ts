@@ -69,8 +69,9 @@ function alignUp(n: number, align: number): number {
 /**
  * Lay out the reserved region for a guest whose memory starts with `originalInitialPages` pages
  * and may grow to `guestMaxPages` pages of its own. Picks the smallest number of pages that
- * holds everything; the Asyncify stack takes what is left over. Throws WB_GUEST_MEMORY_LIMIT when
- * guest plus region do not fit in 4 GiB.
+ * holds everything; the Asyncify stack takes what is left over. Guest plus region must fit in
+ * 4 GiB: a larger guest maximum is lowered to make room (the result's `guestMaxPages` says by how
+ * much); when even the initial memory leaves no room, throws WB_GUEST_MEMORY_LIMIT.
  */
 export function computeLayout(originalInitialPages: number, guestMaxPages: number): ImageLayout {
   if (!Number.isInteger(originalInitialPages) || originalInitialPages < 0 || !Number.isInteger(guestMaxPages) || guestMaxPages < originalInitialPages) {
@@ -80,11 +81,12 @@ export function computeLayout(originalInitialPages: number, guestMaxPages: numbe
   const asyncifyDataAddr = start + CANARY_BYTES;
   const dirtyMapAddr = alignUp(asyncifyDataAddr + ASYNCIFY_HEADER_SLOT_BYTES, REGION_ALIGN_BYTES);
   for (let reservedPages = 1; ; reservedPages++) {
-    const totalMaxPages = guestMaxPages + reservedPages;
-    if (originalInitialPages + reservedPages > WASM32_MAX_PAGES || totalMaxPages > WASM32_MAX_PAGES) {
+    const guestMax = Math.min(guestMaxPages, WASM32_MAX_PAGES - reservedPages);
+    if (guestMax < originalInitialPages) {
       throw new WaterbearError('WB_GUEST_MEMORY_LIMIT',
-        `guest memory limit of ${guestMaxPages} pages leaves no room for waterbear's reserved region (${reservedPages} pages) within 4 GiB: lower the memory limit`);
+        `guest's initial memory (${originalInitialPages} pages) leaves no room for waterbear's reserved region (${reservedPages} pages) within 4 GiB`);
     }
+    const totalMaxPages = guestMax + reservedPages;
     const dirtyMapBytes = totalMaxPages * (WASM_PAGE_BYTES / DIRTY_PAGE_BYTES);
     const asyncifyStackStart = alignUp(dirtyMapAddr + dirtyMapBytes, REGION_ALIGN_BYTES);
     const end = start + reservedPages * WASM_PAGE_BYTES;
@@ -96,7 +98,7 @@ export function computeLayout(originalInitialPages: number, guestMaxPages: numbe
         asyncifyDataAddr, asyncifyStackStart, asyncifyStackEnd,
         canaryAddr: start, canaryBytes: CANARY_BYTES, tailCanaryAddr,
         dirtyMapAddr, dirtyMapBytes, dirtyPageBytes: DIRTY_PAGE_BYTES,
-        guestMaxPages,
+        guestMaxPages: guestMax,
       };
     }
   }

@@ -44,6 +44,18 @@ export interface PrepareOptions {
    * rewrite is needed; never use it to run a guest.
    */
   unsafeSkipMemorySizeRewrite?: boolean;
+  /**
+   * Dirty-page tracking compiled into the image. 'instrument': every store also marks the dirty
+   * map (libos-host/image/dirty-instrument.ts), as the instrument tracker needs. 'none' (default):
+   * stores are left alone, which is all the uffd and shadow trackers need. Choose the tracker
+   * first (checkpoint/trackers/select-tracker.ts), then prepare the image for it.
+   */
+  dirtyTracking?: 'instrument' | 'none';
+  /**
+   * Add yield points on loop back-edges (libos-host/image/yield-points.ts), so that a guest
+   * computing without system calls can still be suspended for a checkpoint. Default false.
+   */
+  yieldPoints?: boolean;
 }
 
 export interface PreparedImage {
@@ -72,7 +84,10 @@ function publish(message: Record<string, unknown>): void {
   if (channel.hasSubscribers) channel.publish(message);
 }
 
-interface ResolvedOptions { memoryLimitPages: number; cacheDir: string | null; rewriteMemorySize: boolean }
+interface ResolvedOptions {
+  memoryLimitPages: number; cacheDir: string | null; rewriteMemorySize: boolean;
+  dirtyTracking: 'instrument' | 'none'; yieldPoints: boolean;
+}
 
 function resolveOptions(options: PrepareOptions | undefined): ResolvedOptions {
   const o = options ?? {};
@@ -83,10 +98,19 @@ function resolveOptions(options: PrepareOptions | undefined): ResolvedOptions {
   if (o.cacheDir !== undefined && o.cacheDir !== null && (typeof o.cacheDir !== 'string' || o.cacheDir === '')) {
     throw new WaterbearError('WB_CONFIG_INVALID', `cacheDir must be a directory path or null: got ${JSON.stringify(o.cacheDir)}`);
   }
+  const dirtyTracking = o.dirtyTracking ?? 'none';
+  if (dirtyTracking !== 'instrument' && dirtyTracking !== 'none') {
+    throw new WaterbearError('WB_CONFIG_INVALID', `dirtyTracking must be 'instrument' or 'none': got ${JSON.stringify(o.dirtyTracking)}`);
+  }
+  if (o.yieldPoints !== undefined && typeof o.yieldPoints !== 'boolean') {
+    throw new WaterbearError('WB_CONFIG_INVALID', `yieldPoints must be true or false: got ${JSON.stringify(o.yieldPoints)}`);
+  }
   return {
     memoryLimitPages: Math.floor(limit / WASM_PAGE_BYTES),
     cacheDir: o.cacheDir === undefined ? defaultCacheDir() : o.cacheDir,
     rewriteMemorySize: o.unsafeSkipMemorySizeRewrite !== true,
+    dirtyTracking,
+    yieldPoints: o.yieldPoints === true,
   };
 }
 
@@ -100,7 +124,10 @@ export function imageCacheKey(guestBytes: Uint8Array, options?: PrepareOptions):
 }
 
 function cacheKey(guestBytes: Uint8Array, o: ResolvedOptions): string {
-  const affecting = JSON.stringify({ memoryLimitPages: o.memoryLimitPages, rewriteMemorySize: o.rewriteMemorySize });
+  const affecting = JSON.stringify({
+    memoryLimitPages: o.memoryLimitPages, rewriteMemorySize: o.rewriteMemorySize,
+    dirtyTracking: o.dirtyTracking, yieldPoints: o.yieldPoints,
+  });
   return sha256Hex(guestBytes, '\0', affecting, '\0', `preparation-${PREPARATION_VERSION}`, '\0', `binaryen-${binaryenVersion()}`);
 }
 
@@ -152,6 +179,8 @@ export async function prepareImage(guestBytes: Uint8Array, options?: PrepareOpti
   const result = transformGuest(binaryen, guestBytes, structure, {
     memoryLimitPages: o.memoryLimitPages,
     rewriteMemorySize: o.rewriteMemorySize,
+    dirtyTracking: o.dirtyTracking,
+    yieldPoints: o.yieldPoints,
     sourceSha256,
     binaryenVersion: version,
   });

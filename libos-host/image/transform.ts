@@ -14,7 +14,9 @@ import { captureOutput, type Binaryen } from './binaryen-loader.js';
 import { ASYNCIFY_EXPORTS, GLOBAL_EXPORT_PREFIX, IMAGE_SECTION, MEMORY_EXPORT } from './image-names.js';
 import { encodeImageMetadata, PREPARATION_VERSION, type ExportedGlobal } from './image-section.js';
 import { computeLayout, regionHeadBytes, canaryPattern, type ImageLayout } from './layout.js';
+import { instrumentDirtyStores, type DirtyInstrumentStats } from './dirty-instrument.js';
 import { rewriteMemorySize } from './memory-size-rewrite.js';
+import { addYieldPoints, YIELD_ASYNCIFY_IMPORT, type YieldPointStats } from './yield-points.js';
 import { readStructure, WASM32_MAX_PAGES, type WasmStructure } from './wasm-binary.js';
 
 /** binaryen optimize level while running Asyncify: it then cleans up the code it instruments. */
@@ -31,6 +33,10 @@ export interface TransformParams {
   rewriteMemorySize: boolean;
   sourceSha256: string;
   binaryenVersion: string;
+  /** 'instrument': mark the dirty map on every store (dirty-instrument.ts). Default 'none'. */
+  dirtyTracking?: 'instrument' | 'none';
+  /** Add yield points on loop back-edges (yield-points.ts). Default false. */
+  yieldPoints?: boolean;
 }
 
 /** Where preparation spent its time and what it did to the code. Recorded when the image is built. */
@@ -44,6 +50,10 @@ export interface PreparationStats {
   imageCodeBytes: number;
   memorySizeRewritten: number;
   memoryGrowRewritten: number;
+  /** What the dirty-page instrumentation did, and its milliseconds (absent when not instrumented). */
+  dirtyInstrumentation?: DirtyInstrumentStats & { ms: number };
+  /** What the yield-point pass did, and its milliseconds (absent when not added). */
+  yieldPoints?: YieldPointStats & { ms: number };
 }
 
 export interface TransformResult {
@@ -53,9 +63,11 @@ export interface TransformResult {
   stats: PreparationStats;
 }
 
-/** The asyncify-imports pass argument: every suspending WASI function, as module.name. */
-export function asyncifyImportList(): string {
-  return SUSPENDING_WASI_FUNCTIONS.map((name) => `${WASI_MODULE}.${name}`).join(',');
+/** The asyncify-imports pass argument: every suspending WASI function (and waterbear.yield with yield points), as module.name. */
+export function asyncifyImportList(withYieldPoints = false): string {
+  const list = SUSPENDING_WASI_FUNCTIONS.map((name) => `${WASI_MODULE}.${name}`);
+  if (withYieldPoints) list.push(YIELD_ASYNCIFY_IMPORT);
+  return list.join(',');
 }
 
 /**
@@ -150,23 +162,29 @@ export function transformGuest(binaryen: Binaryen, source: Uint8Array, structure
     }
     const rewrite = lap();
 
-    binaryen.setPassArgument('asyncify-imports', asyncifyImportList());
+    let yieldPoints: PreparationStats['yieldPoints'];
+    if (params.yieldPoints === true) {
+      const r = step('adding yield points', () => addYieldPoints(binaryen, m));
+      yieldPoints = { ...r, ms: lap() };
+    }
+
+    binaryen.setPassArgument('asyncify-imports', asyncifyImportList(params.yieldPoints === true));
     step('running Asyncify', () => m.runPasses(['asyncify']));
     const asyncify = lap();
 
-    // Reserved region. The guest keeps at most min(declared max, limit) pages of its own; the
-    // region must also fit below 4 GiB, so computeLayout may lower nothing but will refuse.
-    let guestMaxPages = Math.min(declaredMax, params.memoryLimitPages);
-    let layout: ImageLayout;
-    for (;;) {
-      layout = computeLayout(originalInitialPages, guestMaxPages);
-      if (guestMaxPages + layout.reservedPages <= WASM32_MAX_PAGES) break;
-      guestMaxPages = WASM32_MAX_PAGES - layout.reservedPages;
-      if (guestMaxPages < originalInitialPages) {
-        throw new WaterbearError('WB_GUEST_MEMORY_LIMIT', `guest's initial memory leaves no room for waterbear's reserved region within 4 GiB`);
-      }
-    }
+    // Reserved region. The guest keeps at most min(declared max, limit) pages of its own
+    // (lowered if needed so that guest and region fit in 4 GiB).
+    const layout = computeLayout(originalInitialPages, Math.min(declaredMax, params.memoryLimitPages));
     setMemoryKeepingSegments(binaryen, m, memoryName, layout);
+
+    // After Asyncify, so that its stores (the unwound stack) mark the map too.
+    let dirtyInstrumentation: PreparationStats['dirtyInstrumentation'];
+    if (params.dirtyTracking === 'instrument') {
+      const t0 = performance.now();
+      const r = step('instrumenting stores for dirty-page tracking', () =>
+        instrumentDirtyStores(binaryen, m, { memoryName, mapAddr: layout.dirtyMapAddr, mapBytes: layout.dirtyMapBytes }));
+      dirtyInstrumentation = { ...r, ms: Math.round((performance.now() - t0) * 10) / 10 };
+    }
 
     const mutableGlobals = exportMutableGlobals(binaryen, m);
     for (const name of ASYNCIFY_EXPORTS) {
@@ -202,6 +220,8 @@ export function transformGuest(binaryen: Binaryen, source: Uint8Array, structure
         imageCodeBytes: imageStructure.codeBytes,
         memorySizeRewritten,
         memoryGrowRewritten,
+        ...(dirtyInstrumentation !== undefined ? { dirtyInstrumentation } : {}),
+        ...(yieldPoints !== undefined ? { yieldPoints } : {}),
       },
     };
   } finally {

@@ -11,6 +11,11 @@ import { loadBinaryen } from '../../../libos-host/image/binaryen-loader.js';
 /** Compiled test guests, keyed by source and flags, so each is compiled once (clang takes ~3 s). */
 const CLANG_CACHE_DIR = join(tmpdir(), 'waterbear-image-test-clang');
 
+type ClangTree = { [name: string]: ClangTree | string | Uint8Array };
+type RunClang = (args: string[], files: ClangTree, options: {
+  stderr?: (bytes: Uint8Array | null) => void; fetchProgress?: () => void;
+}) => Promise<ClangTree | undefined>;
+
 /** Compile a C source for wasm32-wasip1 (-O2 by default), cached by content. */
 export async function compileC(source: string, flags: string[] = []): Promise<Uint8Array> {
   const args = ['clang', '--target=wasm32-wasip1', '-O2', ...flags, 'guest.c', '-o', 'guest.wasm'];
@@ -21,13 +26,14 @@ export async function compileC(source: string, flags: string[] = []): Promise<Ui
   } catch {
     // not cached yet
   }
-  const { runClang } = await import('@yowasp/clang');
+  // runClang exists at run time but is missing from the package's type declarations.
+  const clang = (await import('@yowasp/clang')) as unknown as { runClang: RunClang };
   let stderr = '';
   const decoder = new TextDecoder();
-  let out: Awaited<ReturnType<typeof runClang>>;
+  let out: ClangTree | undefined;
   try {
-    out = await runClang(args, { 'guest.c': source }, {
-      stderr: (b) => { if (b !== null) stderr += decoder.decode(b); },
+    out = await clang.runClang(args, { 'guest.c': source }, {
+      stderr: (b: Uint8Array | null) => { if (b !== null) stderr += decoder.decode(b); },
       fetchProgress: () => {},
     });
   } catch (err) {
@@ -92,8 +98,13 @@ const ERRNO_SPIPE = 70;
  * (throws ProcExit), fd_fdstat_get (character device). Everything else returns ENOSYS. Imports the
  * module does not declare are ignored; `wrap` may replace any function (e.g. to unwind there).
  */
-export function miniWasi(module: WebAssembly.Module, wrap?: (name: string, fn: (...args: number[]) => number) => (...args: number[]) => number): MiniWasi {
+export function miniWasi(
+  module: WebAssembly.Module,
+  wrap?: (name: string, fn: (...args: number[]) => number) => (...args: number[]) => number,
+  env: string[] = [],
+): MiniWasi {
   let memory: WebAssembly.Memory | null = null;
+  const envBytes = env.map((e) => new TextEncoder().encode(`${e}\0`));
   const out = { 1: '', 2: '' } as Record<number, string>;
   const decoder = new TextDecoder();
   let randomState = 0x9e3779b9;
@@ -136,11 +147,20 @@ export function miniWasi(module: WebAssembly.Module, wrap?: (name: string, fn: (
     args_get() { return ERRNO_SUCCESS; },
     environ_sizes_get(count, bufSize) {
       const dv = mem();
-      dv.setUint32(count, 0, true);
-      dv.setUint32(bufSize, 0, true);
+      dv.setUint32(count, envBytes.length, true);
+      dv.setUint32(bufSize, envBytes.reduce((n, b) => n + b.length, 0), true);
       return ERRNO_SUCCESS;
     },
-    environ_get() { return ERRNO_SUCCESS; },
+    environ_get(environ, buf) {
+      const dv = mem();
+      let at = buf;
+      envBytes.forEach((b, i) => {
+        dv.setUint32(environ + i * 4, at, true);
+        new Uint8Array(dv.buffer, at, b.length).set(b);
+        at += b.length;
+      });
+      return ERRNO_SUCCESS;
+    },
     clock_time_get(_id, _precision, timePtr) {
       mem().setBigUint64(timePtr, 1_700_000_000_000_000_000n, true);
       return ERRNO_SUCCESS;
@@ -175,10 +195,10 @@ export function miniWasi(module: WebAssembly.Module, wrap?: (name: string, fn: (
 }
 
 /** Instantiate a module with the shim and run `_start`; returns the exit code and output. */
-export function runGuest(module: WebAssembly.Module, before?: (instance: WebAssembly.Instance) => void): {
+export function runGuest(module: WebAssembly.Module, before?: (instance: WebAssembly.Instance) => void, env: string[] = []): {
   code: number; stdout: string; stderr: string; instance: WebAssembly.Instance;
 } {
-  const shim = miniWasi(module);
+  const shim = miniWasi(module, undefined, env);
   const instance = new WebAssembly.Instance(module, shim.imports);
   shim.setMemory(instance.exports.memory as WebAssembly.Memory);
   before?.(instance);

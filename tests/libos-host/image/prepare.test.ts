@@ -73,7 +73,7 @@ test('the prepared image exports the asyncify functions, _start, and memory exac
 
 test('data segments are preserved: .rodata and .data are at the same addresses as in the original', async (t) => {
   const { source, image } = await helloImage();
-  const original = new WebAssembly.Module(source);
+  const original = new WebAssembly.Module(source as Uint8Array<ArrayBuffer>);
   const origMemory = new Uint8Array((new WebAssembly.Instance(original, stubImports(original)).exports.memory as WebAssembly.Memory).buffer);
   const prepMemory = new Uint8Array((new WebAssembly.Instance(image.module, stubImports(image.module)).exports.memory as WebAssembly.Memory).buffer);
   const rodata = indexOfBytes(origMemory, new TextEncoder().encode('waterbear-rodata-marker-7f3a9c\0'));
@@ -129,7 +129,7 @@ test('a fresh instance has intact canaries and the Asyncify header pointing at i
 
 test('the prepared guest runs like the original', async (t) => {
   const { source, image } = await helloImage();
-  const original = runGuest(new WebAssembly.Module(source));
+  const original = runGuest(new WebAssembly.Module(source as Uint8Array<ArrayBuffer>));
   const prepared = runGuest(image.module);
   t.is(original.code, 0);
   t.is(prepared.code, 0);
