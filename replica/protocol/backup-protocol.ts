@@ -1,0 +1,116 @@
+import { nextView, type View } from './view.js';
+
+/** What the backup's driver must do. */
+export type BackupAction =
+  | { kind: 'apply'; epoch: number; full: boolean } // store this checkpoint atomically, then call onApplied
+  | { kind: 'ack'; view: number; epoch: number }
+  | { kind: 'nack'; view: number; epoch: number; code: string; reason: string }
+  | { kind: 'propose'; view: View } // take over: compare-and-set the next view
+  | { kind: 'promote'; view: View; epoch: number } // restore `epoch` and run as primary of `view`
+  | { kind: 'join'; primary: string; view: number } // ask the primary to protect this replica
+  | { kind: 'demote'; reason: string }; // stop following (fenced out of the view)
+
+export type BackupRole = 'backup' | 'joining' | 'promoting' | 'primary' | 'idle';
+
+/**
+ * The backup's side of replication, as a pure state machine. It accepts checkpoints only from
+ * the primary of its current view (views fence), in order; acknowledges what is durable; and
+ * proposes a takeover when the primary is silent and its coordinator lease has lapsed.
+ */
+export class BackupProtocol {
+  private view: View | null;
+  /** Highest epoch stored completely, in the chain of `chainPrimary`. 0 = no usable state. */
+  private durable = 0;
+  /** Epoch being applied now (at most one at a time, in order). */
+  private applying: number | null = null;
+  /** The primary whose chain the store holds, and in which view that chain started. */
+  private chainPrimary: string | null = null;
+  private proposing = false;
+  private promoted = false;
+
+  constructor(readonly self: string, view: View | null = null) {
+    this.view = view;
+  }
+
+  get role(): BackupRole {
+    if (this.promoted) return 'primary';
+    if (this.proposing) return 'promoting';
+    if (this.view === null) return 'idle';
+    if (this.view.backups.includes(this.self)) return 'backup';
+    return this.view.primary === this.self ? 'promoting' : 'joining';
+  }
+
+  get durableEpoch(): number { return this.durable; }
+  get currentView(): View | null { return this.view; }
+
+  /** The coordinator committed `view`. */
+  onViewCommitted(view: View): BackupAction[] {
+    if (this.promoted || (this.view !== null && view.view <= this.view.view)) return [];
+    const previous = this.view;
+    this.view = view;
+    this.proposing = false;
+    if (view.primary === this.self) {
+      if (this.durable === 0) return [{ kind: 'demote', reason: `primary of view ${view.view} but no stored checkpoint` }];
+      this.promoted = true;
+      return [{ kind: 'promote', view, epoch: this.durable }];
+    }
+    // A new primary starts a new chain: what we hold is of no use to it.
+    if (previous !== null && previous.primary !== view.primary) { this.durable = 0; this.chainPrimary = null; this.applying = null; }
+    if (view.backups.includes(this.self)) return [];
+    return [{ kind: 'join', primary: view.primary, view: view.view }];
+  }
+
+  /** A checkpoint arrived from `from` in `view`. */
+  onCheckpoint(from: string, view: number, epoch: number, full: boolean): BackupAction[] {
+    if (this.promoted || this.view === null) return [];
+    if (view !== this.view.view || from !== this.view.primary) {
+      return [{ kind: 'nack', view, epoch, code: 'WB_STALE_VIEW', reason: `this replica is in view ${this.view.view} with primary ${this.view.primary}` }];
+    }
+    if (this.applying !== null) {
+      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `checkpoint ${epoch} arrived while ${this.applying} is being applied` }];
+    }
+    // A replayed or reordered image must never move the store backwards: we acknowledged newer.
+    if (this.chainPrimary === from && epoch <= this.durable) {
+      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `checkpoint ${epoch} is not newer than stored ${this.durable}` }];
+    }
+    if (!full && (this.chainPrimary !== from || epoch !== this.durable + 1)) {
+      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `expected checkpoint ${this.durable + 1} of ${from}'s chain or a full image, got ${epoch}` }];
+    }
+    this.applying = epoch;
+    return [{ kind: 'apply', epoch, full }];
+  }
+
+  /** The driver stored checkpoint `epoch` (durably, or in memory with --ack-after memory). */
+  onApplied(epoch: number, full: boolean): BackupAction[] {
+    if (this.applying !== epoch || this.view === null) return [];
+    this.applying = null;
+    this.durable = epoch;
+    if (full) this.chainPrimary = this.view.primary;
+    return this.promoted ? [] : [{ kind: 'ack', view: this.view.view, epoch }];
+  }
+
+  /** Applying failed (corrupt, torn, disk full): nothing was stored; ask for a full image. */
+  onApplyFailed(epoch: number, code: string, reason: string): BackupAction[] {
+    if (this.applying !== epoch || this.view === null) return [];
+    this.applying = null;
+    return [{ kind: 'nack', view: this.view.view, epoch, code, reason }];
+  }
+
+  /**
+   * The primary has been silent past the heartbeat timeout and its coordinator lease has lapsed:
+   * if this replica is a backup of the view holding a complete chain, propose taking over.
+   */
+  onPrimaryDead(): BackupAction[] {
+    const v = this.view;
+    if (v === null || this.promoted || this.proposing || !v.backups.includes(this.self)) return [];
+    if (this.durable === 0 || this.chainPrimary !== v.primary) return [];
+    this.proposing = true;
+    return [{ kind: 'propose', view: nextView(v, this.self, v.backups.filter((b) => b !== this.self)) }];
+  }
+
+  /** Our takeover proposal lost the compare-and-set. */
+  onProposalFailed(): BackupAction[] {
+    this.proposing = false;
+    return [];
+  }
+}

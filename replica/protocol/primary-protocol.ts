@@ -1,0 +1,181 @@
+import { isUnprotected, nextView, type View } from './view.js';
+
+/** What the primary's driver must do, in order. */
+export type PrimaryAction =
+  | { kind: 'release'; epoch: number } // output of epochs <= epoch may leave (network buffer)
+  | { kind: 'passthrough'; on: boolean } // release output without acks (only in a view with no backups)
+  | { kind: 'propose'; view: View } // compare-and-set the next view through the coordinator
+  | { kind: 'fence'; reason: string } // stop acting: drop held output, stop the guest
+  | { kind: 'stream-to'; backup: string } // start (or restart with a full image) streaming to a backup
+  | { kind: 'stop-stream'; backup: string };
+
+/** A backup that is catching up before it is added to the view. */
+interface Joiner {
+  acked: number;
+  /** Set once output is held for its sake: it must ack this epoch before the view is proposed. */
+  holdAfterEpoch: number | null;
+}
+
+/**
+ * The primary's side of primary/backup replication, as a pure state machine: events in,
+ * actions out; no clock, no I/O (a driver does those). It decides when held output may be
+ * released, when to run unprotected, when to add or drop a backup, and when to fence itself.
+ *
+ * Safety rule (DESIGN rule 1, strengthened): output of epoch N is released only when EVERY
+ * backup of the current view has acknowledged N. Then any backup that is promoted later holds
+ * everything a client could have seen, whatever the timing of view changes.
+ */
+export class PrimaryProtocol {
+  private view: View;
+  private readonly acked = new Map<string, number>();
+  private readonly joiners = new Map<string, Joiner>();
+  private released = 0;
+  private captured = 0;
+  private proposing: View | null = null;
+  private fenced = false;
+  private passthrough = false;
+
+  /** `capturedEpoch`: the epoch of the checkpoint the guest was restored from (0 for a fresh start). */
+  constructor(readonly self: string, view: View, capturedEpoch = 0) {
+    this.view = view;
+    this.captured = capturedEpoch;
+    this.released = capturedEpoch;
+  }
+
+  /** Actions to take when starting in `view` (the constructor's). */
+  start(): PrimaryAction[] {
+    if (this.view.primary !== this.self) return this.fence(`not the primary of view ${this.view.view}`);
+    const out: PrimaryAction[] = [{ kind: 'passthrough', on: isUnprotected(this.view) }];
+    this.passthrough = isUnprotected(this.view);
+    for (const b of this.view.backups) out.push({ kind: 'stream-to', backup: b });
+    return out;
+  }
+
+  get currentView(): View { return this.view; }
+  get releasedEpoch(): number { return this.released; }
+  get isFenced(): boolean { return this.fenced; }
+  get isProtected(): boolean { return !this.fenced && !isUnprotected(this.view); }
+  ackedBy(backup: string): number | undefined { return this.acked.get(backup) ?? this.joiners.get(backup)?.acked; }
+
+  /** The checkpoint of `epoch` was captured (and queued to every backup and joiner). */
+  onCaptured(epoch: number): PrimaryAction[] {
+    if (this.fenced) return [];
+    this.captured = Math.max(this.captured, epoch);
+    // Unprotected, output leaves as it is produced: everything up to this epoch is out.
+    if (this.passthrough) this.released = this.captured;
+    const out: PrimaryAction[] = [];
+    // A joiner close enough to the head: hold output from here on, so that once it acks this
+    // epoch it has everything clients have seen, and only then propose the view with it.
+    for (const [id, j] of this.joiners) {
+      if (j.holdAfterEpoch === null && this.proposing === null && this.captured - j.acked <= JOIN_CATCH_UP_EPOCHS) {
+        j.holdAfterEpoch = epoch;
+        if (this.passthrough) { this.passthrough = false; out.push({ kind: 'passthrough', on: false }); }
+      }
+      out.push(...this.maybeProposeJoin(id));
+    }
+    return out;
+  }
+
+  /** A backup (or joiner) acknowledged `epoch` in `view`. Acks of other views are ignored. */
+  onAck(from: string, view: number, epoch: number): PrimaryAction[] {
+    if (this.fenced || view !== this.view.view) return [];
+    const j = this.joiners.get(from);
+    if (j !== undefined) {
+      j.acked = Math.max(j.acked, epoch);
+      return this.maybeProposeJoin(from);
+    }
+    if (!this.view.backups.includes(from)) return [];
+    this.acked.set(from, Math.max(this.acked.get(from) ?? 0, epoch));
+    return this.releasable();
+  }
+
+  /** A replica asks to be protected by this primary (re-protection). */
+  onJoinRequest(from: string): PrimaryAction[] {
+    if (this.fenced || from === this.self) return [];
+    if (this.view.backups.includes(from)) {
+      // A backup of the view that restarted: its old chain is gone; resync it from a full image.
+      this.acked.delete(from);
+      return [{ kind: 'stream-to', backup: from }];
+    }
+    if (this.joiners.has(from)) return [];
+    this.joiners.set(from, { acked: 0, holdAfterEpoch: null });
+    return [{ kind: 'stream-to', backup: from }];
+  }
+
+  /** A backup stopped answering (heartbeat timeout or stream error): drop it from the view. */
+  onBackupFailed(backup: string): PrimaryAction[] {
+    if (this.fenced) return [];
+    if (this.joiners.delete(backup)) return [{ kind: 'stop-stream', backup }];
+    if (!this.view.backups.includes(backup) || this.proposing !== null) return [];
+    const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== backup));
+    this.proposing = next;
+    return [{ kind: 'propose', view: next }];
+  }
+
+  /** The coordinator refused our proposal (someone else changed the view first). */
+  onProposalFailed(): PrimaryAction[] {
+    this.proposing = null;
+    return this.releasable();
+  }
+
+  /** The coordinator committed `view` (ours or anyone's). */
+  onViewCommitted(view: View): PrimaryAction[] {
+    if (this.fenced || view.view <= this.view.view) return [];
+    this.proposing = null;
+    if (view.primary !== this.self) return this.fence(`view ${view.view} has primary ${view.primary}`);
+    const out: PrimaryAction[] = [];
+    const old = this.view;
+    this.view = view;
+    for (const b of old.backups) if (!view.backups.includes(b)) { this.acked.delete(b); out.push({ kind: 'stop-stream', backup: b }); }
+    for (const b of view.backups) {
+      const j = this.joiners.get(b);
+      if (j !== undefined) { this.acked.set(b, j.acked); this.joiners.delete(b); }
+      else if (!old.backups.includes(b)) out.push({ kind: 'stream-to', backup: b });
+    }
+    const unprotected = isUnprotected(view);
+    if (unprotected !== this.passthrough) { this.passthrough = unprotected; out.push({ kind: 'passthrough', on: unprotected }); }
+    if (!unprotected) out.push(...this.releasable());
+    return out;
+  }
+
+  /**
+   * The primary cannot prove it is still in the current view (its coordinator lease lapsed):
+   * it must stop releasing output at once.
+   */
+  onLeaseLost(): PrimaryAction[] {
+    return this.fenced ? [] : this.fence('coordinator lease lapsed: cannot prove this replica is still primary');
+  }
+
+  private releasable(): PrimaryAction[] {
+    if (isUnprotected(this.view)) return [];
+    // While a view that adds a backup is being proposed, release nothing: the new backup must
+    // hold everything released by the time that view commits.
+    if (this.proposing !== null && this.proposing.backups.some((b) => !this.view.backups.includes(b))) return [];
+    let min = Infinity;
+    for (const b of this.view.backups) min = Math.min(min, this.acked.get(b) ?? 0);
+    if (min > this.released) {
+      this.released = min;
+      return [{ kind: 'release', epoch: min }];
+    }
+    return [];
+  }
+
+  private maybeProposeJoin(id: string): PrimaryAction[] {
+    const j = this.joiners.get(id);
+    if (j === undefined || j.holdAfterEpoch === null || this.passthrough || this.proposing !== null) return [];
+    // It must hold every state whose output has left: the hold point, and all released epochs.
+    if (j.acked < j.holdAfterEpoch || j.acked < this.released) return [];
+    const next = nextView(this.view, this.self, [...this.view.backups, id]);
+    this.proposing = next;
+    return [{ kind: 'propose', view: next }];
+  }
+
+  private fence(reason: string): PrimaryAction[] {
+    this.fenced = true;
+    this.joiners.clear();
+    return [{ kind: 'fence', reason }];
+  }
+}
+
+/** A joiner this close (in epochs) to the primary's head is considered caught up. */
+export const JOIN_CATCH_UP_EPOCHS = 2;

@@ -1,0 +1,224 @@
+import { BackupProtocol, type BackupAction } from '../backup-protocol.js';
+import { PrimaryProtocol, type PrimaryAction } from '../primary-protocol.js';
+import type { View } from '../view.js';
+
+/** A small seeded PRNG (mulberry32): the whole simulation is a function of its seed. */
+export class SimRandom {
+  constructor(private state: number) {}
+  next(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(n: number): number { return Math.floor(this.next() * n); }
+  chance(p: number): boolean { return this.next() < p; }
+}
+
+type Msg =
+  | { kind: 'ckpt'; from: string; to: string; view: number; epoch: number; full: boolean }
+  | { kind: 'ack'; from: string; to: string; view: number; epoch: number }
+  | { kind: 'nack'; from: string; to: string; view: number; epoch: number }
+  | { kind: 'join'; from: string; to: string };
+
+interface Node {
+  id: string;
+  alive: boolean;
+  primary: PrimaryProtocol | null;
+  backup: BackupProtocol | null;
+  /** Epoch the primary's guest is at (its next capture is epoch + 1). */
+  epoch: number;
+  /** Backups that must get a full image at the next capture. */
+  needsFull: Set<string>;
+  streams: Set<string>;
+}
+
+export interface SimOptions {
+  seed: number;
+  replicas?: number;
+  steps?: number;
+  /** TEST ONLY: release on the first backup's ack instead of all backups' (a deliberately unsafe build). */
+  unsafeReleaseOnAnyAck?: boolean;
+}
+
+export interface SimResult { violation: string | null; promotions: number; released: number; trace: string[] }
+
+/**
+ * Simulates a cluster of primary/backup protocol instances over a lossy, reordering network and
+ * a compare-and-set view register, with primary crashes and restarts. Invariant checked after
+ * every step: a replica is only ever promoted with a state at least as new as every epoch whose
+ * output any primary released (clients never see state go backwards).
+ */
+export function simulateReplication(o: SimOptions): SimResult {
+  const rnd = new SimRandom(o.seed);
+  const n = o.replicas ?? 3;
+  const ids = Array.from({ length: n }, (_, i) => `r${i}`);
+  let committed: View = { view: 1, primary: ids[0], backups: ids.slice(1) };
+  const nodes = new Map<string, Node>();
+  const net: Msg[] = [];
+  const trace: string[] = [];
+  let maxReleased = 0;
+  let promotions = 0;
+  let violation: string | null = null;
+  const log = (s: string): void => { if (trace.length < 400) trace.push(s); };
+
+  const newNode = (id: string): Node => ({ id, alive: true, primary: null, backup: null, epoch: 0, needsFull: new Set(), streams: new Set() });
+  for (const id of ids) {
+    const node = newNode(id);
+    if (id === committed.primary) node.primary = new PrimaryProtocol(id, committed, 0);
+    else node.backup = new BackupProtocol(id, committed);
+    nodes.set(id, node);
+  }
+
+  const viewWatchers = (): void => {
+    for (const node of nodes.values()) {
+      if (!node.alive) continue;
+      if (node.primary !== null) runPrimary(node, node.primary.onViewCommitted(committed));
+      else if (node.backup !== null) runBackup(node, node.backup.onViewCommitted(committed));
+    }
+  };
+
+  const cas = (expected: number, next: View): boolean => {
+    if (committed.view !== expected) return false;
+    committed = next;
+    log(`commit view ${next.view} primary=${next.primary} backups=[${next.backups}]`);
+    return true;
+  };
+
+  function runPrimary(node: Node, actions: PrimaryAction[]): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'release':
+          if (a.epoch > maxReleased) maxReleased = a.epoch;
+          log(`${node.id} release ${a.epoch}`);
+          break;
+        case 'passthrough': break;
+        case 'propose': {
+          const p = node.primary!;
+          const ok = cas(p.currentView.view, a.view);
+          if (!ok) runPrimary(node, p.onProposalFailed());
+          viewWatchers();
+          break;
+        }
+        case 'fence':
+          log(`${node.id} fenced: ${a.reason}`);
+          node.primary = null;
+          node.backup = new BackupProtocol(node.id, null);
+          runBackup(node, node.backup.onViewCommitted(committed));
+          return;
+        case 'stream-to': node.streams.add(a.backup); node.needsFull.add(a.backup); break;
+        case 'stop-stream': node.streams.delete(a.backup); break;
+      }
+    }
+  }
+
+  function runBackup(node: Node, actions: BackupAction[]): void {
+    const b = node.backup!;
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'apply': log(`${node.id} apply ${a.epoch} full=${a.full}`);
+          // Applying succeeds at once in the model; a real store may take longer (messages reorder).
+          runBackup(node, b.onApplied(a.epoch, a.full));
+          break;
+        case 'ack': log(`${node.id} ack ${a.epoch} view ${a.view}`); net.push({ kind: 'ack', from: node.id, to: b.currentView!.primary, view: a.view, epoch: a.epoch }); break;
+        case 'nack': {
+          const to = b.currentView?.primary;
+          if (to !== undefined) net.push({ kind: 'nack', from: node.id, to, view: a.view, epoch: a.epoch });
+          break;
+        }
+        case 'propose': {
+          const ok = cas(b.currentView!.view, a.view);
+          if (!ok) runBackup(node, b.onProposalFailed());
+          viewWatchers();
+          break;
+        }
+        case 'promote':
+          promotions++;
+          if (a.epoch < maxReleased && violation === null) {
+            violation = `${node.id} promoted in view ${a.view.view} with epoch ${a.epoch}, but epoch ${maxReleased}'s output was already released`;
+          }
+          log(`${node.id} promoted with epoch ${a.epoch}`);
+          node.backup = null;
+          node.epoch = a.epoch;
+          node.primary = new PrimaryProtocol(node.id, a.view, a.epoch);
+          if (o.unsafeReleaseOnAnyAck === true) unsafe(node.primary);
+          runPrimary(node, node.primary.start());
+          return;
+        case 'join': net.push({ kind: 'join', from: node.id, to: a.primary }); break;
+        case 'demote': log(`${node.id} demoted: ${a.reason}`); break;
+      }
+    }
+  }
+
+  const first = nodes.get(ids[0])!;
+  if (o.unsafeReleaseOnAnyAck === true) unsafe(first.primary!);
+  runPrimary(first, first.primary!.start());
+
+  const steps = o.steps ?? 400;
+  for (let step = 0; step < steps && violation === null; step++) {
+    const r = rnd.next();
+    const primaryNode = [...nodes.values()].find((x) => x.alive && x.primary !== null);
+    if (r < 0.3 && primaryNode !== undefined) {
+      // The primary's guest ends an epoch: capture and ship to every stream.
+      const p = primaryNode.primary!;
+      primaryNode.epoch++;
+      const e = primaryNode.epoch;
+      for (const to of primaryNode.streams) {
+        const full = primaryNode.needsFull.delete(to);
+        net.push({ kind: 'ckpt', from: primaryNode.id, to, view: p.currentView.view, epoch: e, full });
+      }
+      runPrimary(primaryNode, p.onCaptured(e));
+    } else if (r < 0.8 && net.length > 0) {
+      // Deliver a random message (reordering); sometimes lose it; sometimes duplicate it.
+      const i = rnd.int(net.length);
+      const m = net[i];
+      if (!rnd.chance(0.15)) net.splice(i, 1);
+      if (rnd.chance(0.05)) continue;
+      const to = nodes.get(m.to);
+      if (to === undefined || !to.alive) continue;
+      if (m.kind === 'ckpt' && to.backup !== null) runBackup(to, to.backup.onCheckpoint(m.from, m.view, m.epoch, m.full));
+      else if (m.kind === 'ack' && to.primary !== null) runPrimary(to, to.primary.onAck(m.from, m.view, m.epoch));
+      else if (m.kind === 'nack' && to.primary !== null) to.needsFull.add(m.from);
+      else if (m.kind === 'join' && to.primary !== null) runPrimary(to, to.primary.onJoinRequest(m.from));
+    } else if (r < 0.85 && primaryNode !== undefined) {
+      // kill -9 the primary; its backups notice (heartbeat timeout + lapsed lease).
+      primaryNode.alive = false;
+      log(`${primaryNode.id} crashed`);
+      for (const x of nodes.values()) if (x.alive && x.backup !== null) runBackup(x, x.backup.onPrimaryDead());
+    } else if (r < 0.9) {
+      // A dead replica restarts with nothing and rejoins as a backup.
+      const dead = [...nodes.values()].filter((x) => !x.alive);
+      if (dead.length > 0) {
+        const d = dead[rnd.int(dead.length)];
+        const fresh = newNode(d.id);
+        fresh.backup = new BackupProtocol(d.id, null);
+        nodes.set(d.id, fresh);
+        log(`${d.id} restarted`);
+        runBackup(fresh, fresh.backup.onViewCommitted(committed));
+      }
+    } else if (r < 0.93 && primaryNode !== undefined) {
+      // A backup stops answering: the primary drops it.
+      const bs = primaryNode.primary!.currentView.backups;
+      if (bs.length > 0) runPrimary(primaryNode, primaryNode.primary!.onBackupFailed(bs[rnd.int(bs.length)]));
+    } else if (r < 0.95) {
+      // A backup wrongly suspects a live primary (partitioned from it and the lease lapsed).
+      const bs = [...nodes.values()].filter((x) => x.alive && x.backup !== null);
+      if (bs.length > 0) { const x = bs[rnd.int(bs.length)]; log(`${x.id} suspects the primary`); runBackup(x, x.backup!.onPrimaryDead()); }
+    } else {
+      // Backups that lost their primary (e.g. after a failed takeover) try again.
+      if (primaryNode === undefined) for (const x of nodes.values()) if (x.alive && x.backup !== null) runBackup(x, x.backup.onPrimaryDead());
+    }
+  }
+  return { violation, promotions, released: maxReleased, trace };
+}
+
+/** Patch a protocol instance to release on any single ack (the deliberately broken build). */
+function unsafe(p: PrimaryProtocol): void {
+  const original = p.onAck.bind(p);
+  p.onAck = (from, view, epoch) => {
+    const out = original(from, view, epoch);
+    if (view === p.currentView.view && p.currentView.backups.includes(from)) out.push({ kind: 'release', epoch });
+    return out;
+  };
+}
