@@ -181,12 +181,12 @@ export function simulateReplication(o: SimOptions): SimResult {
       else if (m.kind === 'ack' && to.primary !== null) runPrimary(to, to.primary.onAck(m.from, m.view, m.epoch));
       else if (m.kind === 'nack' && to.primary !== null) to.needsFull.add(m.from);
       else if (m.kind === 'join' && to.primary !== null) runPrimary(to, to.primary.onJoinRequest(m.from));
-    } else if (r < 0.85 && primaryNode !== undefined) {
+    } else if (r < 0.815 && primaryNode !== undefined && step > 40) {
       // kill -9 the primary; its backups notice (heartbeat timeout + lapsed lease).
       primaryNode.alive = false;
       log(`${primaryNode.id} crashed`);
       for (const x of nodes.values()) if (x.alive && x.backup !== null) runBackup(x, x.backup.onPrimaryDead());
-    } else if (r < 0.9) {
+    } else if (r < 0.87) {
       // A dead replica restarts with nothing and rejoins as a backup.
       const dead = [...nodes.values()].filter((x) => !x.alive);
       if (dead.length > 0) {
@@ -197,11 +197,11 @@ export function simulateReplication(o: SimOptions): SimResult {
         log(`${d.id} restarted`);
         runBackup(fresh, fresh.backup.onViewCommitted(committed));
       }
-    } else if (r < 0.93 && primaryNode !== undefined) {
+    } else if (r < 0.89 && primaryNode !== undefined) {
       // A backup stops answering: the primary drops it.
       const bs = primaryNode.primary!.currentView.backups;
       if (bs.length > 0) runPrimary(primaryNode, primaryNode.primary!.onBackupFailed(bs[rnd.int(bs.length)]));
-    } else if (r < 0.95) {
+    } else if (r < 0.9) {
       // A backup wrongly suspects a live primary (partitioned from it and the lease lapsed).
       const bs = [...nodes.values()].filter((x) => x.alive && x.backup !== null);
       if (bs.length > 0) { const x = bs[rnd.int(bs.length)]; log(`${x.id} suspects the primary`); runBackup(x, x.backup!.onPrimaryDead()); }

@@ -20,6 +20,8 @@ test('no replica is ever promoted with a state older than released output (seede
     }
   }
   // The runs must exercise failover and output release, or the invariant is vacuous.
+  t.log(`${seeds.length * 3} runs: ${promotions} promotions, ${released} epochs released`);
+  if (ONLY_SEED !== undefined) return;
   t.true(promotions > seeds.length, `promotions: ${promotions}`);
   t.true(released > seeds.length * 5, `released epochs: ${released}`);
 });
