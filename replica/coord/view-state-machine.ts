@@ -8,7 +8,11 @@
  * committed bytes, so a malformed command must turn into the same "malformed" result everywhere.
  */
 import { WaterbearError } from '../../libos-host/errors.js';
+import { decodeView, encodeView, validateViewProposal, type View } from './coordinator.js';
 import type { Entry } from './raft/raft-types.js';
+
+/** The key the coordinator keeps its view under; its version always equals the view number. */
+export const VIEW_KEY = 'view';
 
 /** Version of the command and snapshot encodings; readers refuse other versions. */
 export const VIEW_SM_FORMAT_VERSION = 1;
@@ -158,4 +162,20 @@ export class ViewStateMachine {
       this.map.set(item[0], { version: item[1] as number, value: item[2] });
     }
   }
+}
+
+/**
+ * The command that installs `next` iff the current view is `expectedView`: a cas on VIEW_KEY with
+ * expected version `expectedView` (the version of the view key equals the view number).
+ * @throws WaterbearError WB_CONFIG_INVALID when the proposal is malformed.
+ */
+export function encodeViewProposal(expectedView: number, next: View, requestId = ''): Uint8Array {
+  validateViewProposal(expectedView, next);
+  return encodeViewCommand({ op: 'cas', key: VIEW_KEY, expectedVersion: expectedView, value: encodeView(next) }, requestId);
+}
+
+/** The committed view held by `sm`, or null before the first one. */
+export function currentView(sm: ViewStateMachine): View | null {
+  const rec = sm.get(VIEW_KEY);
+  return rec === undefined ? null : decodeView(rec.value);
 }

@@ -877,6 +877,7 @@ export class RaftNode {
 
   private afterCommitAdvanced(): void {
     if (this.role !== 'leader') return;
+    if (this.log.committed >= this.membershipIndex && this.prs.size >= allMembers(this.membership).length) this.syncProgressWithMembership();
     if (this.pendingReadContexts.length > 0 && this.log.termAt(this.log.committed) === this.term) {
       const pending = this.pendingReadContexts;
       this.pendingReadContexts = [];
@@ -914,8 +915,16 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Tracks progress for every member, and — while the latest change is uncommitted — for the members it
+   * removes too, so that a removed node receives the entry that removes it and stops campaigning. Quorums
+   * only ever count the voters of the latest membership.
+   */
   private syncProgressWithMembership(): void {
     const members = new Set(allMembers(this.membership));
+    if (this.membershipIndex > this.log.committed) {
+      for (const id of allMembers(this.log.membershipAt(this.membershipIndex - 1).membership)) members.add(id);
+    }
     for (const id of [...this.prs.keys()]) {
       if (!members.has(id)) this.prs.delete(id);
     }
