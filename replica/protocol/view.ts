@@ -1,12 +1,10 @@
+import type { View } from '../coord/coordinator.js';
+
 /**
- * A view: the numbered configuration held by the coordinator. A replica acts only in the current
- * view; views change only by compare-and-set on `view` through the coordinator.
+ * A view: the numbered configuration held by the coordinator (see coord/coordinator.ts). A
+ * replica acts only in the current view; views change only by compare-and-set through it.
  */
-export interface View {
-  view: number;
-  primary: string;
-  backups: string[];
-}
+export type { View };
 
 /** True when `v` installs no backup: its primary runs unprotected (rule 1). */
 export function isUnprotected(v: View): boolean {
