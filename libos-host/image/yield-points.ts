@@ -90,3 +90,31 @@ export function addYieldPoints(binaryen: Binaryen, module: BModule): YieldPointS
   }
   return stats;
 }
+
+/** Aimed-for time between two `waterbear.yield` calls, in microseconds. */
+export const YIELD_INTERVAL_TARGET_US = 500;
+/** Bounds of the countdown the runtime hands back. */
+export const MIN_YIELD_COUNTDOWN = 64;
+export const MAX_YIELD_COUNTDOWN = 1 << 24;
+
+/**
+ * Picks the countdown `waterbear.yield` returns, so that yields happen about every
+ * YIELD_INTERVAL_TARGET_US whatever the loops cost: it doubles the countdown while yields come
+ * in less than half the target, and halves it when they come more than twice the target apart.
+ * Pure: the caller passes the monotonic time (ns).
+ */
+export class YieldPacer {
+  private countdown = INITIAL_YIELD_COUNTDOWN;
+  private lastNs: bigint | null = null;
+
+  /** The countdown until the next yield, given the time of this one. */
+  next(nowNs: bigint): number {
+    if (this.lastNs !== null) {
+      const elapsedUs = Number(nowNs - this.lastNs) / 1000;
+      if (elapsedUs < YIELD_INTERVAL_TARGET_US / 2) this.countdown = Math.min(MAX_YIELD_COUNTDOWN, this.countdown * 2);
+      else if (elapsedUs > YIELD_INTERVAL_TARGET_US * 2) this.countdown = Math.max(MIN_YIELD_COUNTDOWN, Math.floor(this.countdown / 2));
+    }
+    this.lastNs = nowNs;
+    return this.countdown;
+  }
+}

@@ -4,7 +4,9 @@ import type { ExportedGlobal, PreparedImage } from '../image/prepare.js';
 import { WASM_PAGE_BYTES } from '../image/wasm-binary.js';
 import { LibOs, type Suspender } from '../wasi/lib-os.js';
 import { ProcExit } from '../wasi/syscall-host.js';
-import { SUSPENDING_WASI_FUNCTIONS, WASI_MODULE } from '../wasi/wasi-imports.js';
+import { SUSPENDING_WASI_FUNCTIONS, WASI_MODULE, WATERBEAR_MODULE } from '../wasi/wasi-imports.js';
+import { DIRTY_MARK_RANGE_EXPORT, hostWriteMarker } from '../image/dirty-instrument.js';
+import { YIELD_IMPORT, YieldPacer } from '../image/yield-points.js';
 import { CANARY_BYTE, describeTrap } from './trap.js';
 
 /** Asyncify's state values (binaryen `asyncify_get_state`). */
@@ -107,9 +109,10 @@ export class Lvm implements Suspender {
     for (const [name, fn] of Object.entries(wasi)) {
       wrapped[name] = suspending.has(name) ? this.suspendable(fn) : fn;
     }
-    this.instance = new WebAssembly.Instance(image.module, { [WASI_MODULE]: wrapped });
+    this.instance = new WebAssembly.Instance(image.module, { [WASI_MODULE]: wrapped, [WATERBEAR_MODULE]: this.waterbearImports() });
     this.exports = this.instance.exports as unknown as AsyncifyExports;
     os.attach(this.exports.memory, this);
+    this.markHostWritesIfInstrumented();
     this.resetAsyncifyData();
     this.fillCanary();
   }
@@ -184,6 +187,28 @@ export class Lvm implements Suspender {
       }
       return result;
     };
+  }
+
+  // ---- Dirty-page tracking and yield points (images prepared with dirtyTracking / yieldPoints) ----
+
+  /**
+   * waterbear's own imports. `yield` is called by the yield points of an image prepared with
+   * `yieldPoints` (loop back-edges): it is suspendable, so a `requestSuspend` deadline that passed
+   * unwinds the guest there; otherwise (and when re-run after the rewind) it just returns the
+   * countdown to the next yield.
+   */
+  private waterbearImports(): Record<string, (...args: never[]) => number> {
+    const pacer = new YieldPacer();
+    return { [YIELD_IMPORT]: this.suspendable(() => pacer.next(this.abi.now('monotonic'))) };
+  }
+
+  /**
+   * An image prepared with `dirtyTracking: 'instrument'` marks its dirty map on every guest store;
+   * writes the library OS makes into guest memory must mark it too.
+   */
+  private markHostWritesIfInstrumented(): void {
+    if (this.instance.exports[DIRTY_MARK_RANGE_EXPORT] === undefined) return;
+    this.os.mem.setWriteObserver(hostWriteMarker(this.exports.memory, this.image.layout));
   }
 
   // ---- Running ----

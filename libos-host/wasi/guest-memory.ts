@@ -11,6 +11,7 @@ export class GuestMemory {
   private buffer: ArrayBuffer | null = null;
   private u8view = new Uint8Array(0);
   private dv = new DataView(new ArrayBuffer(0));
+  private writeObserver: ((ptr: number, len: number) => void) | null = null;
 
   constructor(private memory: WebAssembly.Memory | null = null) {}
 
@@ -18,6 +19,16 @@ export class GuestMemory {
   attach(memory: WebAssembly.Memory): void {
     this.memory = memory;
     this.buffer = null;
+  }
+
+  /**
+   * Observe host writes into guest memory: `fn(ptr, len)` runs for every `setU*` and `write`, and
+   * for every live view handed out by `bytes` and `iovecs` (the caller may write into it, so it
+   * counts as written). Used by dirty-page tracking with an instrumented image, whose byte map the
+   * guest's own stores mark but host writes would not. null removes the observer.
+   */
+  setWriteObserver(fn: ((ptr: number, len: number) => void) | null): void {
+    this.writeObserver = fn;
   }
 
   private refresh(): void {
@@ -39,18 +50,19 @@ export class GuestMemory {
   }
 
   u32(ptr: number): number { this.check(ptr, 4); return this.dv.getUint32(ptr, true); }
-  setU8(ptr: number, v: number): void { this.check(ptr, 1); this.dv.setUint8(ptr, v); }
-  setU16(ptr: number, v: number): void { this.check(ptr, 2); this.dv.setUint16(ptr, v, true); }
-  setU32(ptr: number, v: number): void { this.check(ptr, 4); this.dv.setUint32(ptr, v >>> 0, true); }
+  setU8(ptr: number, v: number): void { this.check(ptr, 1); this.writeObserver?.(ptr, 1); this.dv.setUint8(ptr, v); }
+  setU16(ptr: number, v: number): void { this.check(ptr, 2); this.writeObserver?.(ptr, 2); this.dv.setUint16(ptr, v, true); }
+  setU32(ptr: number, v: number): void { this.check(ptr, 4); this.writeObserver?.(ptr, 4); this.dv.setUint32(ptr, v >>> 0, true); }
   u64(ptr: number): bigint { this.check(ptr, 8); return this.dv.getBigUint64(ptr, true); }
-  setU64(ptr: number, v: bigint): void { this.check(ptr, 8); this.dv.setBigUint64(ptr, BigInt.asUintN(64, v), true); }
+  setU64(ptr: number, v: bigint): void { this.check(ptr, 8); this.writeObserver?.(ptr, 8); this.dv.setBigUint64(ptr, BigInt.asUintN(64, v), true); }
 
-  /** A live view (not a copy) of guest bytes. Invalid after the next memory.grow. */
-  bytes(ptr: number, len: number): Uint8Array { this.check(ptr, len); return this.u8view.subarray(ptr, ptr + len); }
+  /** A live view (not a copy) of guest bytes. Invalid after the next memory.grow. Counts as written (see setWriteObserver). */
+  bytes(ptr: number, len: number): Uint8Array { this.check(ptr, len); this.writeObserver?.(ptr, len); return this.u8view.subarray(ptr, ptr + len); }
 
   /** Decode a UTF-8 string; invalid UTF-8 raises ILSEQ. */
   string(ptr: number, len: number): string {
-    const b = this.bytes(ptr, len);
+    this.check(ptr, len);
+    const b = this.u8view.subarray(ptr, ptr + len);
     try {
       return textDecoder.decode(b);
     } catch {
@@ -59,7 +71,7 @@ export class GuestMemory {
   }
 
   /** Copy `src` into guest memory at `ptr`. */
-  write(ptr: number, src: Uint8Array): void { this.check(ptr, src.length); this.u8view.set(src, ptr); }
+  write(ptr: number, src: Uint8Array): void { this.check(ptr, src.length); this.writeObserver?.(ptr, src.length); this.u8view.set(src, ptr); }
 
   /** Read an array of iovec/ciovec {buf: u32, len: u32} as live views. */
   iovecs(iovs: number, count: number): Uint8Array[] {
