@@ -200,7 +200,7 @@ function formatPages(pages: number): string {
   return `${pages} page${pages === 1 ? '' : 's'} (${text})`;
 }
 
-/** Human-readable report, as printed by `waterbear inspect guest.wasm`. */
+/** Human-readable report, as printed by `waterbear inspect guest.wasm` (no trailing newline). */
 export function formatReport(r: ModuleReport): string {
   const lines: string[] = [];
   lines.push(r.runnable ? 'runnable: yes' : `runnable: NO (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'})`);
@@ -224,5 +224,5 @@ export function formatReport(r: ModuleReport): string {
     lines.push('problems:');
     for (const p of r.problems) lines.push(`  - the module ${p}`);
   }
-  return lines.join('\n') + '\n';
+  return lines.join('\n');
 }

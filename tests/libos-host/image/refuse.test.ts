@@ -1,6 +1,6 @@
 import test from 'ava';
 import { isWaterbearError, WaterbearError } from '../../../libos-host/errors.js';
-import { inspectModule } from '../../../libos-host/image/inspect.js';
+import { formatReport, inspectModule } from '../../../libos-host/image/inspect.js';
 import { prepareImage } from '../../../libos-host/image/prepare.js';
 import { wat } from './helpers.js';
 
@@ -67,6 +67,10 @@ test('a module with two unsupported imports is refused with one WB_UNSUPPORTED_I
   const report = inspectModule(bytes);
   t.false(report.runnable);
   t.deepEqual(report.imports.map((i) => i.supported), [true, false, false]);
+  const text = formatReport(report);
+  t.regex(text, /runnable: NO/);
+  t.regex(text, /NO +env\.emscripten_sleep/);
+  t.regex(text, /ok +wasi_snapshot_preview1\.fd_write/);
 });
 
 test('imported memory is refused', async (t) => {
