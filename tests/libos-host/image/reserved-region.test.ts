@@ -42,7 +42,7 @@ function changedBytes(memory: WebAssembly.Memory, layout: ImageLayout, expected:
 
 /** Run a prepared guest with the region pre-filled; report how much of the region changed. */
 function runWithPattern(image: PreparedImage, env: string[] = []): { code: number; stdout: string; changed: { count: number; first: number }; memoryBytes: number } {
-  let pattern = new Uint8Array(0);
+  let pattern: Uint8Array = new Uint8Array(0);
   let memory!: WebAssembly.Memory;
   const result = runGuest(image.module, (instance) => {
     memory = instance.exports.memory as WebAssembly.Memory;
