@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { WaterbearError } from '../../libos-host/errors.js';
+import { parseListenUri } from '../../libos-host/platform/listen-address.js';
+import { checkRange, parseDurationMs, parseSize } from '../../libos-host/units.js';
+
+/** Defaults, each with its unit in the name. Chosen from bench:replication (see docs/replication.md). */
+export const DEFAULT_CHECKPOINT_MAX_INTERVAL_MS = 25;
+export const DEFAULT_CHECKPOINT_MIN_INTERVAL_MS = 1;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 50;
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 300;
+export const DEFAULT_MAX_INFLIGHT_EPOCHS = 16;
+export const DEFAULT_MAX_LAG_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
+
+export type AckAfter = 'disk' | 'memory';
+
+export interface ReplicaConfig {
+  id: string;
+  /** host:port of the replica's gRPC server (replication, coordination, control). */
+  address: string;
+  /** Where its checkpoint store and coordinator state live. */
+  dataDir: string;
+  /** host:port of its dashboard/metrics HTTP server, or null. */
+  dashboard: string | null;
+}
+
+export interface TlsConfig { ca: string; cert: string; key: string }
+
+export interface ClusterConfig {
+  /** Folder of the cluster file: relative paths in it are resolved against it. */
+  baseDir: string;
+  cluster: string;
+  guest: { module: string; args: string[]; env: string[]; memoryLimitBytes: number; dirs: Array<{ guestPath: string; hostPath: string | null }> };
+  /** Service listeners the primary pre-opens for the guest (fd 3, 4, …). */
+  listen: string[];
+  replicas: ReplicaConfig[];
+  witnesses: ReplicaConfig[];
+  coordinator: { backend: 'raft' } | { backend: 'etcd'; endpoints: string[]; prefix: string };
+  replication: {
+    ackAfter: AckAfter;
+    checkpointMaxIntervalMs: number;
+    checkpointMinIntervalMs: number;
+    heartbeatIntervalMs: number;
+    heartbeatTimeoutMs: number;
+    maxInflightEpochs: number;
+    maxLagBytes: number;
+  };
+  tls: TlsConfig | null;
+  /** Allow plaintext gRPC on non-loopback addresses (with a warning). */
+  allowPlaintext: boolean;
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+type Obj = Record<string, unknown>;
+
+/** Read and validate a cluster file. Every problem is a WB_CONFIG_INVALID naming the file and the field. */
+export function loadClusterConfig(path: string): ClusterConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new WaterbearError('WB_CONFIG_INVALID', `cannot read cluster file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseClusterConfig(text, path);
+}
+
+/** Validate cluster-file text (`where` names it in errors). */
+export function parseClusterConfig(text: string, where: string): ClusterConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const line = err instanceof YAMLParseError ? ` at line ${err.linePos?.[0].line ?? '?'}` : '';
+    throw new WaterbearError('WB_CONFIG_INVALID', `${where}: not valid YAML${line}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const bad = (field: string, why: string): never => {
+    throw new WaterbearError('WB_CONFIG_INVALID', `${where}: ${field} ${why}`);
+  };
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) bad('the file', 'must be a mapping with guest, listen and replicas');
+  const root = doc as Obj;
+  const known = new Set(['cluster', 'guest', 'listen', 'replicas', 'witnesses', 'coordinator', 'replication', 'tls', 'allowPlaintext']);
+  for (const k of Object.keys(root)) if (!known.has(k)) bad(k, `is not a cluster-file field (fields: ${[...known].join(', ')})`);
+  const baseDir = where.includes('/') ? dirname(resolve(where)) : process.cwd();
+  const path = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const str = (v: unknown, field: string): string => (typeof v === 'string' && v !== '' ? v : bad(field, `must be a non-empty string: got ${JSON.stringify(v)}`));
+  const obj = (v: unknown, field: string): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : bad(field, 'must be a mapping'));
+  const list = (v: unknown, field: string): unknown[] => (Array.isArray(v) ? v : bad(field, 'must be a list'));
+  const addr = (v: unknown, field: string): string => {
+    const s = str(v, field);
+    try { parseListenUri(s); } catch (err) { bad(field, (err as Error).message); }
+    return s;
+  };
+  const dur = (v: unknown, field: string, def: number, min: number, max: number): number => {
+    if (v === undefined) return def;
+    const ms = typeof v === 'number' ? v : parseDurationMs(String(v), `${where}: ${field}`);
+    return checkRange(ms, min, max, `${where}: ${field}`, (x) => `${x} ms`);
+  };
+
+  const guestObj = obj(root.guest, 'guest');
+  const env = guestObj.env === undefined ? [] : Object.entries(obj(guestObj.env, 'guest.env')).map(([k, v]) => `${k}=${String(v)}`);
+  const guest = {
+    module: path(str(guestObj.module, 'guest.module')),
+    args: guestObj.args === undefined ? [] : list(guestObj.args, 'guest.args').map((a, i) => str(String(a), `guest.args[${i}]`)),
+    env,
+    memoryLimitBytes: guestObj.memoryLimit === undefined ? DEFAULT_MEMORY_LIMIT_BYTES : parseSize(String(guestObj.memoryLimit), `${where}: guest.memoryLimit`),
+    dirs: guestObj.dirs === undefined ? [] : Object.entries(obj(guestObj.dirs, 'guest.dirs')).map(([g, h]) => ({ guestPath: g, hostPath: h === null ? null : path(str(h, `guest.dirs.${g}`)) })),
+  };
+  const listen = list(root.listen ?? bad('listen', 'is required: the service addresses, e.g. [127.0.0.1:7000]'), 'listen').map((a, i) => addr(a, `listen[${i}]`));
+
+  const ids = new Set<string>();
+  const addresses = new Set<string>();
+  const member = (v: unknown, field: string): ReplicaConfig => {
+    const o = obj(v, field);
+    const id = str(o.id, `${field}.id`);
+    if (!ID.test(id)) bad(`${field}.id`, `must be letters, digits, '.', '_' or '-': got ${JSON.stringify(id)}`);
+    if (ids.has(id)) bad(`${field}.id`, `"${id}" is used twice`);
+    ids.add(id);
+    const address = addr(o.address, `${field}.address`);
+    if (addresses.has(address)) bad(`${field}.address`, `${address} is used twice`);
+    addresses.add(address);
+    return {
+      id, address,
+      dataDir: path(o.dataDir === undefined ? `.waterbear/${id}` : str(o.dataDir, `${field}.dataDir`)),
+      dashboard: o.dashboard === undefined || o.dashboard === null ? null : addr(o.dashboard, `${field}.dashboard`),
+    };
+  };
+  const replicas = list(root.replicas ?? bad('replicas', 'is required'), 'replicas').map((r, i) => member(r, `replicas[${i}]`));
+  if (replicas.length < 1) bad('replicas', 'must name at least one replica');
+  const witnesses = root.witnesses === undefined ? [] : list(root.witnesses, 'witnesses').map((w, i) => member(w, `witnesses[${i}]`));
+
+  const coordObj = root.coordinator === undefined ? { backend: 'raft' } : obj(root.coordinator, 'coordinator');
+  let coordinator: ClusterConfig["coordinator"] = { backend: "raft" };
+  if (coordObj.backend === undefined || coordObj.backend === 'raft') {
+    coordinator = { backend: 'raft' };
+    const voters = replicas.length + witnesses.length;
+    if (voters === 2) bad('coordinator', 'with the embedded Raft needs an odd number of voters: add a witness (two replicas plus one witness tolerate one failure)');
+  } else if (coordObj.backend === 'etcd') {
+    const endpoints = list(coordObj.endpoints ?? bad('coordinator.endpoints', 'is required for the etcd backend'), 'coordinator.endpoints').map((e, i) => str(e, `coordinator.endpoints[${i}]`));
+    coordinator = { backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? `/waterbear/${String(root.cluster ?? 'default')}` : str(coordObj.prefix, 'coordinator.prefix') };
+  } else {
+    bad('coordinator.backend', `must be "raft" or "etcd": got ${JSON.stringify(coordObj.backend)}`);
+  }
+
+  const rep = root.replication === undefined ? {} : obj(root.replication, 'replication');
+  const ackAfter = rep.ackAfter === undefined ? 'disk' : rep.ackAfter;
+  if (ackAfter !== 'disk' && ackAfter !== 'memory') bad('replication.ackAfter', `must be "disk" or "memory": got ${JSON.stringify(ackAfter)}`);
+  const replication = {
+    ackAfter: ackAfter as AckAfter,
+    checkpointMaxIntervalMs: dur(rep.checkpointMaxInterval, 'replication.checkpointMaxInterval', DEFAULT_CHECKPOINT_MAX_INTERVAL_MS, 1, 10_000),
+    checkpointMinIntervalMs: dur(rep.checkpointMinInterval, 'replication.checkpointMinInterval', DEFAULT_CHECKPOINT_MIN_INTERVAL_MS, 0, 10_000),
+    heartbeatIntervalMs: dur(rep.heartbeatInterval, 'replication.heartbeatInterval', DEFAULT_HEARTBEAT_INTERVAL_MS, 5, 10_000),
+    heartbeatTimeoutMs: dur(rep.heartbeatTimeout, 'replication.heartbeatTimeout', DEFAULT_HEARTBEAT_TIMEOUT_MS, 20, 60_000),
+    maxInflightEpochs: rep.maxInflightEpochs === undefined ? DEFAULT_MAX_INFLIGHT_EPOCHS : checkRange(Number(rep.maxInflightEpochs), 1, 1024, `${where}: replication.maxInflightEpochs`),
+    maxLagBytes: rep.maxLagBytes === undefined ? DEFAULT_MAX_LAG_BYTES : parseSize(String(rep.maxLagBytes), `${where}: replication.maxLagBytes`),
+  };
+  if (replication.checkpointMinIntervalMs > replication.checkpointMaxIntervalMs) bad('replication.checkpointMinInterval', 'must not exceed checkpointMaxInterval');
+  if (replication.heartbeatTimeoutMs < 3 * replication.heartbeatIntervalMs) bad('replication.heartbeatTimeout', `must be at least 3 heartbeat intervals (${3 * replication.heartbeatIntervalMs} ms)`);
+
+  let tls: TlsConfig | null = null;
+  if (root.tls !== undefined && root.tls !== null) {
+    const t = obj(root.tls, 'tls');
+    tls = { ca: path(str(t.ca, 'tls.ca')), cert: path(str(t.cert, 'tls.cert')), key: path(str(t.key, 'tls.key')) };
+  }
+  const allowPlaintext = root.allowPlaintext === true;
+  if (tls === null && !allowPlaintext) {
+    for (const m of [...replicas, ...witnesses]) {
+      const { host } = parseListenUri(m.address);
+      if (!isLoopback(host)) bad(`member ${m.id} address`, `${m.address} is not loopback: configure tls (ca, cert, key) or set allowPlaintext: true to send replication traffic unencrypted`);
+    }
+  }
+  return { baseDir, cluster: root.cluster === undefined ? 'default' : str(root.cluster, 'cluster'), guest, listen, replicas, witnesses, coordinator, replication, tls, allowPlaintext };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** The member (replica or witness) with `id`. */
+export function findMember(c: ClusterConfig, id: string): { member: ReplicaConfig; witness: boolean } {
+  const r = c.replicas.find((m) => m.id === id);
+  if (r !== undefined) return { member: r, witness: false };
+  const w = c.witnesses.find((m) => m.id === id);
+  if (w !== undefined) return { member: w, witness: true };
+  throw new WaterbearError('WB_CONFIG_INVALID', `no replica or witness "${id}" in the cluster file (members: ${[...c.replicas, ...c.witnesses].map((m) => m.id).join(', ')})`);
+}

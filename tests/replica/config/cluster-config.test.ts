@@ -1,0 +1,52 @@
+import test from 'ava';
+import { loadClusterConfig, parseClusterConfig } from '../../../replica/config/cluster-config.js';
+import { REPO } from '../../helpers/lvm.js';
+
+const BASE = `
+guest: { module: kv.wasm }
+listen: [127.0.0.1:7000]
+replicas:
+  - { id: a, address: 127.0.0.1:7101 }
+  - { id: b, address: 127.0.0.1:7102 }
+witnesses:
+  - { id: w, address: 127.0.0.1:7103 }
+`;
+
+test('the example one-machine cluster file is valid', (t) => {
+  const c = loadClusterConfig(`${REPO}deploy/local/waterbear.yaml`);
+  t.deepEqual(c.replicas.map((r) => r.id), ['a', 'b']);
+  t.deepEqual(c.witnesses.map((r) => r.id), ['w']);
+  t.true(c.guest.module.endsWith('guests/kv.wasm'));
+  t.is(c.replication.checkpointMaxIntervalMs, 25);
+  t.is(c.replication.ackAfter, 'disk');
+});
+
+test('defaults fill what the file leaves out', (t) => {
+  const c = parseClusterConfig(BASE, '/tmp/x.yaml');
+  t.is(c.coordinator.backend, 'raft');
+  t.is(c.replication.heartbeatTimeoutMs, 300);
+  t.is(c.guest.memoryLimitBytes, 256 * 1024 * 1024);
+});
+
+const BAD: Array<[string, string, RegExp]> = [
+  ['not yaml', 'guest: [unclosed', /not valid YAML/],
+  ['unknown field', BASE + 'replicaz: []\n', /replicaz is not a cluster-file field/],
+  ['no listen', BASE.replace('listen: [127.0.0.1:7000]', ''), /listen is required/],
+  ['bad address', BASE.replace('127.0.0.1:7102', '127.0.0.1'), /replicas\[1\]\.address/],
+  ['duplicate id', BASE.replace('id: b', 'id: a'), /"a" is used twice/],
+  ['duplicate address', BASE.replace('127.0.0.1:7102', '127.0.0.1:7101'), /used twice/],
+  ['even voters', BASE.replace(/witnesses:\n.*\n/, ''), /odd number of voters: add a witness/],
+  ['bad interval', BASE + 'replication: { checkpointMaxInterval: 0ms }\n', /checkpointMaxInterval must be between 1 ms and 10000 ms: got 0 ms/],
+  ['interval without unit', BASE + 'replication: { heartbeatInterval: fast }\n', /heartbeatInterval must be a duration/],
+  ['timeout below 3 heartbeats', BASE + 'replication: { heartbeatInterval: 100ms, heartbeatTimeout: 200ms }\n', /at least 3 heartbeat intervals/],
+  ['bad ackAfter', BASE + 'replication: { ackAfter: never }\n', /ackAfter must be "disk" or "memory"/],
+  ['plaintext off loopback', BASE.replace('127.0.0.1:7101', '10.0.0.5:7101'), /not loopback: configure tls/],
+  ['bad backend', BASE + 'coordinator: { backend: zookeeper }\n', /must be "raft" or "etcd"/],
+];
+for (const [name, text, re] of BAD) {
+  test(`a bad cluster file is refused precisely: ${name}`, (t) => {
+    const err = t.throws(() => parseClusterConfig(text, 'cluster.yaml'));
+    t.is((err as { code?: string }).code, 'WB_CONFIG_INVALID');
+    t.regex(err!.message, re);
+  });
+}
