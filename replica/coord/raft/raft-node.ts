@@ -22,7 +22,6 @@ import {
   allMembers,
   applyConfChange,
   encodeConfEntry,
-  isMember,
   isVoter,
   makeMembership,
   quorumSize,
@@ -620,7 +619,22 @@ export class RaftNode {
       if (!isNonNegativeInteger(m[k])) bad(`${k} must be a non-negative integer`);
     }
     if (!Array.isArray(m.entries)) bad('entries must be an array');
-    if (m.type === 'snap' && m.snapshot === null) bad('snap without snapshot');
+    let prevTerm = m.logTerm;
+    m.entries.forEach((e, i) => {
+      if (e === null || typeof e !== 'object') bad(`entry ${i} is not an object`);
+      if (e.index !== m.index + 1 + i) bad(`entry ${i} has index ${String(e.index)}, expected ${m.index + 1 + i}`);
+      if (!isNonNegativeInteger(e.term) || e.term < prevTerm || e.term > m.term) bad(`entry ${e.index} has term ${String(e.term)} outside [${prevTerm}, ${m.term}]`);
+      if (e.type !== 'normal' && e.type !== 'conf') bad(`entry ${e.index} has unknown type ${JSON.stringify(e.type)}`);
+      if (!(e.data instanceof Uint8Array)) bad(`entry ${e.index} data is not bytes`);
+      prevTerm = e.term;
+    });
+    if (m.type === 'snap') {
+      const s = m.snapshot;
+      if (s === null || typeof s !== 'object' || s.meta === null || typeof s.meta !== 'object') bad('snap without snapshot');
+      else if (!isNonNegativeInteger(s.meta.index) || !isNonNegativeInteger(s.meta.term) || s.meta.term > m.term) bad('snapshot index or term is invalid');
+      else if (!(s.data instanceof Uint8Array)) bad('snapshot data is not bytes');
+      else if (!Array.isArray(s.meta.membership?.voters) || !Array.isArray(s.meta.membership?.learners)) bad('snapshot membership is malformed');
+    }
   }
 
   private handleVoteRequest(m: Message): void {
@@ -965,10 +979,5 @@ export class RaftNode {
 
   private hardStateEquals(a: HardState, b: HardState): boolean {
     return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
-  }
-
-  /** True when `id` is in the latest membership (voter or learner). */
-  isMember(id: NodeId): boolean {
-    return isMember(this.membership, id);
   }
 }

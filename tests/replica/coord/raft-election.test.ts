@@ -2,7 +2,7 @@ import test from 'ava';
 import { isWaterbearError } from '../../../libos-host/errors.js';
 import { RaftNode } from '../../../replica/coord/raft/raft-node.js';
 import { SeededRandom } from '../../../replica/coord/raft/raft-random.js';
-import { emptyPersistedState, makeMessage } from '../../../replica/coord/raft/raft-types.js';
+import { emptyPersistedState, makeMessage, type Message } from '../../../replica/coord/raft/raft-types.js';
 import { TestCluster } from './helpers/raft-test-cluster.js';
 
 test('a three-node cluster elects exactly one leader once the election timeout passes', (t) => {
@@ -181,4 +181,20 @@ test('malformed or misaddressed messages are refused with WB_PROTOCOL', (t) => {
   t.true(isWaterbearError(err2, 'WB_PROTOCOL'));
   const err3 = t.throws(() => node.step({ ...makeMessage({ type: 'app', from: 'b', to: 'a', term: 1 }), type: 'bogus' as 'app' }));
   t.true(isWaterbearError(err3, 'WB_PROTOCOL'));
+  const data = new Uint8Array(0);
+  const badEntries = [
+    [{ index: 3, term: 1, type: 'normal', data }], // not right after the previous index 1
+    [{ index: 2, term: 9, type: 'normal', data }], // term above the message's
+    [{ index: 2, term: 1, type: 'weird', data }],
+    [{ index: 2, term: 1, type: 'normal', data: 'text' }],
+  ];
+  for (const entries of badEntries) {
+    const m = { ...makeMessage({ type: 'app', from: 'b', to: 'a', term: 2, index: 1, logTerm: 1 }), entries } as unknown as Message;
+    const e = t.throws(() => node.step(m));
+    t.true(isWaterbearError(e, 'WB_PROTOCOL'));
+    t.not((e as { details?: { invariant?: boolean } }).details?.invariant, true, 'refused as bad input, not as an internal failure');
+  }
+  const e4 = t.throws(() => node.step(makeMessage({ type: 'snap', from: 'b', to: 'a', term: 2 })));
+  t.true(isWaterbearError(e4, 'WB_PROTOCOL'));
+  t.is(node.currentTerm, 1, 'nothing was changed by refused messages');
 });
