@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { HostAbi } from '../abi/host-abi.js';
 import { WaterbearError } from '../errors.js';
-import { prepareImage, type PreparedImage } from '../image/prepare.js';
+import { prepareImage, type PrepareOptions, type PreparedImage } from '../image/prepare.js';
 import { LibOs, type DirSpec, type LibOsRestoreState, type ListenSpec } from '../wasi/lib-os.js';
 import { Lvm, type LvmHooks, type LvmRestoreState } from './lvm.js';
 
@@ -22,14 +22,20 @@ export interface LaunchOptions {
   hooks?: LvmHooks;
   /** Image cache directory; null disables the cache. Default: see prepareImage. */
   cacheDir?: string | null;
+  /** Preparation choices (default: none). */
+  imageChoices?: ImageChoices;
 }
 
 export interface LaunchedLvm { lvm: Lvm; os: LibOs; image: PreparedImage }
+
+/** Preparation choices that shape the image (the dirty tracker's needs, yield points). */
+export type ImageChoices = Pick<PrepareOptions, 'dirtyTracking' | 'yieldPoints'>;
 
 /** Prepare the image, build the library OS (binding listeners) and instantiate the guest. */
 export async function launchLvm(o: LaunchOptions): Promise<LaunchedLvm> {
   const image = await prepareImage(o.guest, {
     memoryLimitBytes: o.memoryLimitBytes,
+    ...o.imageChoices,
     ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}),
   });
   const os = await LibOs.create(o.abi, {
@@ -50,6 +56,8 @@ export interface RestoreLaunchOptions {
   abi: HostAbi;
   hooks?: LvmHooks;
   cacheDir?: string | null;
+  /** The preparation choices the checkpointed LVM was launched with. */
+  imageChoices?: ImageChoices;
   libos: LibOsRestoreState;
   lvm: LvmRestoreState;
 }
@@ -64,6 +72,7 @@ export interface RestoreLaunchOptions {
 export async function restoreLvm(o: RestoreLaunchOptions): Promise<LaunchedLvm> {
   const image = await prepareImage(o.guest, {
     memoryLimitBytes: o.memoryLimitBytes,
+    ...o.imageChoices,
     ...(o.cacheDir !== undefined ? { cacheDir: o.cacheDir } : {}),
   });
   if (o.imageSha256 !== undefined && image.imageSha256 !== o.imageSha256) {
