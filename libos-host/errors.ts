@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'WB_PROTOCOL',
   'WB_TIMEOUT',
   'WB_PERMISSION',
+  'WB_TRACKER_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

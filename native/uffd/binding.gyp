@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "waterbear_uffd",
+      "sources": ["src/uffd.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "conditions": [
+        ["OS!='linux'", { "sources!": ["src/uffd.c"], "sources": ["src/unsupported.c"] }]
+      ]
+    }
+  ]
+}
