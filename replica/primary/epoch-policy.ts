@@ -1,0 +1,59 @@
+import { WaterbearError } from '../../libos-host/errors.js';
+
+export interface EpochPolicyOptions {
+  /** Checkpoint at least this often while the guest runs (ms). */
+  maxIntervalMs: number;
+  /** Never checkpoint more often than this: a busy guest batches requests into one epoch (ms). */
+  minIntervalMs: number;
+  /** Checkpoints captured but not yet acknowledged by every backup, before the guest is slowed. */
+  maxInflightEpochs: number;
+  /** Bytes captured but not yet acknowledged, before the guest is slowed. */
+  maxLagBytes: number;
+}
+
+/** What the primary should do at a suspension point. */
+export type EpochDecision =
+  | { kind: 'checkpoint' }
+  | { kind: 'wait'; untilMs: number } // checkpoint when this time comes, if the guest is still suspended
+  | { kind: 'none' };
+
+/**
+ * When to end an epoch, as pure arithmetic over an injected clock reading:
+ * - the guest blocked while output of this epoch is held: checkpoint now, so the reply leaves
+ *   as soon as the backup acknowledges (low latency) — but not sooner than `minIntervalMs`
+ *   after the previous checkpoint, so a busy guest batches;
+ * - the guest ran and `maxIntervalMs` passed: checkpoint (bounds what a failover loses to replay).
+ * Backpressure is separate: `mustThrottle` says when the guest must wait for acknowledgements.
+ */
+export class EpochPolicy {
+  private lastCheckpointMs: number;
+
+  constructor(private readonly o: EpochPolicyOptions, nowMs: number) {
+    if (o.minIntervalMs > o.maxIntervalMs) {
+      throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint min interval (${o.minIntervalMs} ms) must not exceed the max interval (${o.maxIntervalMs} ms)`);
+    }
+    this.lastCheckpointMs = nowMs;
+  }
+
+  /** At a suspension point: `heldOutput` = output of the current epoch is held; `ran` = the guest ran since the last checkpoint. */
+  decide(nowMs: number, heldOutput: boolean, ran: boolean): EpochDecision {
+    const since = nowMs - this.lastCheckpointMs;
+    if (heldOutput) {
+      return since >= this.o.minIntervalMs ? { kind: 'checkpoint' } : { kind: 'wait', untilMs: this.lastCheckpointMs + this.o.minIntervalMs };
+    }
+    if (ran) {
+      return since >= this.o.maxIntervalMs ? { kind: 'checkpoint' } : { kind: 'wait', untilMs: this.lastCheckpointMs + this.o.maxIntervalMs };
+    }
+    return { kind: 'none' };
+  }
+
+  /** When a running guest must next be interrupted for a checkpoint (ms, same clock). */
+  nextDeadlineMs(): number { return this.lastCheckpointMs + this.o.maxIntervalMs; }
+
+  checkpointed(nowMs: number): void { this.lastCheckpointMs = nowMs; }
+
+  /** True when the backups lag too far behind: the guest must wait before it continues. */
+  mustThrottle(inflightEpochs: number, inflightBytes: number): boolean {
+    return inflightEpochs >= this.o.maxInflightEpochs || inflightBytes >= this.o.maxLagBytes;
+  }
+}
