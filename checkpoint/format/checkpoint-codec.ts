@@ -1,0 +1,277 @@
+/**
+ * Encode and decode checkpoints (proto/checkpoint.proto): a CheckpointEnvelope holding the
+ * format version, the body's length and CRC-32C, and the body (a Checkpoint, optionally
+ * deflated). `decodeCheckpoint` refuses a checkpoint it cannot trust before anything is applied:
+ *   - another format version              → WB_CHECKPOINT_VERSION
+ *   - cut short anywhere (torn write/send) → WB_CHECKPOINT_TRUNCATED
+ *   - a checksum or structure mismatch     → WB_CHECKPOINT_CORRUPT
+ */
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import protobuf from 'protobufjs';
+import { WaterbearError } from '../../libos-host/errors.js';
+import type { SavedStack } from '../../libos-host/extensions/stack-state.js';
+import type { SavedGlobal } from '../../libos-host/runtime/lvm.js';
+import type { LibOsState, SavedFd } from '../../libos-host/wasi/lib-os.js';
+import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData, type CheckpointPage } from '../checkpoint-data.js';
+import { crc32c } from './crc32c.js';
+import { checkpointTypes } from './checkpoint-schema.js';
+
+/** Version of the checkpoint format. A reader refuses any other (WB_CHECKPOINT_VERSION). */
+export const CHECKPOINT_FORMAT_VERSION = 1;
+
+/** Largest linear memory a checkpoint may describe (wasm32: 4 GiB). */
+const MAX_MEMORY_BYTES = 65536 * 65536;
+/** deflate level for COMPRESSION_DEFLATE: 1 is the fastest; higher levels cost time for little gain on memory pages. */
+export const DEFLATE_LEVEL = 1;
+
+export type CheckpointCompression = 'none' | 'deflate';
+const COMPRESSION_CODES: Record<CheckpointCompression, number> = { none: 0, deflate: 1 };
+
+const FD_KINDS = ['stdio', 'file', 'dir', 'listener', 'socket'] as const;
+
+export interface EncodeOptions {
+  /** Compress the body (default 'none'; see docs/checkpoint.md for when it pays). */
+  compression?: CheckpointCompression;
+}
+
+function corrupt(what: string, cause?: unknown): WaterbearError {
+  return new WaterbearError('WB_CHECKPOINT_CORRUPT', `the checkpoint is corrupt (${what}); it was not applied: use an earlier checkpoint or take a new one`,
+    cause === undefined ? undefined : { cause });
+}
+
+function truncated(what: string, cause?: unknown): WaterbearError {
+  return new WaterbearError('WB_CHECKPOINT_TRUNCATED', `the checkpoint is incomplete (${what}); it was not applied: it was cut short while being written or sent`,
+    cause === undefined ? undefined : { cause });
+}
+
+// ---- encoding ---------------------------------------------------------------------------------
+
+function globalToProto(g: SavedGlobal): Record<string, unknown> {
+  switch (g.type) {
+    case 'i32': return { name: g.name, i32: g.value as number };
+    case 'i64': return { name: g.name, i64: (g.value as bigint).toString() };
+    case 'f32': return { name: g.name, f32: g.value as number };
+    case 'f64': return { name: g.name, f64: g.value as number };
+  }
+}
+
+function fdToProto(f: SavedFd): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    fd: f.fd, kind: FD_KINDS.indexOf(f.kind) + 1, fdflags: f.fdflags,
+    rightsBase: f.rightsBase.toString(), rightsInheriting: f.rightsInheriting.toString(),
+  };
+  switch (f.kind) {
+    case 'stdio': o.which = f.which; break;
+    case 'file': o.ino = f.ino; o.offset = f.offset.toString(); break;
+    case 'dir': o.ino = f.ino; if (f.preopen !== null) o.preopen = f.preopen; break;
+    case 'listener': o.uri = f.uri; if (f.name !== null) o.name = f.name; if (f.address !== null) o.address = f.address; break;
+    case 'socket': o.peer = f.peer; o.readShut = f.readShut; o.writeShut = f.writeShut; if (f.held !== null) o.held = f.held; break;
+  }
+  return o;
+}
+
+/** The Checkpoint message body (uncompressed). Fills missing page checksums. */
+export function encodeCheckpointBody(cp: CheckpointData): Uint8Array {
+  sealPages(cp);
+  const { Checkpoint } = checkpointTypes();
+  const l = cp.libos;
+  const message = {
+    epoch: cp.epoch, full: cp.full, imageSha256: cp.imageSha256, memoryBytes: cp.memoryBytes, pageBytes: CHECKPOINT_PAGE_BYTES,
+    pages: cp.pages.map((p) => ({ index: p.index, crc32c: p.crc32c, data: p.data })),
+    globals: cp.globals.map(globalToProto),
+    pending: {
+      ...(cp.pending.deadlineNs !== null ? { deadlineNs: cp.pending.deadlineNs.toString() } : {}),
+      blockedAtNs: cp.pending.blockedAtNs.toString(), forced: cp.pending.forced,
+    },
+    libos: {
+      args: l.args, env: l.env, fds: l.fds.map(fdToProto), vfs: l.vfs.bytes, vfsFull: l.vfs.full,
+      vfsMaxBytes: l.vfsMaxBytes, monotonicNs: l.clock.monotonicNs,
+    },
+    extensionsJson: cp.extensions === null ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(cp.extensions)),
+    stats: { pauseUs: Math.round(cp.stats.pauseUs), capturedAtMs: cp.stats.capturedAtMs, trackerPages: cp.stats.trackerPages, tracker: cp.stats.tracker },
+  };
+  return Checkpoint.encode(message).finish();
+}
+
+/** Encode a checkpoint for shipping or storing: the envelope with version, length and checksum. */
+export function encodeCheckpoint(cp: CheckpointData, options: EncodeOptions = {}): Uint8Array {
+  const compression = options.compression ?? 'none';
+  if (!(compression in COMPRESSION_CODES)) {
+    throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint compression must be one of ${Object.keys(COMPRESSION_CODES).join(', ')}: got "${String(compression)}"`);
+  }
+  const raw = encodeCheckpointBody(cp);
+  const body = compression === 'deflate' ? deflateRawSync(raw, { level: DEFLATE_LEVEL }) : raw;
+  return wrapEnvelope(body, COMPRESSION_CODES[compression], CHECKPOINT_FORMAT_VERSION);
+}
+
+/** Build an envelope around an already encoded body. Exposed for tests that forge versions. */
+export function wrapEnvelope(body: Uint8Array, compressionCode: number, formatVersion: number): Uint8Array {
+  const { Envelope } = checkpointTypes();
+  return Envelope.encode({ formatVersion, compression: compressionCode, bodyLength: body.length, bodyCrc32c: crc32c(body), body }).finish();
+}
+
+// ---- decoding ---------------------------------------------------------------------------------
+
+type Longish = number | string | { toString(): string } | null | undefined;
+
+function big(v: Longish): bigint {
+  if (v === null || v === undefined) return 0n;
+  return BigInt(typeof v === 'number' ? v : v.toString());
+}
+
+function num(v: Longish, what: string): number {
+  const b = big(v);
+  if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < 0n) throw corrupt(`${what} out of range`);
+  return Number(b);
+}
+
+function isSet(msg: object, field: string): boolean {
+  return Object.prototype.hasOwnProperty.call(msg, field) && (msg as Record<string, unknown>)[field] !== null;
+}
+
+/** Read the format version (field 1 of the envelope) without decoding the rest. */
+function peekVersion(bytes: Uint8Array): number {
+  if (bytes.length === 0) throw truncated('it is empty');
+  const reader = protobuf.Reader.create(bytes);
+  let tag: number;
+  let version: number;
+  try {
+    tag = reader.uint32();
+    if (tag !== 0x08) throw corrupt('it does not start with a format version');
+    version = reader.uint32();
+  } catch (err) {
+    if (err instanceof WaterbearError) throw err;
+    throw truncated('it ends inside its header', err);
+  }
+  return version;
+}
+
+interface Envelope { compression: number; bodyLength: Longish; bodyCrc32c: number; body: Uint8Array }
+
+/**
+ * Check a checkpoint's envelope (version, length, checksum) and return its uncompressed body.
+ * Throws WB_CHECKPOINT_VERSION / _TRUNCATED / _CORRUPT.
+ */
+export function openEnvelope(bytes: Uint8Array): Uint8Array {
+  const version = peekVersion(bytes);
+  if (version !== CHECKPOINT_FORMAT_VERSION) {
+    throw new WaterbearError('WB_CHECKPOINT_VERSION',
+      `the checkpoint has format version ${version}, this waterbear reads version ${CHECKPOINT_FORMAT_VERSION}; it was not applied: use the waterbear version that wrote it`,
+      { details: { version } });
+  }
+  const { Envelope } = checkpointTypes();
+  let env: Envelope;
+  try {
+    env = Envelope.decode(bytes) as unknown as Envelope;
+  } catch (err) {
+    if (err instanceof RangeError || /index out of range/.test(String(err))) throw truncated(`${bytes.length} bytes end inside a field`, err);
+    throw corrupt('its envelope does not decode', err);
+  }
+  const want = num(env.bodyLength, 'body length');
+  const body = env.body ?? new Uint8Array(0);
+  if (body.length < want) throw truncated(`the body has ${body.length} of ${want} bytes`);
+  if (body.length > want) throw corrupt(`the body has ${body.length} bytes, the envelope says ${want}`);
+  if (crc32c(body) !== env.bodyCrc32c >>> 0) throw corrupt('the body checksum does not match');
+  switch (env.compression) {
+    case 0: return body;
+    case 1:
+      try {
+        return inflateRawSync(body);
+      } catch (err) {
+        throw corrupt('the compressed body does not inflate', err);
+      }
+    default: throw corrupt(`unknown compression ${env.compression}`);
+  }
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+function fdFromProto(f: any): SavedFd {
+  const kind = FD_KINDS[(f.kind as number) - 1];
+  if (kind === undefined) throw corrupt(`fd ${f.fd} has unknown kind ${f.kind}`);
+  const common = { fd: f.fd as number, fdflags: f.fdflags as number, rightsBase: big(f.rightsBase), rightsInheriting: big(f.rightsInheriting) };
+  switch (kind) {
+    case 'stdio':
+      if (f.which !== 'stdin' && f.which !== 'stdout' && f.which !== 'stderr') throw corrupt(`fd ${f.fd} is stdio "${f.which}"`);
+      return { ...common, kind, which: f.which };
+    case 'file': return { ...common, kind, ino: f.ino, offset: big(f.offset) };
+    case 'dir': return { ...common, kind, ino: f.ino, preopen: isSet(f, 'preopen') ? f.preopen : null };
+    case 'listener':
+      if (!String(f.uri).startsWith('tcp.srv:')) throw corrupt(`listener fd ${f.fd} has URI "${f.uri}"`);
+      return { ...common, kind, uri: f.uri, name: isSet(f, 'name') ? f.name : null, address: isSet(f, 'address') ? f.address : null };
+    case 'socket':
+      return { ...common, kind, peer: f.peer, readShut: f.readShut, writeShut: f.writeShut, held: isSet(f, 'held') ? new Uint8Array(f.held) : null };
+  }
+}
+
+function globalFromProto(g: any): SavedGlobal {
+  switch (g.value) {
+    case 'i32': return { name: g.name, type: 'i32', value: g.i32 };
+    case 'i64': return { name: g.name, type: 'i64', value: BigInt.asIntN(64, big(g.i64)) };
+    case 'f32': return { name: g.name, type: 'f32', value: g.f32 };
+    case 'f64': return { name: g.name, type: 'f64', value: g.f64 };
+    default: throw corrupt(`global ${g.name} has no value`);
+  }
+}
+
+/**
+ * Decode a Checkpoint body (already checked by its envelope) and validate its structure and
+ * every page checksum. Throws WB_CHECKPOINT_CORRUPT.
+ */
+export function decodeCheckpointBody(body: Uint8Array): CheckpointData {
+  const { Checkpoint } = checkpointTypes();
+  let m: any;
+  try {
+    m = Checkpoint.decode(body);
+  } catch (err) {
+    throw corrupt('its body does not decode', err);
+  }
+  const epoch = num(m.epoch, 'epoch');
+  if (epoch < 1) throw corrupt(`epoch ${epoch}`);
+  const memoryBytes = num(m.memoryBytes, 'memory size');
+  if (memoryBytes % 65536 !== 0 || memoryBytes > MAX_MEMORY_BYTES) throw corrupt(`memory size ${memoryBytes}`);
+  if (m.pageBytes !== CHECKPOINT_PAGE_BYTES) throw corrupt(`page size ${m.pageBytes}`);
+  const pages: CheckpointPage[] = [];
+  let last = -1;
+  for (const p of m.pages as any[]) {
+    const data: Uint8Array = p.data;
+    if (p.index <= last || (p.index + 1) * CHECKPOINT_PAGE_BYTES > memoryBytes) throw corrupt(`page ${p.index} out of order or outside memory`);
+    if (data.length !== CHECKPOINT_PAGE_BYTES) throw corrupt(`page ${p.index} has ${data.length} bytes`);
+    const sum = p.crc32c >>> 0;
+    if (crc32c(data) !== sum) throw corrupt(`page ${p.index} checksum does not match`);
+    pages.push({ index: p.index, data, crc32c: sum });
+    last = p.index;
+  }
+  if (m.pending === null || m.pending === undefined) throw corrupt('no pending block');
+  if (m.libos === null || m.libos === undefined) throw corrupt('no library OS state');
+  const l = m.libos;
+  const libos: LibOsState = {
+    args: [...l.args], env: [...l.env], fds: (l.fds as any[]).map(fdFromProto),
+    vfs: { full: l.vfsFull, bytes: l.vfs }, vfsMaxBytes: num(l.vfsMaxBytes, 'VFS size limit'),
+    clock: { monotonicNs: big(l.monotonicNs).toString() },
+  };
+  let extensions: SavedStack | null = null;
+  if (m.extensionsJson.length > 0) {
+    try {
+      extensions = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(m.extensionsJson)) as SavedStack;
+    } catch (err) {
+      throw corrupt('the extension state is not JSON', err);
+    }
+  }
+  const s = m.stats ?? {};
+  return {
+    epoch, full: m.full, imageSha256: m.imageSha256, memoryBytes, pages,
+    globals: (m.globals as any[]).map(globalFromProto),
+    pending: {
+      deadlineNs: isSet(m.pending, 'deadlineNs') ? big(m.pending.deadlineNs) : null,
+      blockedAtNs: big(m.pending.blockedAtNs), forced: m.pending.forced,
+    },
+    libos, extensions,
+    stats: { pauseUs: s.pauseUs ?? 0, capturedAtMs: num(s.capturedAtMs, 'capture time'), trackerPages: s.trackerPages ?? 0, tracker: s.tracker ?? '' },
+  };
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Decode bytes made by `encodeCheckpoint`, refusing anything it cannot trust (see the file comment). */
+export function decodeCheckpoint(bytes: Uint8Array): CheckpointData {
+  return decodeCheckpointBody(openEnvelope(bytes));
+}
