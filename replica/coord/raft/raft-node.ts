@@ -237,8 +237,10 @@ export class RaftNode {
       if ((this.opts.checkQuorum || this.opts.preVote) && (m.type === 'heartbeat' || m.type === 'app')) {
         // A stale leader (or a node that was partitioned away) learns the current term and steps down.
         this.send({ type: 'appResp', to: m.from });
-      } else if (m.type === 'preVote') {
-        this.send({ type: 'preVoteResp', to: m.from, reject: true });
+      } else if (m.type === 'preVote' || m.type === 'vote') {
+        // Refuse with our term, as the paper's RequestVote does: a candidate whose membership view differs
+        // from ours may have no other way to learn the current term, and would campaign a term behind forever.
+        this.send({ type: m.type === 'vote' ? 'voteResp' : 'preVoteResp', to: m.from, reject: true });
       }
       return;
     }

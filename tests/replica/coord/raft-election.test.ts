@@ -125,6 +125,16 @@ test('a stale leader that hears a higher term steps down', (t) => {
   t.deepEqual(c.leaders(), ['b']);
 });
 
+test('a vote request from a lower term is refused with the current term, so the candidate catches up', (t) => {
+  const c = new TestCluster(['a', 'b', 'c'], { options: { preVote: false } });
+  c.elect('a');
+  const term = c.raft('b').currentTerm;
+  c.raft('b').step(makeMessage({ type: 'vote', from: 'c', to: 'b', term: term - 1, index: 99, logTerm: 99 }));
+  const [resp] = c.raft('b').ready().messages.filter((m) => m.type === 'voteResp');
+  t.like(resp, { to: 'c', term, reject: true });
+  t.is(c.raft('b').status().vote, 'a', 'the refusal changes nothing on the voter');
+});
+
 test('a candidate re-sends unanswered vote requests every heartbeat interval', (t) => {
   const c = new TestCluster(['a', 'b', 'c'], { options: { preVote: false } });
   c.dropIf = (m) => m.type === 'vote' && m.to === 'c';
