@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WaterbearError } from '../../../libos-host/errors.js';
 import type { LeaseGrant } from '../coordinator.js';
 import { holderDeadlineMs, LeaseHolder, type LeaseTiming, type MonotonicClock } from '../lease.js';
+import type { Deadline } from './etcd-client.js';
 
 /**
  * How long (waiter's clock) to wait after seeing a lease key gone before the grantor bound of lease.ts
@@ -29,18 +30,20 @@ export function etcdGrantorTailMs(timing: LeaseTiming): number {
   return ((timing.ttlMs * rho + timing.marginMs) * (1 + rho)) / (1 - rho);
 }
 
-/** One etcd round trip of the holder side, injected by the coordinator. */
+/** The etcd round trips of the holder side, injected by the coordinator. All share one deadline per renewal. */
 export interface EtcdLeaseOps {
+  /** A fresh deadline for one renewal. */
+  deadline(): Deadline;
   /** Grants a new etcd lease of `ttlSeconds`; resolves with its id and the TTL etcd granted. */
-  grant(ttlSeconds: number): Promise<{ id: string; ttlSeconds: number }>;
+  grant(ttlSeconds: number, deadline: Deadline): Promise<{ id: string; ttlSeconds: number }>;
   /** One keepalive; resolves with etcd's TTL (≤ 0 when etcd no longer has the lease). */
-  keepalive(leaseId: string): Promise<number>;
+  keepalive(leaseId: string, deadline: Deadline): Promise<number>;
   /**
    * Makes sure the replica's lease key exists attached to `leaseId` (puts it when not) and reads the
    * current view number (0 when none), in one linearizable transaction.
    * @throws WaterbearError with details.leaseNotFound when etcd no longer has the lease.
    */
-  attachKeyAndReadView(leaseId: string): Promise<number>;
+  attachKeyAndReadView(leaseId: string, deadline: Deadline): Promise<number>;
   /** Reports an observability event (never throws). */
   report(event: string, details: Record<string, unknown>): void;
 }
@@ -60,7 +63,7 @@ export class EtcdLeaseKeeper {
     this.holder = new LeaseHolder(clock, timing);
   }
 
-  /** The etcd lease currently used (hex-free decimal id as etcd returns it), or null. */
+  /** The etcd lease currently used (its decimal id, as etcd returns it), or null. */
   get currentLeaseId(): string | null {
     return this.leaseId;
   }
@@ -77,13 +80,14 @@ export class EtcdLeaseKeeper {
   }
 
   private async renewNow(): Promise<LeaseGrant> {
+    const deadline = this.ops.deadline();
     if (this.leaseId !== null) {
       const sentAtMs = this.holder.beginRenewal();
       const leaseId = this.leaseId;
-      const ttl = await this.ops.keepalive(leaseId);
+      const ttl = await this.ops.keepalive(leaseId, deadline);
       if (ttl > 0) {
         try {
-          return this.confirmed(sentAtMs, await this.ops.attachKeyAndReadView(leaseId));
+          return this.confirmed(sentAtMs, await this.ops.attachKeyAndReadView(leaseId, deadline));
         } catch (err) {
           if (!(err instanceof WaterbearError && err.details?.leaseNotFound === true)) throw err;
         }
@@ -94,7 +98,7 @@ export class EtcdLeaseKeeper {
     }
     const sentAtMs = this.holder.beginRenewal();
     const ttlSeconds = this.timing.ttlMs / 1_000;
-    const granted = await this.ops.grant(ttlSeconds);
+    const granted = await this.ops.grant(ttlSeconds, deadline);
     if (granted.ttlSeconds < ttlSeconds) {
       throw new WaterbearError(
         'WB_PROTOCOL',
@@ -103,7 +107,7 @@ export class EtcdLeaseKeeper {
     }
     this.leaseId = granted.id;
     this.ops.report('lease-granted', { replicaId: this.replicaId, leaseId: granted.id, ttlSeconds: granted.ttlSeconds });
-    return this.confirmed(sentAtMs, await this.ops.attachKeyAndReadView(granted.id));
+    return this.confirmed(sentAtMs, await this.ops.attachKeyAndReadView(granted.id, deadline));
   }
 
   private confirmed(sentAtMs: number, view: number): LeaseGrant {

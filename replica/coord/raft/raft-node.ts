@@ -26,13 +26,13 @@ import {
   makeMembership,
   quorumSize,
 } from './raft-membership.js';
+import { validateRaftMessage } from './raft-message-validation.js';
 import { Progress } from './raft-progress.js';
 import type { RandomSource } from './raft-random.js';
 import { ReadOnlyQueue } from './raft-read-only.js';
 import {
   isEmptyPersistedState,
   makeMessage,
-  MESSAGE_TYPES,
   NO_NODE,
   type ConfChange,
   type Entry,
@@ -215,7 +215,7 @@ export class RaftNode {
    * @throws WaterbearError WB_PROTOCOL when the message is malformed or addressed to another node.
    */
   step(m: Message): void {
-    this.validateMessage(m);
+    validateRaftMessage(m, this.id);
 
     if (m.term > this.term) {
       if (m.type === 'vote' || m.type === 'preVote') {
@@ -608,36 +608,6 @@ export class RaftNode {
   }
 
   // ---------------------------------------------------------------- message handling
-
-  private validateMessage(m: Message): void {
-    const bad = (why: string): never => {
-      throw new WaterbearError('WB_PROTOCOL', `malformed raft message: ${why}`);
-    };
-    if (m === null || typeof m !== 'object') bad('not an object');
-    if (!MESSAGE_TYPES.includes(m.type)) bad(`unknown type ${JSON.stringify(m.type)}`);
-    if (m.to !== this.id) bad(`addressed to ${JSON.stringify(m.to)}, this node is ${this.id}`);
-    if (typeof m.from !== 'string' || m.from.length === 0 || m.from === this.id) bad(`bad sender ${JSON.stringify(m.from)}`);
-    for (const k of ['term', 'index', 'logTerm', 'commit', 'rejectHint'] as const) {
-      if (!isNonNegativeInteger(m[k])) bad(`${k} must be a non-negative integer`);
-    }
-    if (!Array.isArray(m.entries)) bad('entries must be an array');
-    let prevTerm = m.logTerm;
-    m.entries.forEach((e, i) => {
-      if (e === null || typeof e !== 'object') bad(`entry ${i} is not an object`);
-      if (e.index !== m.index + 1 + i) bad(`entry ${i} has index ${String(e.index)}, expected ${m.index + 1 + i}`);
-      if (!isNonNegativeInteger(e.term) || e.term < prevTerm || e.term > m.term) bad(`entry ${e.index} has term ${String(e.term)} outside [${prevTerm}, ${m.term}]`);
-      if (e.type !== 'normal' && e.type !== 'conf') bad(`entry ${e.index} has unknown type ${JSON.stringify(e.type)}`);
-      if (!(e.data instanceof Uint8Array)) bad(`entry ${e.index} data is not bytes`);
-      prevTerm = e.term;
-    });
-    if (m.type === 'snap') {
-      const s = m.snapshot;
-      if (s === null || typeof s !== 'object' || s.meta === null || typeof s.meta !== 'object') bad('snap without snapshot');
-      else if (!isNonNegativeInteger(s.meta.index) || !isNonNegativeInteger(s.meta.term) || s.meta.term > m.term) bad('snapshot index or term is invalid');
-      else if (!(s.data instanceof Uint8Array)) bad('snapshot data is not bytes');
-      else if (!Array.isArray(s.meta.membership?.voters) || !Array.isArray(s.meta.membership?.learners)) bad('snapshot membership is malformed');
-    }
-  }
 
   private handleVoteRequest(m: Message): void {
     const respType: MessageType = m.type === 'vote' ? 'voteResp' : 'preVoteResp';
