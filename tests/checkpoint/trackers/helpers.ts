@@ -7,7 +7,7 @@ import net from 'node:net';
 import { prepareImage, type PreparedImage } from '../../../libos-host/image/prepare.js';
 import { NodePlatform } from '../../../libos-host/platform/node-platform.js';
 import { Lvm, type LvmExit, type LvmHooks } from '../../../libos-host/runtime/lvm.js';
-import { LibOs } from '../../../libos-host/wasi/lib-os.js';
+import { LibOs, type DirSpec } from '../../../libos-host/wasi/lib-os.js';
 import { guestBytes, TEST_CACHE_DIR } from '../../helpers/lvm.js';
 
 export interface TrackedGuestOptions {
@@ -19,6 +19,7 @@ export interface TrackedGuestOptions {
   listen?: number;
   memoryLimitBytes?: number;
   hooks?: LvmHooks;
+  dirs?: DirSpec[];
 }
 
 export interface TrackedGuest {
@@ -26,6 +27,7 @@ export interface TrackedGuest {
   os: LibOs;
   image: PreparedImage;
   stdout(): string;
+  stderr(): string;
   port(i?: number): number;
   run(): Promise<LvmExit>;
 }
@@ -39,9 +41,12 @@ export async function startTrackedGuest(name: string, o: TrackedGuestOptions = {
   const out: Buffer[] = [];
   const stdout = new PassThrough();
   stdout.on('data', (d: Buffer) => out.push(d));
-  const platform = new NodePlatform({ stdout, stderr: new PassThrough().resume(), stdin: null });
+  const errs: Buffer[] = [];
+  const stderr = new PassThrough();
+  stderr.on('data', (d: Buffer) => errs.push(d));
+  const platform = new NodePlatform({ stdout, stderr, stdin: null });
   const os = await LibOs.create(platform, {
-    args: [`${name}.wasm`, ...(o.args ?? [])], env: o.env ?? [], dirs: [],
+    args: [`${name}.wasm`, ...(o.args ?? [])], env: o.env ?? [], dirs: o.dirs ?? [],
     listeners: Array.from({ length: o.listen ?? 0 }, () => ({ uri: 'tcp.srv:127.0.0.1:0' as const, name: null })),
   });
   const lvm = Lvm.create(image, os, platform, o.hooks ?? {});
@@ -49,6 +54,7 @@ export async function startTrackedGuest(name: string, o: TrackedGuestOptions = {
   return {
     lvm, os, image,
     stdout: () => Buffer.concat(out).toString(),
+    stderr: () => Buffer.concat(errs).toString(),
     port: (i = 0) => Number((os.listeners()[i].address ?? '').split(':').pop()),
     run: () => {
       running ??= lvm.run().finally(() => { os.closeAll(); platform.closeAll(); });
