@@ -74,6 +74,8 @@ export class CheckpointRunner {
       this.lastAtMs = performance.now();
       this.ranSinceCheckpoint = false;
       this.armSuspendRequest();
+    } else {
+      lvm.requestSuspend(); // the first (full) checkpoint at the first suspending import
     }
   }
 

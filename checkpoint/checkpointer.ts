@@ -104,10 +104,16 @@ export class Checkpointer {
     }
     const copy = new Uint8Array(indices.length * CHECKPOINT_PAGE_BYTES);
     const pages: CheckpointPage[] = new Array(indices.length);
-    for (let i = 0; i < indices.length; i++) {
+    // Copy runs of adjacent pages with one memcpy each.
+    for (let i = 0; i < indices.length;) {
+      let j = i + 1;
+      while (j < indices.length && indices[j] === indices[j - 1] + 1) j++;
       const at = indices[i] * CHECKPOINT_PAGE_BYTES;
-      copy.set(bytes.subarray(at, at + CHECKPOINT_PAGE_BYTES), i * CHECKPOINT_PAGE_BYTES);
-      pages[i] = { index: indices[i], data: copy.subarray(i * CHECKPOINT_PAGE_BYTES, (i + 1) * CHECKPOINT_PAGE_BYTES) };
+      copy.set(bytes.subarray(at, at + (j - i) * CHECKPOINT_PAGE_BYTES), i * CHECKPOINT_PAGE_BYTES);
+      for (let k = i; k < j; k++) {
+        pages[k] = { index: indices[k], data: copy.subarray(k * CHECKPOINT_PAGE_BYTES, (k + 1) * CHECKPOINT_PAGE_BYTES) };
+      }
+      i = j;
     }
     const libos = lvm.os.saveState({ full });
     const extensions = this.extensions.length > 0 ? saveStackState(this.extensions) : null;

@@ -1,5 +1,7 @@
 import { isWaterbearError } from '../libos-host/errors.js';
+import { checkpointCommand } from './commands/checkpoint.js';
 import { inspectCommand } from './commands/inspect.js';
+import { restoreCommand } from './commands/restore.js';
 import { runCommand } from './commands/run.js';
 import { upCommand } from './commands/up.js';
 import { processIo, type CliIo } from './io.js';
@@ -10,6 +12,8 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   up: { run: upCommand, summary: 'start a local cluster with the example key-value service' },
   run: { run: runCommand, summary: 'run a WASI guest in a lightweight VM' },
   inspect: { run: inspectCommand, summary: "print a guest's imports, exports and memory; can it run?" },
+  restore: { run: restoreCommand, summary: 'resume a guest from its checkpoint directory (run --checkpoint-dir)' },
+  checkpoint: { run: checkpointCommand, summary: 'inspect a checkpoint directory: epochs, sizes, page counts' },
 };
 
 export const USAGE = `usage: waterbear <command> [options]

@@ -228,7 +228,9 @@ export class CheckpointStore {
         if (vfsWrite.replace) this.vfs.clearSync();
         this.vfs.putSync(vfsWrite.key, withCrc(vfsWrite.bytes, crc32c(vfsWrite.bytes)));
         this.epochs.putSync(cp.epoch, summary);
-        for (const old of this.epochs.getKeys({ end: cp.epoch - MAX_EPOCH_SUMMARIES + 1 })) this.epochs.removeSync(old as number);
+        if (cp.epoch > MAX_EPOCH_SUMMARIES) {
+          for (const old of [...this.epochs.getKeys({ end: cp.epoch - MAX_EPOCH_SUMMARIES + 1 })]) this.epochs.removeSync(old as number);
+        }
         this.meta.putSync('head', head); // last: with it, the epoch is complete
       });
     } catch (err) {

@@ -6,6 +6,7 @@ import { parseSize } from '../../libos-host/units.js';
 import { parseCommandArgs, parseDirFlag, parseEnvFlag, parseListenFlag } from '../args.js';
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
+import { CHECKPOINT_FLAG_OPTIONS, startCheckpointing, type CheckpointSession } from '../checkpoint-session.js';
 
 export const RUN_USAGE = `usage: waterbear run GUEST.wasm [options] [-- guest args…]
 
@@ -20,6 +21,11 @@ Run an unmodified WASI (preview 1) guest in a lightweight VM.
   --fault RULE                inject faults, e.g. call=read,errno=ECONNRESET,p=0.01 (repeatable)
   --extension SPEC            stack an extension: trace[:file=F], metrics, fault:RULE (repeatable)
   --no-cache                  do not cache the prepared image
+  --checkpoint-dir DIR        checkpoint the LVM into DIR (guest, launch options, LMDB store);
+                              resume it with \`waterbear restore DIR\`
+  --checkpoint-interval T     checkpoint at most every T, at a suspension point (default 50ms; 1ms–10s)
+  --tracker KIND              dirty-page tracker: auto (default), instrument, uffd, shadow
+  --checkpoint-store-limit SIZE  refuse checkpoints that would grow the store beyond SIZE
 
 The exit code and stderr follow the guest; a guest trap prints the trap and the guest function
 and exits with 134.`;
@@ -40,6 +46,9 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     fault: { type: 'string', multiple: true },
     extension: { type: 'string', multiple: true },
     'no-cache': { type: 'boolean' },
+    'checkpoint-dir': { type: 'string' },
+    tracker: { type: 'string' },
+    ...CHECKPOINT_FLAG_OPTIONS,
     help: { type: 'boolean', short: 'h' },
   }, 'run');
   if (values.help === true) { io.out(RUN_USAGE + '\n'); return 0; }
@@ -53,15 +62,32 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const listeners = (values.listen ?? []).map(parseListenFlag);
   const memoryLimitBytes = parseSize(values['memory-limit'] ?? DEFAULT_MEMORY_LIMIT, '--memory-limit');
+  if (values['checkpoint-dir'] === undefined && (values['checkpoint-interval'] ?? values.tracker ?? values['checkpoint-store-limit']) !== undefined) {
+    throw new WaterbearError('WB_CONFIG_INVALID', 'run: --checkpoint-interval, --tracker and --checkpoint-store-limit need --checkpoint-dir DIR');
+  }
+  let checkpoints: CheckpointSession | null = null;
+  let imageChoices = {};
+  if (values['checkpoint-dir'] !== undefined) {
+    const started = startCheckpointing({
+      dir: values['checkpoint-dir'], guest, programName: guestPath, memoryLimitBytes,
+      intervalText: values['checkpoint-interval'], trackerText: values.tracker, storeLimitText: values['checkpoint-store-limit'],
+      extensionFlags: { trace: values.trace ?? null, faults: values.fault ?? [], extensions: values.extension ?? [] },
+    }, io);
+    checkpoints = started.session;
+    imageChoices = started.imageChoices;
+  }
   const platform = new NodePlatform();
   const stack = await buildExtensionStack(platform, {
     trace: values.trace, faults: values.fault ?? [], extensions: values.extension ?? [],
   });
-  const { lvm, os } = await launchLvm({
+  const launched = await launchLvm({
     guest, programName: guestPath, args: [...(values.arg ?? []), ...restArgs], env: (values.env ?? []).map(parseEnvFlag),
-    listeners, dirs: (values.dir ?? []).map(parseDirFlag), memoryLimitBytes, abi: stack.abi,
+    listeners, dirs: (values.dir ?? []).map(parseDirFlag), memoryLimitBytes, abi: stack.abi, imageChoices,
+    ...(checkpoints !== null ? { hooks: checkpoints.hooks } : {}),
     ...(values['no-cache'] === true ? { cacheDir: null } : {}),
   });
+  const { lvm, os } = launched;
+  checkpoints?.attach(launched, stack.extensions);
   // The operator asked for "any port": say which one the guest got.
   for (const l of os.listeners()) {
     if (/:0$/.test(l.uri)) io.err(`waterbear: fd ${l.fd} listening on ${l.address}\n`);
@@ -71,6 +97,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const exit = await lvm.run();
+    if (checkpoints !== null && (await checkpoints.close()) !== null) return 1;
     if (exit.kind === 'trap') {
       io.err(`waterbear: ${exit.error.message}\n`);
       return TRAP_EXIT_CODE;
@@ -79,6 +106,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await checkpoints?.close();
     os.closeAll();
     platform.closeAll();
     await stack.close();
