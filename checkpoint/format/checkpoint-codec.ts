@@ -129,6 +129,9 @@ function isSet(msg: object, field: string): boolean {
   return Object.prototype.hasOwnProperty.call(msg, field) && (msg as Record<string, unknown>)[field] !== null;
 }
 
+/** Tags of envelope fields 2–5 (compression, body_length, body_crc32c, body). */
+const ENVELOPE_LATER_TAGS = new Set([0x10, 0x18, 0x25, 0x2a]);
+
 /** Read the format version (field 1 of the envelope) without decoding the rest. */
 function peekVersion(bytes: Uint8Array): number {
   if (bytes.length === 0) throw truncated('it is empty');
@@ -137,6 +140,8 @@ function peekVersion(bytes: Uint8Array): number {
   let version: number;
   try {
     tag = reader.uint32();
+    // proto3 leaves a zero version out: the envelope then starts with a later field.
+    if (ENVELOPE_LATER_TAGS.has(tag)) return 0;
     if (tag !== 0x08) throw corrupt('it does not start with a format version');
     version = reader.uint32();
   } catch (err) {
@@ -167,6 +172,7 @@ export function openEnvelope(bytes: Uint8Array): Uint8Array {
     if (err instanceof RangeError || /index out of range/.test(String(err))) throw truncated(`${bytes.length} bytes end inside a field`, err);
     throw corrupt('its envelope does not decode', err);
   }
+  if (!isSet(env, 'bodyLength')) throw truncated(`${bytes.length} bytes end before the body`);
   const want = num(env.bodyLength, 'body length');
   const body = env.body ?? new Uint8Array(0);
   if (body.length < want) throw truncated(`the body has ${body.length} of ${want} bytes`);

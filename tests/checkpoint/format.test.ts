@@ -1,0 +1,93 @@
+import test from 'ava';
+import { sealPages } from '../../checkpoint/checkpoint-data.js';
+import { crc32c } from '../../checkpoint/format/crc32c.js';
+import {
+  CHECKPOINT_FORMAT_VERSION, decodeCheckpoint, encodeCheckpoint, encodeCheckpointBody, wrapEnvelope,
+} from '../../checkpoint/format/checkpoint-codec.js';
+import { isWaterbearError } from '../../libos-host/errors.js';
+import { seededRandom, testSeed } from './helpers/checkpointing.js';
+import { syntheticChain } from './helpers/synthetic.js';
+
+test('crc32c matches the published check values, aligned or not, and continues across calls', (t) => {
+  const enc = new TextEncoder();
+  t.is(crc32c(enc.encode('123456789')), 0xe3069283);
+  t.is(crc32c(new Uint8Array(32)), 0x8a9136aa);
+  t.is(crc32c(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
+  const data = new Uint8Array(4099);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31 + 7) & 0xff;
+  const whole = crc32c(data.subarray(0, 4096));
+  t.is(crc32c(data.subarray(3, 4099).slice(0, 0)), 0);
+  const shifted = new Uint8Array(4097);
+  shifted.set(data.subarray(0, 4096), 1);
+  t.is(crc32c(shifted.subarray(1)), whole, 'unaligned view gives the same CRC');
+  t.is(crc32c(data.subarray(1000, 4096), crc32c(data.subarray(0, 1000))), whole);
+});
+
+test('a checkpoint survives encoding and decoding unchanged, compressed or not', (t) => {
+  for (const cp of syntheticChain(3)) {
+    sealPages(cp);
+    for (const compression of ['none', 'deflate'] as const) {
+      const back = decodeCheckpoint(encodeCheckpoint(cp, { compression }));
+      t.deepEqual(back.pages.map((p) => [p.index, p.crc32c, Buffer.from(p.data).toString('hex')]),
+        cp.pages.map((p) => [p.index, p.crc32c, Buffer.from(p.data).toString('hex')]));
+      t.deepEqual({ ...back, pages: [], libos: { ...back.libos, vfs: null, fds: null } }, { ...cp, pages: [], libos: { ...cp.libos, vfs: null, fds: null } });
+      t.deepEqual(back.libos.fds.map((f) => ({ ...f, held: 'held' in f && f.held !== null ? [...f.held] : null })),
+        cp.libos.fds.map((f) => ({ ...f, held: 'held' in f && f.held !== null ? [...f.held] : null })));
+      t.is(Buffer.compare(back.libos.vfs.bytes, cp.libos.vfs.bytes), 0);
+      t.is(back.libos.vfs.full, cp.libos.vfs.full);
+    }
+  }
+});
+
+test('a torn checkpoint is refused with WB_CHECKPOINT_TRUNCATED wherever it is cut', (t) => {
+  const seed = testSeed('torn checkpoint');
+  const random = seededRandom(seed);
+  const [cp] = syntheticChain(1);
+  for (const compression of ['none', 'deflate'] as const) {
+    const bytes = encodeCheckpoint(cp, { compression });
+    const cuts = [0, 1, 2, 3, 5, 8, 12, bytes.length - 1, ...Array.from({ length: 200 }, () => Math.floor(random() * bytes.length))];
+    for (const cut of cuts) {
+      const err = t.throws(() => decodeCheckpoint(bytes.subarray(0, cut)), undefined, `seed ${seed}: cut at ${cut} of ${bytes.length} (${compression})`);
+      t.true(isWaterbearError(err, 'WB_CHECKPOINT_TRUNCATED'), `seed ${seed}: cut at ${cut}/${bytes.length} (${compression}) gave ${(err as { code?: string })?.code}: ${err?.message}`);
+    }
+  }
+});
+
+test('a corrupt checkpoint is refused with WB_CHECKPOINT_CORRUPT wherever a byte flips', (t) => {
+  const seed = testSeed('corrupt checkpoint');
+  const random = seededRandom(seed);
+  const [cp] = syntheticChain(1);
+  const bytes = encodeCheckpoint(cp);
+  // The envelope header (version and lengths) is covered by the version and truncation checks;
+  // every byte of the checksummed body must be caught by the checksum.
+  const header = bytes.length - encodeCheckpointBody(cp).length;
+  for (let i = 0; i < 200; i++) {
+    const at = header + Math.floor(random() * (bytes.length - header));
+    const bad = bytes.slice();
+    bad[at] ^= 1 + Math.floor(random() * 255);
+    const err = t.throws(() => decodeCheckpoint(bad));
+    t.true(isWaterbearError(err, 'WB_CHECKPOINT_CORRUPT'), `seed ${seed}: flip at ${at} gave ${(err as { code?: string })?.code}`);
+  }
+});
+
+test('a page whose checksum does not match is refused even when the envelope checks out', (t) => {
+  const [cp] = syntheticChain(1);
+  sealPages(cp);
+  cp.pages[3].crc32c = (cp.pages[3].crc32c as number) ^ 1;
+  const bytes = wrapEnvelope(encodeCheckpointBody(cp), 0, CHECKPOINT_FORMAT_VERSION);
+  const err = t.throws(() => decodeCheckpoint(bytes));
+  t.is((err as { code?: string }).code, 'WB_CHECKPOINT_CORRUPT');
+  t.regex(err!.message, /page 3 checksum/);
+});
+
+test('a checkpoint of another format version is refused with WB_CHECKPOINT_VERSION before anything else', (t) => {
+  const [cp] = syntheticChain(1);
+  const body = encodeCheckpointBody(cp);
+  for (const version of [0, CHECKPOINT_FORMAT_VERSION + 1, 1000]) {
+    const bytes = wrapEnvelope(body, 0, version);
+    const err = t.throws(() => decodeCheckpoint(bytes));
+    t.is((err as { code?: string }).code, 'WB_CHECKPOINT_VERSION', `version ${version}`);
+    // Even cut short, a future version is reported as such (not as torn).
+    t.is((t.throws(() => decodeCheckpoint(bytes.subarray(0, 10))) as { code?: string }).code, 'WB_CHECKPOINT_VERSION');
+  }
+});
