@@ -82,6 +82,8 @@ export interface CheckpointStoreOptions {
   maxBytes?: number;
   /** Open for reading only (inspect, tests): commit throws. */
   readOnly?: boolean;
+  /** Fold VFS deltas into the base once they exceed max(base size, this). Default VFS_COMPACT_MIN_BYTES. */
+  vfsCompactMinBytes?: number;
 }
 
 function storeIo(what: string, cause?: unknown): WaterbearError {
@@ -110,11 +112,13 @@ export class CheckpointStore {
   private readonly epochs: Database<EpochSummary, number>;
   private readonly maxBytes: number;
   private readonly readOnly: boolean;
+  private readonly vfsCompactMinBytes: number;
   private closed = false;
 
   private constructor(readonly path: string, options: CheckpointStoreOptions) {
     this.maxBytes = options.maxBytes ?? Infinity;
     this.readOnly = options.readOnly === true;
+    this.vfsCompactMinBytes = options.vfsCompactMinBytes ?? VFS_COMPACT_MIN_BYTES;
     if (!(this.maxBytes > 0)) throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint store maxBytes must be > 0: got ${this.maxBytes}`);
     try {
       if (!this.readOnly) mkdirSync(path, { recursive: true });
@@ -198,7 +202,7 @@ export class CheckpointStore {
     let vfsWrite: { replace: boolean; key: number; bytes: Uint8Array };
     const deltaBytes = vfsEntries.slice(1).reduce((n, e) => n + e.bytes.length, 0) + cp.libos.vfs.bytes.length;
     if (cp.full) vfsWrite = { replace: true, key: 0, bytes: cp.libos.vfs.bytes };
-    else if (vfsEntries.length > 0 && deltaBytes > Math.max(vfsEntries[0].bytes.length, VFS_COMPACT_MIN_BYTES)) {
+    else if (vfsEntries.length > 0 && deltaBytes > Math.max(vfsEntries[0].bytes.length, this.vfsCompactMinBytes)) {
       vfsWrite = { replace: true, key: 0, bytes: compactVfs([...vfsEntries.map((e) => e.bytes), cp.libos.vfs.bytes], cp.libos.vfsMaxBytes) };
     } else vfsWrite = { replace: false, key: cp.epoch, bytes: cp.libos.vfs.bytes };
 

@@ -63,7 +63,7 @@ test('a corrupt checkpoint is refused with WB_CHECKPOINT_CORRUPT wherever a byte
   const header = bytes.length - encodeCheckpointBody(cp).length;
   for (let i = 0; i < 200; i++) {
     const at = header + Math.floor(random() * (bytes.length - header));
-    const bad = bytes.slice();
+    const bad = Uint8Array.from(bytes);
     bad[at] ^= 1 + Math.floor(random() * 255);
     const err = t.throws(() => decodeCheckpoint(bad));
     t.true(isWaterbearError(err, 'WB_CHECKPOINT_CORRUPT'), `seed ${seed}: flip at ${at} gave ${(err as { code?: string })?.code}`);

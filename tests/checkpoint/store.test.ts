@@ -1,0 +1,184 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { open } from 'lmdb';
+import { encodeCheckpoint, encodeCheckpointBody, wrapEnvelope } from '../../checkpoint/format/checkpoint-codec.js';
+import { CheckpointStore, MAX_EPOCH_SUMMARIES } from '../../checkpoint/store/checkpoint-store.js';
+import { isWaterbearError } from '../../libos-host/errors.js';
+import { Vfs } from '../../libos-host/wasi/vfs.js';
+import { decodeVfsDelta } from '../../libos-host/wasi/vfs-delta.js';
+import { SyntheticVfs, expectedMemory, syntheticCheckpoint } from './helpers/synthetic.js';
+
+function tempDir(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'wb-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The VFS a RestoreImage describes, saved as a full image (for comparison). */
+function vfsOf(images: readonly Uint8Array[]): Uint8Array {
+  const v = new Vfs({ now: () => 1n, maxBytes: 1 << 20 });
+  v.load(images[0]);
+  for (const d of images.slice(1)) v.applyDelta(decodeVfsDelta(d));
+  return v.save();
+}
+
+function commitChain(store: CheckpointStore, from: number, to: number, vfs: SyntheticVfs): void {
+  for (let e = from; e <= to; e++) store.commit(syntheticCheckpoint(e, vfs.step(e)));
+}
+
+test('the store rebuilds the latest epoch of a chain: memory, globals, pending block, fds and VFS', (t) => {
+  const store = CheckpointStore.open(tempDir(t), { vfsCompactMinBytes: 1024 });
+  t.teardown(() => store.close());
+  t.is(store.latestEpoch(), 0);
+  t.is(store.loadImage(), null);
+  const vfs = new SyntheticVfs();
+  for (let e = 1; e <= 40; e++) {
+    store.commit(syntheticCheckpoint(e, vfs.step(e)));
+    const image = store.loadImage()!;
+    const want = syntheticCheckpoint(e, { full: false, bytes: new Uint8Array(0) });
+    t.is(image.epoch, e);
+    t.is(Buffer.compare(image.lvm.memory, expectedMemory(e)), 0, `memory at epoch ${e}`);
+    t.deepEqual(image.lvm.globals, want.globals);
+    t.deepEqual(image.lvm.pending, want.pending);
+    t.deepEqual(image.libos.clock, want.libos.clock);
+    t.deepEqual(image.extensions, want.extensions);
+    t.deepEqual(image.libos.fds.map((f) => f.fd), [0, 3, 4, 5, 6]);
+    t.is(Buffer.compare(vfsOf(image.libos.vfs), vfs.vfs.save()), 0, `VFS at epoch ${e}`);
+  }
+  t.true(store.stats().vfsBytes < 4 * vfs.vfs.save().length + 2048, 'VFS deltas were compacted');
+});
+
+test('the store keeps only the latest version of every page: it does not grow with the number of epochs', (t) => {
+  const dir = tempDir(t);
+  const store = CheckpointStore.open(dir, { vfsCompactMinBytes: 4096 });
+  t.teardown(() => store.close());
+  const vfs = new SyntheticVfs();
+  commitChain(store, 1, 50, vfs);
+  const after50 = store.stats();
+  const file50 = statSync(join(dir, 'data.mdb')).size;
+  commitChain(store, 51, 400, vfs);
+  const after400 = store.stats();
+  t.is(after400.pages, after50.pages);
+  t.true(after400.bytes < after50.bytes + 16 * 1024, `${after400.bytes} vs ${after50.bytes}`);
+  t.true(statSync(join(dir, 'data.mdb')).size <= Math.max(file50 * 2, 4 * 1024 * 1024), 'the LMDB file stays bounded');
+  t.is(store.epochSummaries().length, MAX_EPOCH_SUMMARIES);
+  t.is(store.epochSummaries().at(-1)!.epoch, 400);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(400)), 0);
+});
+
+test('a new full checkpoint replaces the whole chain', (t) => {
+  const store = CheckpointStore.open(tempDir(t));
+  t.teardown(() => store.close());
+  commitChain(store, 1, 5, new SyntheticVfs());
+  const fresh = new SyntheticVfs();
+  const full = { ...syntheticCheckpoint(6, fresh.step(1)), full: true };
+  full.pages = full.pages.slice(0, 2);
+  store.commit(full);
+  t.deepEqual(store.pageIndices(), full.pages.map((p) => p.index));
+  const image = store.loadImage()!;
+  t.is(image.epoch, 6);
+  t.is(image.libos.vfs.length, 1);
+});
+
+test('refused checkpoints (torn, corrupt, wrong version, out of order) change nothing: the previous epoch still restores', (t) => {
+  const store = CheckpointStore.open(tempDir(t));
+  t.teardown(() => store.close());
+  const vfs = new SyntheticVfs();
+  commitChain(store, 1, 3, vfs);
+  const before = store.loadImage()!;
+  const next = syntheticCheckpoint(4, vfs.step(4));
+  const good = encodeCheckpoint(next);
+  const corrupt = Uint8Array.from(good);
+  corrupt[good.length - 100] ^= 0x40;
+  const cases: Array<[string, Uint8Array, string]> = [
+    ['torn', good.subarray(0, Math.floor(good.length / 2)), 'WB_CHECKPOINT_TRUNCATED'],
+    ['corrupt', corrupt, 'WB_CHECKPOINT_CORRUPT'],
+    ['wrong version', wrapEnvelope(encodeCheckpointBody(next), 0, 2), 'WB_CHECKPOINT_VERSION'],
+    ['out of order', encodeCheckpoint(syntheticCheckpoint(6, { full: false, bytes: next.libos.vfs.bytes })), 'WB_CHECKPOINT_CORRUPT'],
+  ];
+  for (const [what, bytes, code] of cases) {
+    const err = t.throws(() => store.commitEncoded(bytes), undefined, what);
+    t.is((err as { code?: string }).code, code, what);
+    t.is(store.latestEpoch(), 3, what);
+    const image = store.loadImage()!;
+    t.is(Buffer.compare(image.lvm.memory, before.lvm.memory), 0, what);
+    t.deepEqual(image.libos.vfs.map((b) => b.length), before.libos.vfs.map((b) => b.length), what);
+  }
+  // And the good one still applies afterwards.
+  t.is(store.commitEncoded(good).epoch, 4);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(4)), 0);
+});
+
+test('a corrupt page in the store is refused on load with WB_CHECKPOINT_CORRUPT, naming the page', (t) => {
+  const store = CheckpointStore.open(tempDir(t));
+  t.teardown(() => store.close());
+  commitChain(store, 1, 3, new SyntheticVfs());
+  t.truthy(store.loadImage());
+  store.unsafeCorruptPage(17, 100);
+  const err = t.throws(() => store.loadImage());
+  t.true(isWaterbearError(err, 'WB_CHECKPOINT_CORRUPT'));
+  t.regex(err!.message, /page 17/);
+});
+
+test('a store over its byte limit refuses the epoch with WB_STORE_FULL and keeps the previous one', (t) => {
+  const store = CheckpointStore.open(tempDir(t), { maxBytes: 300 * 1024 });
+  t.teardown(() => store.close());
+  const vfs = new SyntheticVfs();
+  commitChain(store, 1, 2, vfs);
+  const big = syntheticCheckpoint(3, vfs.step(3));
+  big.memoryBytes *= 2; // grown memory: 64 more pages, over the limit
+  const extra = Array.from({ length: 64 }, (_, i) => ({ index: 64 + i, data: new Uint8Array(4096).fill(i + 1) }));
+  big.pages = [...big.pages, ...extra];
+  const err = t.throws(() => store.commit(big));
+  t.is((err as { code?: string }).code, 'WB_STORE_FULL');
+  t.regex(err!.message, /store still holds epoch 2/);
+  t.is(store.latestEpoch(), 2);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(2)), 0);
+});
+
+test('a full disk refuses the epoch with WB_STORE_FULL and keeps the previous one', (t) => {
+  const mnt = tempDir(t);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'ignore' });
+  } catch {
+    t.log('skipping: cannot mount a small tmpfs here (needs root); the byte-limit test covers the refusal path');
+    t.pass();
+    return;
+  }
+  t.teardown(() => { try { execFileSync('umount', ['-l', mnt], { stdio: 'ignore' }); } catch { /* already gone */ } });
+  const store = CheckpointStore.open(join(mnt, 'store'));
+  const vfs = new SyntheticVfs();
+  let e = 1;
+  let err: unknown = null;
+  try {
+    for (; e < 10_000; e++) {
+      const cp = syntheticCheckpoint(e, vfs.step(e));
+      // Grow memory by 16 pages per epoch so the disk fills up.
+      cp.memoryBytes = 4 * 65536 + Math.ceil(e / 4) * 65536;
+      cp.pages = [...cp.pages, ...Array.from({ length: 16 }, (_, i) => ({ index: 64 + (e - 1) * 16 + i, data: new Uint8Array(4096).fill(e & 0xff) }))]
+        .filter((p) => (p.index + 1) * 4096 <= cp.memoryBytes);
+      store.commit(cp);
+    }
+  } catch (caught) {
+    err = caught;
+  }
+  t.true(isWaterbearError(err, 'WB_STORE_FULL'), `got ${String(err)}`);
+  t.is(store.latestEpoch(), e - 1);
+  const image = store.loadImage()!;
+  t.is(image.epoch, e - 1);
+  store.close();
+});
+
+test('a store written with another layout version is refused with WB_CHECKPOINT_VERSION', (t) => {
+  const dir = tempDir(t);
+  CheckpointStore.open(dir).close();
+  const env = open({ path: dir, maxDbs: 8 });
+  env.openDB('meta', { encoding: 'binary' }).putSync('format', Buffer.from(JSON.stringify({ version: 99 })));
+  env.close();
+  const err = t.throws(() => CheckpointStore.open(dir));
+  t.is((err as { code?: string }).code, 'WB_CHECKPOINT_VERSION');
+  t.true(existsSync(dir));
+});
