@@ -40,7 +40,15 @@ export class CheckpointSession {
     readonly intervalMs: number,
     private readonly io: CliIo,
   ) {
-    this.runner = new CheckpointRunner({ store, intervalMs });
+    let first = true;
+    this.runner = new CheckpointRunner({
+      store, intervalMs,
+      onCommitted: (cp) => {
+        if (!first) return;
+        first = false;
+        io.err(`waterbear: checkpoint epoch ${cp.epoch} written (${cp.full ? 'full' : 'incremental'}, ${cp.pages.length} pages)\n`);
+      },
+    });
   }
 
   get hooks(): LvmHooks { return this.runner.hooks; }
