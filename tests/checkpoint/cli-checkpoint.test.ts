@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { openDirStore } from '../../checkpoint/checkpoint-dir.js';
+import { runCli } from '../../cli/main.js';
+import { spawnTs, watch } from './helpers/child.js';
+
+const CLI = 'tests/checkpoint/helpers/waterbear-cli.ts';
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCli(args, { out: (s) => { out += s; }, err: (s) => { err += s; } });
+  return { code, out, err };
+}
+
+function tempDir(t: import('ava').ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'wb-cli-cp-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('run validates the checkpoint interval with a clear message', async (t) => {
+  const dir = tempDir(t);
+  for (const [value, shown] of [['0ms', '0 ms'], ['20s', '20 s'], ['0.5ms', '0.5 ms']]) {
+    const r = await cli(['run', 'guests/test/hello.wasm', '--checkpoint-dir', join(dir, value), '--checkpoint-interval', value]);
+    t.is(r.code, 2);
+    t.regex(r.err, new RegExp(`--checkpoint-interval must be between 1 ms and 10 s: got ${shown.replace('.', '\\.')}`));
+  }
+  const bad = await cli(['run', 'guests/test/hello.wasm', '--checkpoint-dir', join(dir, 'x'), '--checkpoint-interval', 'soon']);
+  t.is(bad.code, 2);
+  t.regex(bad.err, /--checkpoint-interval must be a duration/);
+  const noDir = await cli(['run', 'guests/test/hello.wasm', '--checkpoint-interval', '50ms']);
+  t.is(noDir.code, 2);
+  t.regex(noDir.err, /need --checkpoint-dir/);
+  const tracker = await cli(['run', 'guests/test/hello.wasm', '--checkpoint-dir', join(dir, 't'), '--tracker', 'magic']);
+  t.is(tracker.code, 2);
+  t.regex(tracker.err, /--tracker must be one of/);
+});
+
+test('checkpoint inspect prints epochs, sizes and page counts; restore and run refuse what they cannot use', async (t) => {
+  const dir = join(tempDir(t), 'cp');
+  const child = spawnTs(CLI, ['run', 'guests/test/compute.wasm', '--env', 'ROUNDS=20', '--checkpoint-dir', dir, '--checkpoint-interval', '5ms', '--tracker', 'shadow']);
+  const w = watch(child);
+  t.is(await w.exited, 0, w.stderr());
+  t.regex(w.stderr(), /\d+ checkpoints in .* guest pause p50/);
+
+  const inspect = await cli(['checkpoint', 'inspect', dir, '--verify']);
+  t.is(inspect.code, 0, inspect.err);
+  t.regex(inspect.out, /latest epoch\s+\d+/);
+  t.regex(inspect.out, /verify\s+ok: epoch \d+/);
+  t.regex(inspect.out, /^\s+1\s+full\s+\d+/m);
+  t.regex(inspect.out, /^\s+2\s+incremental\s+\d+/m);
+  const json = JSON.parse((await cli(['checkpoint', 'inspect', dir, '--json'])).out) as { store: { latestEpoch: number }; epochs: unknown[]; launch: { tracker: string } };
+  t.true(json.store.latestEpoch >= 2);
+  t.is(json.launch.tracker, 'shadow');
+
+  const again = await cli(['run', 'guests/test/compute.wasm', '--checkpoint-dir', dir]);
+  t.is(again.code, 2);
+  t.regex(again.err, /already holds the checkpoints of a run/);
+  const notDir = await cli(['restore', tempDir(t)]);
+  t.is(notDir.code, 2);
+  t.regex(notDir.err, /is not a checkpoint directory/);
+
+  const store = openDirStore(dir);
+  store.unsafeCorruptPage(store.pageIndices()[0]);
+  store.close();
+  const corrupt = await cli(['restore', dir]);
+  t.is(corrupt.code, 1);
+  t.regex(corrupt.err, /WB_CHECKPOINT_CORRUPT/);
+  const verify = await cli(['checkpoint', 'inspect', dir, '--verify']);
+  t.is(verify.code, 1);
+});
