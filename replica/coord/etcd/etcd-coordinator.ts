@@ -49,9 +49,11 @@ function sameView(a: View, b: View): boolean {
   return a.view === b.view && a.primary === b.primary && a.backups.length === b.backups.length && a.backups.every((x, i) => x === b.backups[i]);
 }
 
+/** `Coordinator` on etcd v3: views by compare-and-set on one key, liveness by etcd leases (see the file comment). */
 export class EtcdCoordinator implements Coordinator {
   /** The validated options in force. */
   readonly options: ResolvedEtcdOptions;
+  /** The keys this coordinator reads and writes. */
   readonly keys: EtcdKeys;
   private readonly client: Etcd3;
   private readonly requests: EtcdRequests;
@@ -160,7 +162,7 @@ export class EtcdCoordinator implements Coordinator {
    * The grant counts from the clock reading taken before the request.
    * @throws WaterbearError WB_CONFIG_INVALID (bad id), WB_COORD_UNAVAILABLE / WB_TIMEOUT / WB_PERMISSION.
    */
-  keepAlive(replicaId: string): Promise<LeaseGrant> {
+  async keepAlive(replicaId: string): Promise<LeaseGrant> {
     checkReplicaId(replicaId);
     return this.keeper(replicaId).renew();
   }
@@ -178,7 +180,7 @@ export class EtcdCoordinator implements Coordinator {
    * has passed (`etcdGrantorTailMs` after that on our clock), confirmed by a last read.
    * @throws WaterbearError WB_TIMEOUT when `signal` aborts first; WB_COORD_UNAVAILABLE when closed.
    */
-  awaitLeaseExpiry(replicaId: string, signal?: AbortSignal): Promise<void> {
+  async awaitLeaseExpiry(replicaId: string, signal?: AbortSignal): Promise<void> {
     checkReplicaId(replicaId);
     const key = this.keys.lease(replicaId);
     return awaitLeaseGone(

@@ -48,11 +48,15 @@ export interface EtcdLeaseOps {
   report(event: string, details: Record<string, unknown>): void;
 }
 
-/** The holder side of one replica's lease. Calls are serialized; each one is one renewal. */
+/**
+ * The holder side of one replica's lease. A renewal asked for while another is in flight joins it
+ * (its grant counts from the earlier clock reading, which is only more conservative), so every call
+ * is bounded by one request timeout and at most one etcd lease is granted at a time.
+ */
 export class EtcdLeaseKeeper {
   readonly holder: LeaseHolder;
   private leaseId: string | null = null;
-  private queue: Promise<unknown> = Promise.resolve();
+  private inFlight: Promise<LeaseGrant> | null = null;
 
   constructor(
     readonly replicaId: string,
@@ -74,8 +78,11 @@ export class EtcdLeaseKeeper {
    * @throws WaterbearError WB_COORD_UNAVAILABLE / WB_TIMEOUT / WB_PERMISSION; the lease then runs out.
    */
   renew(): Promise<LeaseGrant> {
-    const run = this.queue.then(() => this.renewNow());
-    this.queue = run.catch(() => undefined);
+    if (this.inFlight !== null) return this.inFlight;
+    const run: Promise<LeaseGrant> = this.renewNow().finally(() => {
+      if (this.inFlight === run) this.inFlight = null;
+    });
+    this.inFlight = run;
     return run;
   }
 

@@ -1,10 +1,10 @@
 /**
  * One `watchViews` subscription: a linearizable read of the view key, then an etcd watch on it from
  * the read's revision + 1. Views are delivered in increasing order, each at most once, the current one
- * first. When the watch breaks (etcd restarted, connection lost, history compacted) the loop waits,
- * reads the view again (delivering it when newer) and watches from the new read's revision: a view
- * is never skipped silently; only views already compacted away when we come back are skipped, and
- * then the latest is delivered (coordinator.ts allows exactly that).
+ * first. When the watch breaks (etcd restarted, connection lost) the loop waits, reads the view again
+ * and watches from one past the last revision it processed, so etcd replays every view it missed.
+ * Only when that history was compacted away does it skip views, delivering the latest instead and
+ * reporting `watch-compacted` (coordinator.ts allows exactly that).
  */
 import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
 import type { View } from '../coordinator.js';
@@ -24,12 +24,17 @@ export interface ViewWatchDeps {
   report(event: string, details: Record<string, unknown>): void;
 }
 
+/** The read-then-watch loop of one subscription; `start()` once, `stop()` to end it. */
 export class ViewWatchLoop {
   private lastDelivered = 0;
   private stopped = false;
   private stream: IDuplexStream<IWatchRequest, IWatchResponse> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs: number;
+  /** Revision the next watch starts from: one past the last revision processed; null before the first read. */
+  private cursor: bigint | null = null;
+  /** The last watch was canceled because its start revision was compacted away. */
+  private compacted = false;
 
   constructor(
     private readonly deps: ViewWatchDeps,
@@ -89,16 +94,27 @@ export class ViewWatchLoop {
     }, delay);
   }
 
-  /** One cycle: read, deliver, watch. Any failure schedules the next cycle. */
+  /**
+   * One cycle: a linearizable read, then a watch from the cursor. The first cycle (and the one after a
+   * compaction) delivers the view read and watches from the read's revision + 1. A later cycle keeps
+   * its cursor when the read shows a view we have not delivered, so that the watch replays the missed
+   * views in order; when the read shows nothing newer, it skips the quiet history. Any failure
+   * schedules the next cycle.
+   */
   private async connect(): Promise<void> {
     if (this.stopped) return;
     let stream: IDuplexStream<IWatchRequest, IWatchResponse>;
-    let revision: bigint;
     try {
       const current = await this.deps.readCurrent();
       if (this.stopped) return;
-      if (current.view !== null) this.deliver(current.view);
-      revision = current.revision;
+      if (this.cursor === null || this.compacted) {
+        if (this.compacted) this.deps.report('watch-compacted', { lastDelivered: this.lastDelivered, current: current.view?.view ?? 0 });
+        if (current.view !== null) this.deliver(current.view);
+        this.cursor = current.revision + 1n;
+        this.compacted = false;
+      } else if (current.view === null || current.view.view <= this.lastDelivered) {
+        this.cursor = current.revision + 1n;
+      }
       stream = await this.deps.openStream();
     } catch (err) {
       this.scheduleReconnect(err);
@@ -123,15 +139,21 @@ export class ViewWatchLoop {
     stream.on('data', (res: IWatchResponse) => {
       if (broken || this.stream !== stream) return;
       if (res.canceled) {
-        fail(res.compact_revision !== '0' && res.compact_revision !== ''
-          ? `the watch start revision was compacted (compact revision ${res.compact_revision})`
-          : `etcd canceled the watch: ${res.cancel_reason}`);
+        const compactedAt = res.compact_revision === undefined || res.compact_revision === '' ? 0n : BigInt(res.compact_revision);
+        if (compactedAt > 0n) {
+          this.compacted = true;
+          fail(`the watch start revision ${String(this.cursor)} was compacted (compact revision ${res.compact_revision})`);
+        } else {
+          fail(`etcd canceled the watch: ${res.cancel_reason}`);
+        }
         return;
       }
       if (res.created) this.retryDelayMs = this.deps.retryMinDelayMs;
       for (const ev of res.events ?? []) {
+        const next = BigInt(ev.kv.mod_revision) + 1n;
+        if (this.cursor === null || next > this.cursor) this.cursor = next;
         if (String(ev.type).toLowerCase() !== 'put') {
-          this.deps.report('view-key-deleted', { modRevision: ev.kv?.mod_revision });
+          this.deps.report('view-key-deleted', { modRevision: ev.kv.mod_revision });
           continue;
         }
         try {
@@ -143,6 +165,6 @@ export class ViewWatchLoop {
     });
     stream.on('error', (err: Error) => fail(err));
     stream.on('end', () => fail('the watch stream ended'));
-    stream.write({ create_request: { key: this.deps.key, start_revision: (revision + 1n).toString() } });
+    stream.write({ create_request: { key: this.deps.key, start_revision: String(this.cursor) } });
   }
 }
