@@ -4,12 +4,12 @@
  * certificate, valid for 100 years); never use them anywhere else.
  */
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { REPO } from '../../../helpers/lvm.js';
 import { startEtcd, type EtcdServer } from '../../../helpers/etcd-server.js';
 import { Coordinators, ETCD_SERVER_OPTIONS, etcdTest, HAVE_ETCD, isUnavailable, uniqueCluster } from './etcd-fixture.js';
 
-const TLS_DIR = join(REPO, 'tests/replica/coord/etcd/fixtures/tls');
+const TLS_DIR = fileURLToPath(new URL('./fixtures/tls/', import.meta.url));
 const ca = join(TLS_DIR, 'ca.pem');
 const clientCert = join(TLS_DIR, 'client.pem');
 const clientKey = join(TLS_DIR, 'client-key.pem');

@@ -3,7 +3,7 @@ import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { isWaterbearError, type WaterbearError } from '../../../../libos-host/errors.js';
 import type { View } from '../../../../replica/coord/coordinator.js';
-import { startEtcd, type EtcdServer } from '../../../helpers/etcd-server.js';
+import { freeLoopbackPort, startEtcd, type EtcdServer } from '../../../helpers/etcd-server.js';
 import { Coordinators, ETCD_SERVER_OPTIONS, etcdTest, eventually, HAVE_ETCD, uniqueCluster } from './etcd-fixture.js';
 
 let server: EtcdServer | null = null;
@@ -153,6 +153,26 @@ etcdTest('a malformed stored view is WB_PROTOCOL, not a crash', async (t) => {
     await t.throwsAsync(c.readView(), { code: 'WB_PROTOCOL' });
   } finally {
     raw.close();
+    await cs.closeAll();
+  }
+});
+
+etcdTest('with one of two endpoints dead, every operation still succeeds through the other', async (t) => {
+  const cs = setup('dead-endpoint');
+  try {
+    const dead = `http://127.0.0.1:${await freeLoopbackPort()}`; // nothing listens there
+    const c = cs.client({ endpoints: [dead, server?.endpoint ?? ''] });
+    const seen: number[] = [];
+    const unsubscribe = c.watchViews((x) => seen.push(x.view));
+    for (let n = 1; n <= 20; n++) {
+      await c.proposeView(n - 1, view(n, 'r1'));
+      t.is((await c.readView())?.view, n);
+      await c.keepAlive('r1');
+    }
+    t.true(await eventually(() => seen.at(-1) === 20, 10_000));
+    t.deepEqual(seen, seen.slice().sort((a, b) => a - b));
+    unsubscribe();
+  } finally {
     await cs.closeAll();
   }
 });
