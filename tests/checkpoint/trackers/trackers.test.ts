@@ -102,7 +102,7 @@ test('selectTracker: an explicit uffd request where it cannot run is refused (WB
 });
 
 test('parseTrackerChoice accepts the four choices and refuses anything else (WB_CONFIG_INVALID)', (t) => {
-  for (const c of ['auto', 'instrument', 'uffd', 'shadow']) t.is(parseTrackerChoice(c), c);
+  for (const c of ['auto', 'instrument', 'uffd', 'shadow']) t.is(parseTrackerChoice(c) as string, c);
   const err = t.throws(() => parseTrackerChoice('fast'));
   t.true(isWaterbearError(err, 'WB_CONFIG_INVALID'));
 });
