@@ -16,6 +16,12 @@ export type HeldOp =
 
 export interface NetworkBufferOptions {
   maxBufferedBytes?: number;
+  /**
+   * Consulted before passthrough output leaves: false holds it instead (e.g. the primary cannot
+   * prove it still holds its coordinator lease). Acknowledged releases do not consult it: an
+   * acknowledgement from every backup of the view is proof enough (see PrimaryProtocol).
+   */
+  releaseGate?: () => boolean;
   /** Start releasing at once (a view with no backups, "running unprotected"). Default false. */
   passthrough?: boolean;
 }
@@ -52,12 +58,14 @@ export class NetworkBuffer extends ForwardingAbi implements Extension {
   private fenced = false;
   private readonly kinds = new Map<Handle, StreamKind>();
   private readonly wakers = new Set<() => void>();
+  private readonly releaseGate: () => boolean;
   readonly maxBufferedBytes: number;
 
   constructor(lower: HostAbi, options: NetworkBufferOptions = {}) {
     super(lower);
     this.maxBufferedBytes = checkRange(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES, 64 * 1024, 16 * 1024 ** 3, 'network buffer size');
     this.passthrough = options.passthrough ?? false;
+    this.releaseGate = options.releaseGate ?? (() => true);
   }
 
   // ---- Control, for the replication layer ----
@@ -100,7 +108,7 @@ export class NetworkBuffer extends ForwardingAbi implements Extension {
    */
   setPassthrough(on: boolean): void {
     this.passthrough = on;
-    if (on) this.release(this.epoch);
+    if (on && this.releaseGate()) this.release(this.epoch);
   }
 
   /**
@@ -204,7 +212,12 @@ export class NetworkBuffer extends ForwardingAbi implements Extension {
 
   private hold(op: HeldOp): void {
     this.held.push(op);
-    if (this.passthrough) this.release(this.epoch);
+    if (this.passthrough && this.releaseGate()) this.release(this.epoch);
+  }
+
+  /** Passthrough output held back by the gate goes out once the gate opens again. */
+  retryGate(): void {
+    if (this.passthrough && this.releaseGate()) this.release(this.epoch);
   }
 
   private outbox(handle: Handle): HandleOutbox {

@@ -46,6 +46,8 @@ export interface ClusterConfig {
     heartbeatTimeoutMs: number;
     maxInflightEpochs: number;
     maxLagBytes: number;
+    /** Dirty-page tracker, cluster-wide: every replica must prepare the same image. */
+    tracker: 'instrument' | 'uffd';
   };
   tls: TlsConfig | null;
   /** Allow plaintext gRPC on non-loopback addresses (with a warning). */
@@ -154,7 +156,11 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     heartbeatTimeoutMs: dur(rep.heartbeatTimeout, 'replication.heartbeatTimeout', DEFAULT_HEARTBEAT_TIMEOUT_MS, 20, 60_000),
     maxInflightEpochs: rep.maxInflightEpochs === undefined ? DEFAULT_MAX_INFLIGHT_EPOCHS : checkRange(Number(rep.maxInflightEpochs), 1, 1024, `${where}: replication.maxInflightEpochs`),
     maxLagBytes: rep.maxLagBytes === undefined ? DEFAULT_MAX_LAG_BYTES : parseSize(String(rep.maxLagBytes), `${where}: replication.maxLagBytes`),
+    tracker: (rep.tracker === undefined ? 'instrument' : rep.tracker) as 'instrument' | 'uffd',
   };
+  if (replication.tracker !== 'instrument' && replication.tracker !== 'uffd') {
+    bad('replication.tracker', `must be "instrument" (portable) or "uffd" (Linux >= 6.7 on every machine): got ${JSON.stringify(rep.tracker)}`);
+  }
   if (replication.checkpointMinIntervalMs > replication.checkpointMaxIntervalMs) bad('replication.checkpointMinInterval', 'must not exceed checkpointMaxInterval');
   if (replication.heartbeatTimeoutMs < 3 * replication.heartbeatIntervalMs) bad('replication.heartbeatTimeout', `must be at least 3 heartbeat intervals (${3 * replication.heartbeatIntervalMs} ms)`);
 

@@ -28,9 +28,20 @@ export class BackupProtocol {
   private proposing = false;
   private promoted = false;
 
-  constructor(readonly self: string, view: View | null = null) {
+  /**
+   * `restored`: the chain found in this replica's store at start (its latest epoch and whose
+   * chain it is), so that after a whole-cluster restart a backup can still take over.
+   */
+  constructor(readonly self: string, view: View | null = null, restored?: { durable: number; chainPrimary: string }) {
     this.view = view;
+    if (restored !== undefined && restored.durable > 0) {
+      this.durable = restored.durable;
+      this.chainPrimary = restored.chainPrimary;
+    }
   }
+
+  /** Whose chain the store holds (null: none usable). */
+  get chainOf(): string | null { return this.chainPrimary; }
 
   get role(): BackupRole {
     if (this.promoted) return 'primary';
@@ -50,7 +61,11 @@ export class BackupProtocol {
     this.view = view;
     this.proposing = false;
     if (view.primary === this.self) {
-      if (this.durable === 0) return [{ kind: 'demote', reason: `primary of view ${view.view} but no stored checkpoint` }];
+      // Promote only from a backup of the previous view holding that primary's chain. A replica
+      // that finds itself primary after a restart may have served past what its store holds.
+      if (this.durable === 0 || previous === null || !previous.backups.includes(this.self) || this.chainPrimary !== previous.primary) {
+        return [{ kind: 'demote', reason: `primary of view ${view.view} but holding no checkpoint of the previous primary's chain` }];
+      }
       this.promoted = true;
       return [{ kind: 'promote', view, epoch: this.durable }];
     }

@@ -107,3 +107,14 @@ test('a real client receives nothing from the guest until the epoch is acknowled
   g.lvm.stop();
   await running;
 });
+
+test('a closed release gate holds passthrough output until it opens (a primary that lost its lease)', (t) => {
+  const lower = new RecordingAbi();
+  let leaseValid = false;
+  const nb = new NetworkBuffer(lower as HostAbi, { passthrough: true, releaseGate: () => leaseValid });
+  nb.write(1, bytes('x'));
+  t.deepEqual(lower.log, []);
+  leaseValid = true;
+  nb.retryGate();
+  t.deepEqual(lower.log, ['write 1 x']);
+});

@@ -1,0 +1,255 @@
+import * as grpc from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
+import type { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
+import { isWaterbearError } from '../../libos-host/errors.js';
+import type { ClusterConfig } from '../config/cluster-config.js';
+import type { Coordinator } from '../coord/coordinator.js';
+import type { Logger } from '../log.js';
+import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
+import type { View } from '../protocol/view.js';
+import {
+  REPLICATION_PROTOCOL_VERSION, ReplicaClient,
+  type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage,
+} from '../wire/replication-wire.js';
+
+/** How often a replica outside the view asks the primary to protect it. */
+export const JOIN_RETRY_INTERVAL_MS = 500;
+
+export interface BackupDriverOptions {
+  self: string;
+  /** This replica's data folder (holds the chain record next to the store). */
+  dataDir: string;
+  config: ClusterConfig;
+  store: CheckpointStore;
+  coordinator: Coordinator;
+  credentials: grpc.ChannelCredentials;
+  log: Logger;
+  nowMs?: () => number;
+}
+
+interface Assembly { epoch: number; full: boolean; chunks: Uint8Array[]; received: number }
+
+/**
+ * The backup's side: accepts the replication stream of the current view's primary, applies each
+ * checkpoint atomically to the LMDB store and acknowledges it (after it is durable, or once it
+ * is verified in memory with ackAfter: memory), watches the primary's heartbeats, proposes a
+ * takeover when the primary is silent and its lease has lapsed, and asks to join when it is not
+ * in the view. Emits 'promote' (view, epoch) when this replica must become primary.
+ */
+export class BackupDriver extends EventEmitter {
+  readonly protocol: BackupProtocol;
+  private readonly nowMs: () => number;
+  private lastHeardMs: number;
+  private watchdog: NodeJS.Timeout | null = null;
+  private joinTimer: NodeJS.Timeout | null = null;
+  private stream: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage> | null = null;
+  private assembly: Assembly | null = null;
+  private queue: Promise<void> = Promise.resolve();
+  private checkingLease = false;
+  private stopped = false;
+  private unwatch: (() => void) | null = null;
+
+  constructor(private readonly o: BackupDriverOptions, view: View | null) {
+    super();
+    this.nowMs = o.nowMs ?? (() => performance.now());
+    this.lastHeardMs = this.nowMs();
+    const chainPrimary = readChainRecord(o.dataDir);
+    this.protocol = new BackupProtocol(o.self, null, chainPrimary === null ? undefined : { durable: o.store.latestEpoch(), chainPrimary });
+    if (view !== null) queueMicrotask(() => this.apply(this.protocol.onViewCommitted(view)));
+  }
+
+  start(): void {
+    this.unwatch = this.o.coordinator.watchViews((v) => this.apply(this.protocol.onViewCommitted(v)));
+    this.watchdog = setInterval(() => this.checkPrimary(), this.o.config.replication.heartbeatIntervalMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unwatch?.();
+    if (this.watchdog !== null) clearInterval(this.watchdog);
+    if (this.joinTimer !== null) clearInterval(this.joinTimer);
+    this.stream?.end();
+  }
+
+  get role(): string { return this.protocol.role; }
+  get durableEpoch(): number { return this.protocol.durableEpoch; }
+
+  /** gRPC handler for Replicate: one primary stream at a time (a newer one replaces it). */
+  handleStream(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>): void {
+    if (this.stopped) { call.destroy(new Error('this replica is not a backup')); return; }
+    this.stream?.end();
+    this.stream = call;
+    this.assembly = null;
+    call.on('data', (m: PrimaryMessage) => this.onMessage(call, m));
+    call.on('error', () => { if (this.stream === call) this.stream = null; });
+    call.on('end', () => { if (this.stream === call) this.stream = null; call.end(); });
+  }
+
+  private send(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, view: number, body: Omit<BackupMessage, 'protocolVersion' | 'view' | 'backupId'>): void {
+    if (call.destroyed || call.writableEnded) return;
+    call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view, backupId: this.o.self, ...body });
+  }
+
+  private onMessage(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, m: PrimaryMessage): void {
+    if (this.stopped) return;
+    const view = this.protocol.currentView;
+    // Views fence: only the primary of our current view counts as "heard".
+    if (view !== null && m.view === view.view && m.primaryId === view.primary) this.lastHeardMs = this.nowMs();
+    if (m.heartbeat != null) {
+      this.send(call, view?.view ?? 0, { heartbeat: { sentAtMs: Math.round(this.nowMs()), epoch: this.protocol.durableEpoch } });
+      return;
+    }
+    if (m.checkpoint == null) return;
+    const c = m.checkpoint;
+    if (c.chunkIndex === 0) this.assembly = { epoch: c.epoch, full: c.full, chunks: [], received: 0 };
+    const a = this.assembly;
+    if (a === null || a.epoch !== c.epoch || c.chunkIndex !== a.received || c.chunkCount < 1) {
+      this.assembly = null;
+      this.send(call, m.view, { nack: { epoch: c.epoch, code: 'WB_CHECKPOINT_TRUNCATED', reason: `chunk ${c.chunkIndex} of checkpoint ${c.epoch} arrived out of order` } });
+      return;
+    }
+    a.chunks.push(c.data);
+    a.received++;
+    if (a.received < c.chunkCount) return;
+    this.assembly = null;
+    const bytes = a.chunks.length === 1 ? a.chunks[0] : Buffer.concat(a.chunks);
+    const from = m.primaryId;
+    const mview = m.view;
+    // Apply in arrival order, one at a time.
+    this.queue = this.queue.then(() => this.applyCheckpoint(call, from, mview, a.epoch, a.full, bytes));
+  }
+
+  private async applyCheckpoint(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, from: string, view: number, epoch: number, full: boolean, bytes: Uint8Array): Promise<void> {
+    for (const action of this.protocol.onCheckpoint(from, view, epoch, full)) {
+      if (action.kind === 'nack') { this.send(call, action.view, { nack: { epoch: action.epoch, code: action.code, reason: action.reason } }); continue; }
+      if (action.kind !== 'apply') continue;
+      try {
+        if (this.o.config.replication.ackAfter === 'memory') {
+          // Verified (checksums, version) in memory, acknowledged, then written.
+          const cp = decodeCheckpoint(bytes);
+          this.reply(call, this.protocol.onApplied(epoch, full));
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          this.o.store.commit(cp);
+        } else {
+          this.o.store.commitEncoded(bytes);
+          this.reply(call, this.protocol.onApplied(epoch, full));
+        }
+        // Written after the commit: a stale record only ever stops a takeover, never allows a wrong one.
+        if (full) writeChainRecord(this.o.dataDir, from);
+        this.emit('applied', { epoch, full, bytes: bytes.length });
+      } catch (err) {
+        const code = isWaterbearError(err) ? err.code : 'WB_STORE_IO';
+        this.o.log.warn({ epoch, code, err: (err as Error).message }, 'checkpoint refused');
+        this.reply(call, this.protocol.onApplyFailed(epoch, code, (err as Error).message));
+      }
+    }
+  }
+
+  private reply(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, actions: BackupAction[]): void {
+    for (const a of actions) {
+      if (a.kind === 'ack') this.send(call, a.view, { ack: { epoch: a.epoch } });
+      else if (a.kind === 'nack') this.send(call, a.view, { nack: { epoch: a.epoch, code: a.code, reason: a.reason } });
+    }
+  }
+
+  private apply(actions: BackupAction[]): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'propose': void this.propose(a.view); break;
+        case 'promote':
+          this.o.log.warn({ view: a.view, epoch: a.epoch }, 'promoted: restoring the latest acknowledged checkpoint');
+          this.stop();
+          this.emit('promote', a.view, this.o.store.latestEpoch());
+          break;
+        case 'join': this.startJoining(a.primary); break;
+        case 'demote': this.o.log.warn({ reason: a.reason }, 'cannot act in this view'); break;
+        default: break; // ack/nack/apply happen on the stream
+      }
+    }
+    const v = this.protocol.currentView;
+    if (v !== null && v.backups.includes(this.o.self) && this.joinTimer !== null) { clearInterval(this.joinTimer); this.joinTimer = null; }
+  }
+
+  /** Heartbeat watchdog: a silent primary whose coordinator lease lapsed is presumed dead. */
+  private checkPrimary(): void {
+    const v = this.protocol.currentView;
+    if (this.stopped || v === null || !v.backups.includes(this.o.self) || this.checkingLease) return;
+    if (this.nowMs() - this.lastHeardMs <= this.o.config.replication.heartbeatTimeoutMs) return;
+    this.checkingLease = true;
+    const ctrl = new AbortController();
+    const timer = setTimeout(() => ctrl.abort(), this.o.config.replication.heartbeatTimeoutMs * 10);
+    this.o.coordinator.awaitLeaseExpiry(v.primary, ctrl.signal).then(() => {
+      // Still silent and still the same view: take over.
+      const now = this.protocol.currentView;
+      if (!this.stopped && now !== null && now.view === v.view && this.nowMs() - this.lastHeardMs > this.o.config.replication.heartbeatTimeoutMs) {
+        const actions = this.protocol.onPrimaryDead();
+        if (actions.length > 0) this.o.log.warn({ primary: v.primary, view: v.view }, 'primary silent and its lease lapsed: proposing a takeover');
+        this.apply(actions);
+      }
+    }, () => { /* lease still held, or coordinator unreachable: check again next tick */ }).finally(() => {
+      clearTimeout(timer);
+      this.checkingLease = false;
+    });
+  }
+
+  private async propose(next: View): Promise<void> {
+    const v = this.protocol.currentView;
+    if (v === null) return;
+    try {
+      const committed = await this.o.coordinator.proposeView(v.view, next);
+      this.apply(this.protocol.onViewCommitted(committed));
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'takeover proposal failed');
+      this.apply(this.protocol.onProposalFailed());
+      try {
+        const cur = await this.o.coordinator.readView();
+        if (cur !== null) this.apply(this.protocol.onViewCommitted(cur));
+      } catch { /* the watch will tell */ }
+    }
+  }
+
+  /** Ask the primary to protect this replica, until the view includes it. */
+  private startJoining(primary: string): void {
+    if (this.joinTimer !== null) clearInterval(this.joinTimer);
+    const member = this.o.config.replicas.find((r) => r.id === primary);
+    const self = this.o.config.replicas.find((r) => r.id === this.o.self);
+    if (member === undefined || self === undefined) return;
+    const ask = (): void => {
+      const v = this.protocol.currentView;
+      if (this.stopped || v === null || v.backups.includes(this.o.self) || v.primary !== primary) return;
+      const client = new ReplicaClient(member.address, this.o.credentials) as unknown as grpc.Client & {
+        join(req: JoinRequest, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, r?: JoinReply) => void): void;
+      };
+      client.join({ protocolVersion: REPLICATION_PROTOCOL_VERSION, replicaId: this.o.self, replicationAddress: self.address },
+        { deadline: Date.now() + 2000 }, (err, reply) => {
+          client.close();
+          if (err !== null) this.o.log.debug({ err: err.message }, 'join request failed');
+          else if (reply?.accepted !== true) this.o.log.debug({ reason: reply?.reason }, 'join refused');
+          else this.lastHeardMs = this.nowMs();
+        });
+    };
+    ask();
+    this.joinTimer = setInterval(ask, JOIN_RETRY_INTERVAL_MS);
+  }
+}
+
+const CHAIN_RECORD = 'chain.json';
+
+/** Whose checkpoint chain the store holds, as recorded after its last full checkpoint. */
+function readChainRecord(dataDir: string): string | null {
+  try {
+    const r = JSON.parse(readFileSync(join(dataDir, CHAIN_RECORD), 'utf8')) as { primary?: unknown };
+    return typeof r.primary === 'string' ? r.primary : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeChainRecord(dataDir: string, primary: string): void {
+  const tmp = join(dataDir, `${CHAIN_RECORD}.tmp`);
+  writeFileSync(tmp, JSON.stringify({ primary }));
+  renameSync(tmp, join(dataDir, CHAIN_RECORD));
+}

@@ -1,0 +1,202 @@
+import * as grpc from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RestoreImage } from '../../checkpoint/restore-image.js';
+import { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
+import { isWaterbearError } from '../../libos-host/errors.js';
+import type { LvmHooks } from '../../libos-host/runtime/lvm.js';
+import { BackupDriver } from '../backup/backup-driver.js';
+import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cluster-config.js';
+import type { Coordinator } from '../coord/coordinator.js';
+import { createLogger, type Logger } from '../log.js';
+import { PrimaryDriver, type PrimaryEnd } from '../primary/primary-driver.js';
+import { formatView, type View } from '../protocol/view.js';
+import { channelCredentials, serverCredentials } from '../wire/credentials.js';
+import {
+  MAX_MESSAGE_BYTES, replicaService,
+  type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage, type StatusReply,
+} from '../wire/replication-wire.js';
+import { assertGuestReadable, startPrimaryLvm } from './primary-lvm.js';
+
+/** Marker written when this replica started the guest fresh: it must never do so twice. */
+const STARTED_MARKER = 'started-fresh';
+/** How often a replica without a view retries reading or creating one. */
+export const VIEW_RETRY_INTERVAL_MS = 200;
+
+/** Builds the coordinator for this replica; the embedded Raft registers its service on `server`. */
+export type CoordinatorFactory = (server: grpc.Server) => Promise<Coordinator>;
+
+export type NodeRole = 'starting' | 'primary' | 'backup' | 'joining' | 'promoting' | 'idle' | 'stopped';
+
+/** One replica process: gRPC server, coordinator client, checkpoint store, and its current role. */
+export class ReplicaNode extends EventEmitter {
+  readonly member: ReplicaConfig;
+  readonly log: Logger;
+  private readonly server: grpc.Server;
+  private coordinator: Coordinator | null = null;
+  private store: CheckpointStore | null = null;
+  private primary: PrimaryDriver | null = null;
+  private backup: BackupDriver | null = null;
+  private stopped = false;
+  private promoting = false;
+  /** Timestamps (performance.now) of the last failover phases, for status and benchmarks. */
+  readonly timings: Record<string, number> = {};
+
+  constructor(readonly config: ClusterConfig, readonly self: string, private readonly coordinatorFactory: CoordinatorFactory, log?: Logger) {
+    super();
+    const { member, witness } = findMember(config, self);
+    if (witness) throw new Error(`${self} is a witness: run \`waterbear witness\` for it`);
+    this.member = member;
+    this.log = log ?? createLogger('replica', { replica: self });
+    this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES * 2, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES * 2 });
+  }
+
+  get role(): NodeRole {
+    if (this.stopped) return 'stopped';
+    if (this.primary !== null) return 'primary';
+    if (this.promoting) return 'promoting';
+    if (this.backup !== null) return this.backup.role === 'joining' ? 'joining' : this.backup.role === 'idle' ? 'idle' : 'backup';
+    return 'starting';
+  }
+
+  /** Start serving: bind the gRPC server, join the coordinator, take the role the view gives. */
+  async start(): Promise<void> {
+    assertGuestReadable(this.config);
+    mkdirSync(this.member.dataDir, { recursive: true });
+    this.server.addService(replicaService, {
+      replicate: (call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>) => {
+        if (this.backup === null) { call.destroy(Object.assign(new Error(`${this.self} is ${this.role}, not a backup`), { code: grpc.status.FAILED_PRECONDITION })); return; }
+        this.backup.handleStream(call);
+      },
+      join: (call: grpc.ServerUnaryCall<JoinRequest, JoinReply>, cb: grpc.sendUnaryData<JoinReply>) => {
+        const v = this.primary?.currentView;
+        if (this.primary === null || v === undefined) { cb(null, { accepted: false, view: 0, primaryId: '', reason: `${this.self} is not the primary` }); return; }
+        if (!this.config.replicas.some((r) => r.id === call.request.replicaId)) { cb(null, { accepted: false, view: v.view, primaryId: this.self, reason: 'not a replica of this cluster' }); return; }
+        const r = this.primary.join(call.request.replicaId);
+        cb(null, { accepted: r.accepted, view: v.view, primaryId: this.self, reason: r.reason });
+      },
+      status: (_call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => { cb(null, this.statusReply()); },
+    });
+    this.coordinator = await this.coordinatorFactory(this.server);
+    await new Promise<void>((resolve, reject) => {
+      this.server.bindAsync(this.member.address, serverCredentials(this.config.tls), (err) => (err === null ? resolve() : reject(err)));
+    });
+    this.store = CheckpointStore.open(join(this.member.dataDir, 'store'));
+    const view = await this.initialView();
+    if (this.stopped) return;
+    this.log.info({ view }, `starting in ${formatView(view)}`);
+    const marker = join(this.member.dataDir, STARTED_MARKER);
+    if (view.primary === this.self && view.view === 1 && !existsSync(marker)) {
+      writeFileSync(marker, new Date().toISOString());
+      await this.becomePrimary(view, null);
+    } else {
+      this.becomeBackup(view);
+    }
+  }
+
+  /** The current view, creating view 1 (first replica primary, the others backups) if none exists. */
+  private async initialView(): Promise<View> {
+    const c = this.coordinator!;
+    for (;;) {
+      if (this.stopped) throw new Error('stopped');
+      try {
+        const v = await c.readView();
+        if (v !== null) return v;
+        const first: View = { view: 1, primary: this.config.replicas[0].id, backups: this.config.replicas.slice(1).map((r) => r.id) };
+        return await c.proposeView(0, first);
+      } catch (err) {
+        if (!isWaterbearError(err)) throw err;
+        this.log.debug({ err: err.message }, 'coordinator not ready');
+      }
+      await new Promise((r) => setTimeout(r, VIEW_RETRY_INTERVAL_MS));
+    }
+  }
+
+  private becomeBackup(view: View | null): void {
+    const driver = new BackupDriver({
+      self: this.self, dataDir: this.member.dataDir, config: this.config, store: this.store!, coordinator: this.coordinator!,
+      credentials: channelCredentials(this.config.tls), log: this.log,
+    }, view);
+    driver.on('promote', (v: View) => {
+      this.timings.viewCommittedAt = performance.now();
+      this.backup = null;
+      this.promoting = true;
+      void this.promote(v);
+    });
+    driver.on('applied', (e) => this.emit('applied', e));
+    this.backup = driver;
+    driver.start();
+    this.emit('role', this.role);
+  }
+
+  private async promote(view: View): Promise<void> {
+    try {
+      const image = this.store!.loadImage();
+      if (image === null) throw new Error('the store is empty');
+      this.timings.restoredAt = performance.now();
+      await this.becomePrimary(view, image);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'promotion failed: staying out of the view');
+      this.promoting = false;
+      if (!this.stopped) this.becomeBackup(await this.coordinator!.readView().catch(() => null));
+    }
+  }
+
+  private async becomePrimary(view: View, image: RestoreImage | null): Promise<void> {
+    const hooks: LvmHooks = {};
+    const coordinator = this.coordinator!;
+    const lvm = await startPrimaryLvm(this.config, image === null ? null : { image }, hooks, () => !coordinator.leaseExpired(this.self));
+    this.timings.servingAt = performance.now();
+    const driver = new PrimaryDriver({
+      self: this.self, config: this.config, view, lvm: lvm.lvm, platform: lvm.platform, nb: lvm.nb, checkpointer: lvm.checkpointer,
+      startEpoch: lvm.startEpoch, coordinator, credentials: channelCredentials(this.config.tls), log: this.log,
+    });
+    hooks.onSuspended = () => driver.onSuspended();
+    driver.on('checkpoint', (e) => this.emit('checkpoint', e));
+    driver.on('protection', (e) => this.emit('protection', e));
+    driver.on('backup-failed', (e) => this.emit('backup-failed', e));
+    this.primary = driver;
+    this.promoting = false;
+    this.emit('role', this.role);
+    void driver.run().then((end) => this.onPrimaryEnd(end, lvm.platform));
+  }
+
+  private async onPrimaryEnd(end: PrimaryEnd, platform: { closeAll(): void }): Promise<void> {
+    this.primary = null;
+    platform.closeAll();
+    this.log.warn({ end }, 'primary role ended');
+    if (this.stopped) return;
+    if (end.kind === 'guest-exit') {
+      this.emit('guest-exit', end.exit);
+      return;
+    }
+    // Fenced: rejoin as a backup of whatever view is current.
+    this.becomeBackup(await this.coordinator!.readView().catch(() => null));
+  }
+
+  /** Status for `waterbear status`, the dashboard and the chaos harness. */
+  statusReply(): StatusReply {
+    const pv = this.primary?.currentView ?? null;
+    const bv = this.backup?.protocol.currentView ?? null;
+    const v = pv ?? bv;
+    const stats = this.primary?.stats;
+    return {
+      replicaId: this.self, role: this.role, view: v?.view ?? 0, primaryId: v?.primary ?? '', backups: [...(v?.backups ?? [])],
+      protected: this.primary !== null ? this.primary.protocol.isProtected : false,
+      epoch: stats?.capturedEpoch ?? this.backup?.durableEpoch ?? 0,
+      ackedEpoch: stats?.releasedEpoch ?? 0,
+      statusJson: JSON.stringify({ stats, links: this.primary?.linkStates() ?? [], timings: this.timings }),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.primary?.stop();
+    this.backup?.stop();
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    await this.coordinator?.close();
+    this.store?.close();
+  }
+}

@@ -1,0 +1,126 @@
+import * as grpc from '@grpc/grpc-js';
+import {
+  CHECKPOINT_CHUNK_BYTES, REPLICATION_PROTOCOL_VERSION, ReplicaClient,
+  type BackupMessage, type PrimaryMessage,
+} from '../wire/replication-wire.js';
+
+export interface BackupLinkEvents {
+  ack(backup: string, view: number, epoch: number): void;
+  nack(backup: string, epoch: number, code: string, reason: string): void;
+  /** The link is dead (stream error or heartbeat timeout); the primary decides what follows. */
+  failed(backup: string, reason: string): void;
+}
+
+export interface BackupLinkOptions {
+  self: string;
+  backup: string;
+  address: string;
+  credentials: grpc.ChannelCredentials;
+  view: number;
+  imageSha256: string;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  nowMs: () => number;
+}
+
+/**
+ * The primary's end of one replication stream to one backup: checkpoints in epoch order (split
+ * into chunks), heartbeats, and the acknowledgements coming back. Every message carries the view.
+ */
+export class BackupLink {
+  private readonly client: grpc.Client & { replicate(): grpc.ClientDuplexStream<PrimaryMessage, BackupMessage> };
+  private stream: grpc.ClientDuplexStream<PrimaryMessage, BackupMessage> | null = null;
+  private lastHeardMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** True until a full image was sent on this link (and again after a nack). */
+  needsFull = true;
+  /** Bytes written but not yet acknowledged, by epoch. */
+  private readonly unacked = new Map<number, number>();
+  ackedEpoch = 0;
+
+  constructor(private readonly o: BackupLinkOptions, private readonly events: BackupLinkEvents) {
+    this.client = new ReplicaClient(o.address, o.credentials, {
+      'grpc.max_send_message_length': 16 * 1024 * 1024,
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 10_000,
+    }) as unknown as typeof this.client;
+    this.lastHeardMs = o.nowMs();
+  }
+
+  get backup(): string { return this.o.backup; }
+
+  /** Bytes sent but not acknowledged (for backpressure). */
+  get inflightBytes(): number {
+    let n = 0;
+    for (const b of this.unacked.values()) n += b;
+    return n;
+  }
+
+  start(): void {
+    const stream = this.client.replicate();
+    this.stream = stream;
+    stream.on('data', (m: BackupMessage) => this.onMessage(m));
+    stream.on('error', (err: Error) => this.fail(`stream error: ${err.message}`));
+    stream.on('end', () => this.fail('the backup ended the stream'));
+    this.write({ hello: { backupId: this.o.backup, imageSha256: this.o.imageSha256 } });
+    this.timer = setInterval(() => this.tick(), this.o.heartbeatIntervalMs);
+  }
+
+  /** Send one encoded checkpoint. */
+  sendCheckpoint(epoch: number, full: boolean, bytes: Uint8Array): void {
+    if (this.closed) return;
+    if (full) this.needsFull = false;
+    const count = Math.max(1, Math.ceil(bytes.length / CHECKPOINT_CHUNK_BYTES));
+    for (let i = 0; i < count; i++) {
+      const data = bytes.subarray(i * CHECKPOINT_CHUNK_BYTES, Math.min(bytes.length, (i + 1) * CHECKPOINT_CHUNK_BYTES));
+      this.write({ checkpoint: { epoch, full, chunkIndex: i, chunkCount: count, data } });
+    }
+    this.unacked.set(epoch, bytes.length);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.stream?.end();
+    this.stream?.cancel();
+    this.client.close();
+  }
+
+  private write(body: Omit<PrimaryMessage, 'protocolVersion' | 'view' | 'primaryId'>): void {
+    if (this.closed || this.stream === null) return;
+    this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view, primaryId: this.o.self, ...body });
+  }
+
+  private onMessage(m: BackupMessage): void {
+    if (this.closed) return;
+    this.lastHeardMs = this.o.nowMs();
+    if (m.backupId !== this.o.backup) { this.fail(`peer says it is ${m.backupId}, expected ${this.o.backup}`); return; }
+    if (m.ack != null) {
+      for (const e of [...this.unacked.keys()]) if (e <= m.ack.epoch) this.unacked.delete(e);
+      this.ackedEpoch = Math.max(this.ackedEpoch, m.ack.epoch);
+      this.events.ack(this.o.backup, m.view, m.ack.epoch);
+    } else if (m.nack != null) {
+      this.needsFull = true;
+      this.unacked.clear();
+      this.events.nack(this.o.backup, m.nack.epoch, m.nack.code, m.nack.reason);
+    }
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    const now = this.o.nowMs();
+    if (now - this.lastHeardMs > this.o.heartbeatTimeoutMs) {
+      this.fail(`no message for ${Math.round(now - this.lastHeardMs)} ms (timeout ${this.o.heartbeatTimeoutMs} ms)`);
+      return;
+    }
+    this.write({ heartbeat: { sentAtMs: Math.round(now), epoch: this.ackedEpoch } });
+  }
+
+  private fail(reason: string): void {
+    if (this.closed) return;
+    this.close();
+    this.events.failed(this.o.backup, reason);
+  }
+}

@@ -1,0 +1,286 @@
+import type * as grpc from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
+import { encodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
+import { sealPages } from '../../checkpoint/checkpoint-data.js';
+import type { Checkpointer } from '../../checkpoint/checkpointer.js';
+import { isWaterbearError } from '../../libos-host/errors.js';
+import type { NodePlatform } from '../../libos-host/platform/node-platform.js';
+import type { Lvm, LvmExit } from '../../libos-host/runtime/lvm.js';
+import type { NetworkBuffer } from '../../network-buffer/network-buffer.js';
+import type { ClusterConfig } from '../config/cluster-config.js';
+import type { Coordinator } from '../coord/coordinator.js';
+import type { Logger } from '../log.js';
+import { PrimaryProtocol, type PrimaryAction } from '../protocol/primary-protocol.js';
+import { formatView, type View } from '../protocol/view.js';
+import { BackupLink } from './backup-link.js';
+import { EpochPolicy } from './epoch-policy.js';
+
+/** How often the primary renews its coordinator lease. */
+export const LEASE_RENEW_INTERVAL_MS = 100;
+
+export interface PrimaryDriverOptions {
+  self: string;
+  config: ClusterConfig;
+  view: View;
+  lvm: Lvm;
+  platform: NodePlatform;
+  nb: NetworkBuffer;
+  checkpointer: Checkpointer;
+  /** Epoch the LVM was restored from (0 for a fresh start). */
+  startEpoch: number;
+  coordinator: Coordinator;
+  credentials: grpc.ChannelCredentials;
+  log: Logger;
+  nowMs?: () => number;
+}
+
+/** Why the primary stopped. */
+export type PrimaryEnd = { kind: 'fenced'; reason: string } | { kind: 'guest-exit'; exit: LvmExit } | { kind: 'stopped' };
+
+/** Numbers for status, the dashboard and metrics. */
+export interface PrimaryStats {
+  checkpoints: number;
+  checkpointBytes: number;
+  lastPauseUs: number;
+  lastCheckpointBytes: number;
+  capturedEpoch: number;
+  releasedEpoch: number;
+}
+
+/**
+ * Runs the guest as primary: ends epochs at suspension points (EpochPolicy), captures and ships
+ * checkpoints to every backup link, feeds acknowledgements to the PrimaryProtocol and carries out
+ * its actions on the network buffer, the links and the coordinator.
+ */
+export class PrimaryDriver extends EventEmitter {
+  readonly protocol: PrimaryProtocol;
+  private readonly links = new Map<string, BackupLink>();
+  private readonly policy: EpochPolicy;
+  private readonly nowMs: () => number;
+  private ran = true;
+  private pendingTimer: NodeJS.Timeout | null = null;
+  private leaseTimer: NodeJS.Timeout | null = null;
+  private ackWaiters: Array<() => void> = [];
+  private ended: PrimaryEnd | null = null;
+  private endResolve: ((e: PrimaryEnd) => void) | null = null;
+  private captured: number;
+  readonly stats: PrimaryStats;
+
+  constructor(private readonly o: PrimaryDriverOptions) {
+    super();
+    this.nowMs = o.nowMs ?? (() => performance.now());
+    const r = o.config.replication;
+    this.policy = new EpochPolicy({
+      maxIntervalMs: r.checkpointMaxIntervalMs, minIntervalMs: r.checkpointMinIntervalMs,
+      maxInflightEpochs: r.maxInflightEpochs, maxLagBytes: r.maxLagBytes,
+    }, this.nowMs());
+    this.captured = o.startEpoch;
+    this.protocol = new PrimaryProtocol(o.self, o.view, o.startEpoch);
+    this.stats = { checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch };
+  }
+
+  /** Run until fenced, the guest exits, or `stop`. */
+  async run(): Promise<PrimaryEnd> {
+    const ended = new Promise<PrimaryEnd>((resolve) => { this.endResolve = resolve; });
+    const unwatch = this.o.coordinator.watchViews((v) => this.apply(this.protocol.onViewCommitted(v)));
+    this.leaseTimer = setInterval(() => this.renewLease(), LEASE_RENEW_INTERVAL_MS);
+    void this.renewLease();
+    this.apply(this.protocol.start());
+    this.o.log.info({ view: this.o.view }, `primary in ${formatView(this.o.view)}`);
+    void this.o.lvm.run().then((exit) => this.end({ kind: 'guest-exit', exit }), (err: Error) => this.end({ kind: 'guest-exit', exit: { kind: 'trap', error: err as never } }));
+    const end = await ended;
+    unwatch();
+    return end;
+  }
+
+  /** The LVM hook: called at every suspension point, with the guest unwound. */
+  async onSuspended(): Promise<void> {
+    if (this.ended !== null) return;
+    const now = this.nowMs();
+    const d = this.policy.decide(now, this.o.nb.holdsOutputOfCurrentEpoch, this.ran);
+    this.ran = true; // it runs again after this suspension
+    if (d.kind === 'checkpoint' || this.anyLinkNeedsFull()) this.checkpointNow();
+    else if (d.kind === 'wait') this.checkpointAt(d.untilMs);
+    // A guest that computes for long is interrupted at the next deadline (yield points, imports).
+    const deadlineNs = this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((this.policy.nextDeadlineMs() - now) * 1e6)));
+    this.o.lvm.requestSuspend(deadlineNs);
+    // Backpressure: a lagging backup slows the guest instead of growing buffers without bound.
+    while (this.ended === null && this.policy.mustThrottle(this.inflightEpochs(), this.inflightBytes())) {
+      await new Promise<void>((resolve) => this.ackWaiters.push(resolve));
+    }
+  }
+
+  /** A replica asks to be protected. */
+  join(from: string): { accepted: boolean; reason: string } {
+    if (this.ended !== null) return { accepted: false, reason: 'this replica is no longer primary' };
+    this.apply(this.protocol.onJoinRequest(from));
+    return { accepted: true, reason: '' };
+  }
+
+  /** Stop serving (shutdown, not a failover). */
+  stop(): void { this.end({ kind: 'stopped' }); }
+
+  get currentView(): View { return this.protocol.currentView; }
+  linkStates(): Array<{ backup: string; acked: number; inflightBytes: number }> {
+    return [...this.links.values()].map((l) => ({ backup: l.backup, acked: l.ackedEpoch, inflightBytes: l.inflightBytes }));
+  }
+
+  // ---- internals ----
+
+  private anyLinkNeedsFull(): boolean {
+    for (const l of this.links.values()) if (l.needsFull) return true;
+    return false;
+  }
+
+  private inflightEpochs(): number {
+    let min = this.captured;
+    for (const b of this.protocol.currentView.backups) min = Math.min(min, this.protocol.ackedBy(b) ?? 0);
+    return this.captured - min;
+  }
+
+  private inflightBytes(): number {
+    let max = 0;
+    for (const l of this.links.values()) max = Math.max(max, l.inflightBytes);
+    return max;
+  }
+
+  /** Capture when the guest is (still) suspended at `atMs`. */
+  private checkpointAt(atMs: number): void {
+    if (this.pendingTimer !== null) return;
+    this.pendingTimer = setTimeout(() => {
+      this.pendingTimer = null;
+      if (this.ended === null && this.o.lvm.suspended !== null && this.o.lvm.isQuiescent()) this.checkpointNow();
+    }, Math.max(0, atMs - this.nowMs()));
+  }
+
+  private checkpointNow(): void {
+    if (this.ended !== null) return;
+    if (this.pendingTimer !== null) { clearTimeout(this.pendingTimer); this.pendingTimer = null; }
+    // A backup without the chain needs a full image: start a new chain for everyone.
+    if (this.anyLinkNeedsFull()) this.o.checkpointer.startNewChain();
+    // Close the network buffer's epoch first, so the captured state says "producing epoch+1".
+    const epoch = this.o.nb.advanceEpoch();
+    const cp = this.o.checkpointer.capture();
+    if (cp.epoch !== epoch) throw new Error(`epoch mismatch: network buffer closed ${epoch}, checkpointer captured ${cp.epoch}`);
+    this.ran = false;
+    this.policy.checkpointed(this.nowMs());
+    sealPages(cp);
+    const bytes = encodeCheckpoint(cp);
+    this.captured = epoch;
+    this.stats.checkpoints++;
+    this.stats.checkpointBytes += bytes.length;
+    this.stats.lastCheckpointBytes = bytes.length;
+    this.stats.lastPauseUs = cp.stats.pauseUs;
+    this.stats.capturedEpoch = epoch;
+    for (const link of this.links.values()) link.sendCheckpoint(epoch, cp.full, bytes);
+    this.emit('checkpoint', { epoch, bytes: bytes.length, pauseUs: cp.stats.pauseUs, full: cp.full, pages: cp.pages.length });
+    this.apply(this.protocol.onCaptured(epoch));
+  }
+
+  private apply(actions: PrimaryAction[]): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'release':
+          this.o.nb.release(a.epoch);
+          this.stats.releasedEpoch = a.epoch;
+          break;
+        case 'passthrough':
+          this.o.nb.setPassthrough(a.on);
+          this.emit('protection', { protected: !a.on, view: this.protocol.currentView });
+          if (a.on) this.o.log.warn({ view: this.protocol.currentView }, 'running UNPROTECTED: no backup in the view; output is released without acknowledgement');
+          break;
+        case 'propose':
+          void this.propose(a.view);
+          break;
+        case 'fence':
+          this.o.log.warn({ reason: a.reason }, 'fenced: stopping the guest');
+          this.o.nb.fence();
+          this.end({ kind: 'fenced', reason: a.reason });
+          break;
+        case 'stream-to':
+          this.openLink(a.backup);
+          break;
+        case 'stop-stream':
+          this.links.get(a.backup)?.close();
+          this.links.delete(a.backup);
+          break;
+      }
+    }
+    this.wakeAckWaiters();
+  }
+
+  private openLink(backup: string): void {
+    this.links.get(backup)?.close();
+    const member = this.o.config.replicas.find((r) => r.id === backup);
+    if (member === undefined) { this.o.log.error({ backup }, 'backup is not in the cluster file'); return; }
+    const link = new BackupLink({
+      self: this.o.self, backup, address: member.address, credentials: this.o.credentials, view: this.protocol.currentView.view,
+      imageSha256: this.o.lvm.image.imageSha256, heartbeatIntervalMs: this.o.config.replication.heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.o.config.replication.heartbeatTimeoutMs, nowMs: this.nowMs,
+    }, {
+      ack: (b, view, epoch) => { this.apply(this.protocol.onAck(b, view, epoch)); },
+      nack: (b, epoch, code, reason) => { this.o.log.warn({ backup: b, epoch, code, reason }, 'backup refused a checkpoint; sending a full image'); this.checkpointSoon(); },
+      failed: (b, reason) => {
+        if (this.links.get(b) !== link) return;
+        this.links.delete(b);
+        this.o.log.warn({ backup: b, reason }, 'backup link failed');
+        this.emit('backup-failed', { backup: b, reason });
+        this.apply(this.protocol.onBackupFailed(b));
+      },
+    });
+    this.links.set(backup, link);
+    link.start();
+    this.checkpointSoon();
+  }
+
+  /** Capture as soon as the guest is suspended (a new link needs its full image). */
+  private checkpointSoon(): void {
+    if (this.o.lvm.suspended !== null && this.o.lvm.isQuiescent()) setImmediate(() => {
+      if (this.ended === null && this.o.lvm.suspended !== null && this.o.lvm.isQuiescent()) this.checkpointNow();
+    });
+  }
+
+  private async propose(next: View): Promise<void> {
+    const current = this.protocol.currentView;
+    try {
+      const committed = await this.o.coordinator.proposeView(current.view, next);
+      this.apply(this.protocol.onViewCommitted(committed));
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message, next }, 'view proposal failed');
+      this.apply(this.protocol.onProposalFailed());
+      if (isWaterbearError(err, 'WB_VIEW_CONFLICT') || isWaterbearError(err, 'WB_TIMEOUT') || isWaterbearError(err, 'WB_COORD_UNAVAILABLE')) {
+        try {
+          const v = await this.o.coordinator.readView();
+          if (v !== null) this.apply(this.protocol.onViewCommitted(v));
+        } catch { /* the watch will tell us */ }
+      }
+    }
+  }
+
+  private async renewLease(): Promise<void> {
+    try {
+      await this.o.coordinator.keepAlive(this.o.self);
+      this.o.nb.retryGate();
+    } catch (err) {
+      this.o.log.debug({ err: (err as Error).message }, 'lease keepalive failed');
+    }
+  }
+
+  private wakeAckWaiters(): void {
+    const ws = this.ackWaiters;
+    this.ackWaiters = [];
+    for (const w of ws) w();
+  }
+
+  private end(e: PrimaryEnd): void {
+    if (this.ended !== null) return;
+    this.ended = e;
+    if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
+    if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+    this.o.lvm.stop();
+    this.wakeAckWaiters();
+    this.endResolve?.(e);
+  }
+}

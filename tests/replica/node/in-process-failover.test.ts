@@ -1,0 +1,55 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { RespClient } from '../../../chaos/clients/resp-client.js';
+import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
+import { ReplicaNode } from '../../../replica/node/replica-node.js';
+import { freePort } from '../../../bench/support/servers.js';
+import { MemoryCoordinatorGroup } from '../../helpers/memory-coordinator.js';
+import { REPO } from '../../helpers/lvm.js';
+
+async function until<T>(what: string, f: () => Promise<T | null | undefined> | T | null | undefined, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try { const v = await f(); if (v !== null && v !== undefined && v !== false) return v as T; } catch { /* retry */ }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+test('two replicas in one process: writes replicate, output waits for acks, the backup takes over with the data', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wb-node-'));
+  const [svc, pa, pb] = [await freePort(), await freePort(), await freePort()];
+  const config = parseClusterConfig(`
+guest: { module: ${REPO}guests/kv.wasm }
+listen: [127.0.0.1:${svc}]
+replicas:
+  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
+  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
+coordinator: { backend: etcd, endpoints: [unused] }
+# Both replicas share one event loop here (image preparation, LMDB fsyncs): generous timeouts.
+replication: { heartbeatInterval: 100ms, heartbeatTimeout: 3s }
+`, join(dir, 'cluster.yaml'));
+  const group = new MemoryCoordinatorGroup(1000);
+  const a = new ReplicaNode(config, 'a', async () => group.client());
+  const b = new ReplicaNode(config, 'b', async () => group.client());
+  await Promise.all([a.start(), b.start()]);
+  t.is(a.role, 'primary');
+  const c = await until('service', () => RespClient.connect(svc));
+  for (let i = 0; i < 50; i++) t.is(await c.call('SET', `k${i}`, `v${i}`), 'OK');
+  t.is(await c.call('INCRBY', 'n', 7), 7);
+  const st = a.statusReply();
+  t.true(st.protected, JSON.stringify(st));
+  t.true(st.ackedEpoch > 0);
+  // kill the primary (in-process: stop it) and let the backup take over.
+  await a.stop();
+  c.close();
+  await until('b primary', () => b.role === 'primary');
+  const c2 = await until('service after failover', () => RespClient.connect(svc));
+  t.is(await c2.call('GET', 'k49'), 'v49');
+  t.is(await c2.call('GET', 'n'), '7');
+  t.is(await c2.call('INCR', 'n'), 8);
+  c2.close();
+  await b.stop();
+});
