@@ -25,10 +25,10 @@ async function checkpointAfter(dir: string, afterMs: number, timeoutMs = 20_000)
   }
 }
 
-test('the KV guest: keys written by a client survive kill -9 and waterbear restore, on the same address', async (t) => {
+test('the KV guest: keys written by a client survive kill -9 and waterbear restore, on the same address with the same extension stack', async (t) => {
   const dir = join(mkdtempSync(join(tmpdir(), 'wb-kv-')), 'cp');
   t.teardown(() => rmSync(join(dir, '..'), { recursive: true, force: true }));
-  const run = spawnTs(CLI, ['run', 'guests/kv.wasm', '--listen', '127.0.0.1:0', '--checkpoint-dir', dir, '--checkpoint-interval', '20ms']);
+  const run = spawnTs(CLI, ['run', 'guests/kv.wasm', '--listen', '127.0.0.1:0', '--extension', 'metrics', '--checkpoint-dir', dir, '--checkpoint-interval', '20ms']);
   t.teardown(() => killHard(run));
   const w = watch(run);
   const [, address, port] = await w.until(/fd 3 listening on ((?:\d+\.){3}\d+:(\d+))/);
