@@ -252,9 +252,11 @@ test('a waiter resolves only after seeing the key gone and waiting out the grant
 test('a waiter keeps polling through errors, and gives up only on its signal or on close', async (t) => {
   const clock = new FakeClock(0);
   let polls = 0;
+  let onPoll = (): void => undefined;
   const deps = {
     leaseKeyExists: async (): Promise<boolean> => {
       polls++;
+      onPoll();
       if (polls % 2 === 0) throw new WaterbearError('WB_COORD_UNAVAILABLE', 'down');
       return true;
     },
@@ -264,15 +266,25 @@ test('a waiter keeps polling through errors, and gives up only on its signal or 
     report: () => undefined,
   };
   const abort = new AbortController();
-  setTimeout(() => abort.abort(), 50);
+  onPoll = () => {
+    if (polls === 10) abort.abort();
+  };
   const err = await t.throwsAsync(awaitLeaseGone('r1', { ...deps, closed: new AbortController().signal }, abort.signal));
-  t.true(isWaterbearError(err, 'WB_TIMEOUT'));
-  t.true(polls > 4);
+  t.true(isWaterbearError(err, 'WB_TIMEOUT'), String(err));
+  t.is(polls, 10, 'it kept polling through the failed reads until the signal');
 
+  polls = 0;
   const closing = new AbortController();
-  setTimeout(() => closing.abort(), 20);
+  onPoll = () => {
+    if (polls === 5) closing.abort();
+  };
   await t.throwsAsync(awaitLeaseGone('r1', { ...deps, closed: closing.signal }), { code: 'WB_COORD_UNAVAILABLE' });
+  t.is(polls, 5);
+
+  onPoll = () => undefined;
+  polls = 0;
   const already = new AbortController();
   already.abort();
   await t.throwsAsync(awaitLeaseGone('r1', { ...deps, closed: new AbortController().signal }, already.signal), { code: 'WB_TIMEOUT' });
+  t.is(polls, 0);
 });
