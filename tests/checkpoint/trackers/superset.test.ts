@@ -19,6 +19,8 @@ class Bank {
   readonly trackers: DirtyTracker[] = [];
   collects = 0;
   checkedPages = 0;
+  armedBytes = 0;
+  lastBytes = 0;
   readonly failures: string[] = [];
 
   constructor(readonly seed: number, readonly label: string) {}
@@ -28,12 +30,14 @@ class Bank {
     // Same order at arm and collect: the instrument tracker clears its map first, so the map
     // is back to all-zero when the shadow tracker compares.
     for (const t of this.trackers) t.arm(memory);
+    this.armedBytes = this.lastBytes = memory.buffer.byteLength;
   }
 
   collect(memory: WebAssembly.Memory): void {
     const results = this.trackers.map((t) => t.collect(memory));
     const reference = results[results.length - 1];
     this.collects++;
+    this.lastBytes = memory.buffer.byteLength;
     this.checkedPages += reference.length;
     results.forEach((pages, i) => {
       const kind = this.trackers[i].kind;
@@ -50,7 +54,8 @@ class Bank {
   close(): void { for (const t of this.trackers) t.close(); }
 
   report(t: ExecutionContext): void {
-    t.log(`${this.label} seed ${this.seed}: ${this.collects} collects, ${this.checkedPages} changed pages checked against ${this.trackers.map((x) => x.kind).join(', ')}`);
+    t.log(`${this.label} seed ${this.seed}: ${this.collects} collects, ${this.checkedPages} changed pages checked against ${this.trackers.map((x) => x.kind).join(', ')}; ` +
+      `memory ${(this.armedBytes / 2 ** 20).toFixed(1)} -> ${(this.lastBytes / 2 ** 20).toFixed(1)} MiB`);
     if (this.failures.length > 0) t.fail(this.failures.slice(0, 5).join('\n'));
     t.true(this.collects >= 5, `only ${this.collects} collects`);
   }
