@@ -45,6 +45,7 @@ const SIZES_BYTES = [64 * MIB, 1024 * MIB];
 const DIRTY_FRACTIONS = [0, 0.01, 0.1, 0.5];
 /** Repetitions per pause measurement (median), by memory size. */
 const PAUSE_REPS = new Map([[64 * MIB, 15], [1024 * MIB, 5]]);
+const PAUSE_WARMUP_REPS = 3;
 /** Checkpoint interval while measuring guest slowdown. */
 const CHECKPOINT_INTERVAL_MS = 50;
 const SLOWDOWN_REPS = 7;
@@ -102,7 +103,7 @@ async function pauses(): Promise<PauseRow[]> {
         const copy: number[] = [];
         const total: number[] = [];
         let reported = 0;
-        for (let rep = -1; rep < reps; rep++) { // rep -1 warms up
+        for (let rep = -PAUSE_WARMUP_REPS; rep < reps; rep++) { // negative reps warm up (JIT)
           const pages = samplePages(guestPages, row.pages, rnd);
           guest.touch(pages);
           const t0 = process.hrtime.bigint();
@@ -132,7 +133,7 @@ async function pauses(): Promise<PauseRow[]> {
     for (const row of sizeRows) {
       const scattered: number[] = [];
       const contiguous: number[] = [];
-      for (let rep = -1; rep < reps; rep++) {
+      for (let rep = -PAUSE_WARMUP_REPS; rep < reps; rep++) {
         const pages = samplePages(guestPages, row.pages, rnd);
         plain.touch(pages);
         const t0 = process.hrtime.bigint();
