@@ -10,7 +10,7 @@ import { Coordinators, delay, ETCD_SERVER_OPTIONS, etcdTest, eventually, isUnava
 
 const REQUEST_TIMEOUT_MS = 500;
 /** Scheduling slack on top of the request timeout before a call counts as hung. */
-const SLACK_MS = 700;
+const SLACK_MS = 1_500;
 
 const view = (n: number, primary: string): View => ({ view: n, primary, backups: [] });
 

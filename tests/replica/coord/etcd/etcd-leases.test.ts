@@ -87,20 +87,22 @@ etcdTest('keepalives then silence: the holder fences itself within the TTL, and 
 etcdTest('awaitLeaseExpiry does not resolve while the holder keeps its lease alive', async (t) => {
   const cs = setup('kept-alive');
   try {
-    const holder = cs.client();
-    const waiter = cs.client();
+    // A 2 s TTL: a loaded machine that stalls one 250 ms keepalive loop for a second does not lose the lease.
+    const ttlMs = 2 * TEST_TTL_MS;
+    const holder = cs.client({ lease: { ttlMs } });
+    const waiter = cs.client({ lease: { ttlMs } });
     await holder.keepAlive('r1');
     await holder.keepAlive('r2');
     const stop1 = keepAliveLoop(holder, 'r1');
     const stop2 = keepAliveLoop(holder, 'r2');
     const start = performance.now();
-    const err = await t.throwsAsync(waiter.awaitLeaseExpiry('r1', AbortSignal.timeout(2 * TEST_TTL_MS + 500)));
+    const err = await t.throwsAsync(waiter.awaitLeaseExpiry('r1', AbortSignal.timeout(ttlMs + 1_000)));
     t.true(isWaterbearError(err, 'WB_TIMEOUT'), String(err));
-    t.true(performance.now() - start >= 2 * TEST_TTL_MS);
+    t.true(performance.now() - start >= ttlMs + 900);
     t.false(holder.leaseExpired('r1'));
     // Leases are per replica: r2 stops, r1 goes on.
     await stop2();
-    await waiter.awaitLeaseExpiry('r2', AbortSignal.timeout(TEST_TTL_MS + 5_000));
+    await waiter.awaitLeaseExpiry('r2', AbortSignal.timeout(ttlMs + 5_000));
     t.true(holder.leaseExpired('r2'));
     t.false(holder.leaseExpired('r1'));
     await stop1();
