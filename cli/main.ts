@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   inspect: { run: inspectCommand, summary: "print a guest's imports, exports and memory; can it run?" },
   restore: { run: restoreCommand, summary: 'resume a guest from its checkpoint directory (run --checkpoint-dir)' },
   checkpoint: { run: checkpointCommand, summary: 'inspect a checkpoint directory: epochs, sizes, page counts' },
+  witness: { run: (argv, io) => import('./commands/witness.js').then((m) => m.witnessCommand(argv, io)), summary: 'run a coordinator member without an LVM (the third voter of two replicas)' },
 };
 
 export const USAGE = `usage: waterbear <command> [options]

@@ -1,0 +1,121 @@
+import { isAbsolute, resolve } from 'node:path';
+import { WaterbearError } from '../../libos-host/errors.js';
+import { parseListenUri } from '../../libos-host/platform/listen-address.js';
+import { findMember, isLoopback, loadClusterConfig } from '../../replica/config/cluster-config.js';
+import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
+import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
+import { channelCredentials, serverCredentials } from '../../replica/wire/credentials.js';
+import { parseCommandArgs } from '../args.js';
+import type { CliIo } from '../io.js';
+
+export const WITNESS_USAGE = `usage: waterbear witness --config waterbear.yaml --id ID
+       waterbear witness --id ID --data-dir DIR --peers ID=HOST:PORT,ID=HOST:PORT,… [--listen HOST:PORT] [--cluster NAME]
+
+Run a coordinator member that holds no LVM: a voter of the embedded Raft group, so that two replicas
+plus one witness tolerate the failure of any one machine. Prints one line when it serves; stops
+cleanly on SIGTERM or SIGINT (Ctrl-C).
+
+  --config FILE       the cluster file; ID must be one of its witnesses (TLS, addresses and data
+                      directories come from it)
+  --id ID             this witness's member id
+Without a cluster file (plaintext; loopback addresses unless --allow-plaintext):
+  --peers LIST        every member of the group, ID=HOST:PORT separated by commas, this one included
+  --data-dir DIR      where the witness keeps its Raft store (DIR/coord-raft)
+  --listen HOST:PORT  where to listen (default: this member's address in --peers)
+  --cluster NAME      the cluster name members must share (default "default")
+  --allow-plaintext   allow non-loopback addresses without TLS`;
+
+function parsePeers(text: string): RaftPeer[] {
+  const peers: RaftPeer[] = [];
+  for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0 || eq === part.length - 1) throw new WaterbearError('WB_CONFIG_INVALID', `--peers entries must be ID=HOST:PORT: got "${part}"`);
+    const address = part.slice(eq + 1);
+    parseListenUri(address);
+    peers.push({ id: part.slice(0, eq), address });
+  }
+  if (peers.length === 0) throw new WaterbearError('WB_CONFIG_INVALID', '--peers must list every member of the group, e.g. a=127.0.0.1:7101,b=127.0.0.1:7102,w=127.0.0.1:7103');
+  return peers;
+}
+
+/** `waterbear witness`: runs until SIGTERM/SIGINT; exit code 0 after a clean stop. */
+export async function witnessCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommandArgs(argv, {
+    config: { type: 'string', short: 'c' },
+    id: { type: 'string' },
+    peers: { type: 'string' },
+    'data-dir': { type: 'string' },
+    listen: { type: 'string' },
+    cluster: { type: 'string' },
+    'allow-plaintext': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, 'witness');
+  if (values.help === true) { io.out(WITNESS_USAGE + '\n'); return 0; }
+  if (positionals.length > 0) throw new WaterbearError('WB_CONFIG_INVALID', `witness takes no positional arguments: got ${positionals.join(' ')}; see \`waterbear witness --help\``);
+  const id = values.id;
+  if (id === undefined || id === '') throw new WaterbearError('WB_CONFIG_INVALID', 'witness: --id is required; see `waterbear witness --help`');
+
+  let options: RaftCoordinatorOptions;
+  if (values.config !== undefined) {
+    for (const flag of ['peers', 'data-dir', 'listen', 'cluster', 'allow-plaintext'] as const) {
+      if (values[flag] !== undefined) throw new WaterbearError('WB_CONFIG_INVALID', `witness: --${flag} cannot be combined with --config (the cluster file says it)`);
+    }
+    const config = loadClusterConfig(values.config);
+    if (config.coordinator.backend !== 'raft') {
+      throw new WaterbearError('WB_CONFIG_INVALID', `${values.config}: the coordinator backend is ${config.coordinator.backend}; witnesses serve only the embedded Raft`);
+    }
+    const { member, witness } = findMember(config, id);
+    if (!witness) throw new WaterbearError('WB_CONFIG_INVALID', `${id} is a replica in ${values.config}; its coordinator member runs inside the replica process. Give a witness id`);
+    options = {
+      selfId: id,
+      members: [...config.replicas, ...config.witnesses].map((m) => ({ id: m.id, address: m.address })),
+      dataDir: member.dataDir,
+      clusterName: config.cluster,
+      credentials: channelCredentials(config.tls),
+      serverCredentials: serverCredentials(config.tls),
+    };
+  } else {
+    if (values.peers === undefined || values['data-dir'] === undefined) {
+      throw new WaterbearError('WB_CONFIG_INVALID', 'witness: give --config FILE, or --peers and --data-dir; see `waterbear witness --help`');
+    }
+    const members = parsePeers(values.peers);
+    if (values.listen !== undefined) parseListenUri(values.listen);
+    if (values['allow-plaintext'] !== true) {
+      for (const m of members) {
+        if (!isLoopback(parseListenUri(m.address).host)) {
+          throw new WaterbearError('WB_CONFIG_INVALID', `member ${m.id} address ${m.address} is not loopback: use a cluster file with tls, or --allow-plaintext to coordinate unencrypted`);
+        }
+      }
+    }
+    const dir = values['data-dir'];
+    options = {
+      selfId: id,
+      members,
+      dataDir: isAbsolute(dir) ? dir : resolve(dir),
+      clusterName: values.cluster ?? 'default',
+      credentials: channelCredentials(null),
+      serverCredentials: serverCredentials(null),
+      listenAddress: values.listen,
+    };
+  }
+
+  const coordinator = await createRaftCoordinator(options);
+  const listen = options.listenAddress ?? options.members.find((m) => m.id === id)?.address ?? '?';
+  const { host } = parseListenUri(listen);
+  io.out(
+    `waterbear witness ${id}: coordinator member of cluster "${options.clusterName}" serving on ${host}:${coordinator.port} ` +
+      `(members ${options.members.map((m) => m.id).join(', ')}; store ${resolve(options.dataDir, RAFT_STORE_SUBDIR)})\n`,
+  );
+  await new Promise<void>((done) => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      done();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  await coordinator.close();
+  io.err(`waterbear witness ${id}: stopped\n`);
+  return 0;
+}

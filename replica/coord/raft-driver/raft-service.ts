@@ -1,0 +1,117 @@
+/**
+ * Serving a Raft member over gRPC: on an existing server (a replica process runs one gRPC server for
+ * replication and coordination) with `registerRaftService`, or on a server of its own (the witness)
+ * with `startRaftServer`.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { isWaterbearError, WaterbearError } from '../../../libos-host/errors.js';
+import { MAX_COORD_MESSAGE_BYTES } from './raft-driver-options.js';
+import type { RaftMember } from './raft-member.js';
+import {
+  coordRaftService,
+  WB_CODE_METADATA_KEY,
+  type KeepAliveReply,
+  type KeepAliveRequest,
+  type LeaseExpiryReply,
+  type LeaseExpiryRequest,
+  type ProposeReply,
+  type ProposeRequest,
+  type RaftBatch,
+  type ReadIndexReply,
+  type ReadIndexRequest,
+  type StatusReply,
+  type StatusRequest,
+} from './raft-wire.js';
+
+function refusal(err: unknown): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (isWaterbearError(err)) {
+    metadata.set(WB_CODE_METADATA_KEY, err.code);
+    return { code: err.code === 'WB_PROTOCOL' ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE, details: err.message, metadata };
+  }
+  return { code: grpc.status.INTERNAL, details: (err as Error)?.message ?? String(err), metadata };
+}
+
+function unary<Req, Res>(serve: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => serve(call.request))
+      .then(
+        (res) => callback(null, res),
+        (err: unknown) => callback(refusal(err)),
+      );
+  };
+}
+
+/**
+ * Adds the CoordRaft service (proto/coord.proto) for `member` to `server`. Call it before or after the
+ * server is bound; a server can serve one member only.
+ */
+export function registerRaftService(server: grpc.Server, member: RaftMember): void {
+  server.addService(coordRaftService, {
+    send: (call: grpc.ServerReadableStream<RaftBatch, Record<string, never>>, callback: grpc.sendUnaryData<Record<string, never>>) => {
+      let done = false;
+      const finish = (err: Partial<grpc.StatusObject> | null): void => {
+        if (done) return;
+        done = true;
+        if (err === null) callback(null, {});
+        else callback(err);
+      };
+      call.on('data', (batch: RaftBatch) => {
+        if (done) return;
+        try {
+          member.receiveBatch(batch);
+        } catch (err) {
+          member.log.warn({ err: (err as Error).message }, 'refused a coordination stream');
+          finish(refusal(err));
+        }
+      });
+      call.on('end', () => finish(null));
+      call.on('error', () => finish(null));
+    },
+    propose: unary<ProposeRequest, ProposeReply>((req) => member.serveProposal(req)),
+    readIndex: unary<ReadIndexRequest, ReadIndexReply>((req) => member.serveReadIndex(req)),
+    keepAlive: unary<KeepAliveRequest, KeepAliveReply>((req) => member.serveKeepAlive(req)),
+    leaseExpiry: unary<LeaseExpiryRequest, LeaseExpiryReply>((req) => member.serveLeaseExpiry(req)),
+    status: unary<StatusRequest, StatusReply>((req) => member.serveStatus(req)),
+  });
+}
+
+/** A gRPC server of its own serving one member (standalone mode). */
+export interface RaftServer {
+  readonly server: grpc.Server;
+  /** The port actually bound (useful with port 0). */
+  readonly port: number;
+  /** Stops accepting calls and ends open ones. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a gRPC server, registers `member` on it and binds `address` (host:port).
+ * @throws WaterbearError WB_LISTEN_FAILED when the address cannot be bound.
+ */
+export async function startRaftServer(member: RaftMember, address: string, credentials: grpc.ServerCredentials): Promise<RaftServer> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_COORD_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_COORD_MESSAGE_BYTES,
+  });
+  registerRaftService(server, member);
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, p) => (err === null ? resolve(p) : reject(err)));
+  }).catch((cause: unknown) => {
+    server.forceShutdown();
+    throw new WaterbearError('WB_LISTEN_FAILED', `cannot listen on ${address} for coordination: ${(cause as Error).message}`, { cause });
+  });
+  let closed: Promise<void> | null = null;
+  return {
+    server,
+    port,
+    close: () => {
+      closed ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => { server.forceShutdown(); resolve(); }, 1_000);
+        server.tryShutdown(() => { clearTimeout(force); resolve(); });
+      });
+      return closed;
+    },
+  };
+}
