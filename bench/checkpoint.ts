@@ -9,7 +9,7 @@
  *   4. the cost of yield points (and of store instrumentation) on a CPU-bound guest.
  * Prints PASS/MISS against the targets of issue 3.
  *
- *   npm run build && npm run bench:checkpoint [-- --out bench/results/checkpoint.txt --quick]
+ *   npm run build && npm run bench:checkpoint [-- --out bench/results/checkpoint.txt] [--quick] [--sections 1,2,3,4]
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ import { InstrumentTracker } from '../checkpoint/trackers/instrument-tracker.js'
 import { ShadowTracker } from '../checkpoint/trackers/shadow-tracker.js';
 import { UffdTracker, uffdAvailability } from '../checkpoint/trackers/uffd-tracker.js';
 import { packageRoot } from '../cli/paths.js';
-import { prepareImage } from '../libos-host/image/prepare.js';
+import { prepareImage, type PreparedImage } from '../libos-host/image/prepare.js';
 import { NodePlatform } from '../libos-host/platform/node-platform.js';
 import { Lvm } from '../libos-host/runtime/lvm.js';
 import { LibOs } from '../libos-host/wasi/lib-os.js';
@@ -59,10 +59,12 @@ const MEMSTRESS_CONNECTIONS = 4;
 const MEMSTRESS_RUN_MS = 1000;
 const MEMSTRESS_TOUCH = 16384;
 const COMPUTE_ROUNDS = 60;
-const COMPUTE_REPS = 5;
+const COMPUTE_REPS = 7;
 const SEED = 0x5eed;
 
-const { values } = parseArgs({ options: { out: { type: 'string' }, quick: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { out: { type: 'string' }, quick: { type: 'boolean' }, sections: { type: 'string' } } });
+/** Which sections to run (--sections 1,3): all by default. */
+const sections = new Set((values.sections ?? '1,2,3,4').split(',').map((x) => Number(x.trim())));
 const quick = values.quick === true;
 const root = packageRoot();
 const lines: string[] = [];
@@ -298,9 +300,8 @@ async function restore1GiB(): Promise<{ totalMs: number; instantiateMs: number; 
 
 // ------------------------------------------------------------------ 4. yield points
 
-async function timeCompute(options: { dirtyTracking?: 'instrument'; yieldPoints?: boolean }): Promise<number> {
-  const bytes = new Uint8Array(readFileSync(join(root, 'guests', 'test', 'compute.wasm')));
-  const image = await prepareImage(bytes, options);
+/** Run compute.wasm once on `image` (the same compiled module every time, so V8's tier-up carries over). */
+async function timeCompute(image: PreparedImage): Promise<number> {
   const platform = new NodePlatform({ stdout: new PassThrough().resume(), stderr: new PassThrough().resume(), stdin: null });
   const os = await LibOs.create(platform, { args: ['compute.wasm'], env: [`ROUNDS=${COMPUTE_ROUNDS}`], listeners: [], dirs: [] });
   const lvm = Lvm.create(image, os, platform);
@@ -316,10 +317,13 @@ async function computeCosts(): Promise<Map<string, number>> {
     ['plain', {}], ['yield points', { yieldPoints: true }], ['store instrumentation', { dirtyTracking: 'instrument' }],
     ['both', { dirtyTracking: 'instrument', yieldPoints: true }],
   ];
+  const bytes = new Uint8Array(readFileSync(join(root, 'guests', 'test', 'compute.wasm')));
+  const images = new Map<string, PreparedImage>();
+  for (const [name, o] of variants) images.set(name, await prepareImage(bytes, o));
   const times = new Map<string, number[]>(variants.map(([n]) => [n, []]));
-  for (let rep = -1; rep < (quick ? 1 : COMPUTE_REPS); rep++) {
-    for (const [name, o] of variants) {
-      const ms = await timeCompute(o);
+  for (let rep = -2; rep < (quick ? 1 : COMPUTE_REPS); rep++) { // two warm-up rounds: V8 tiers hot functions up
+    for (const [name] of rotate(variants, rep)) {
+      const ms = await timeCompute(images.get(name)!);
       if (rep >= 0) times.get(name)!.push(ms);
     }
   }
@@ -332,12 +336,15 @@ async function main(): Promise<void> {
   const started = process.hrtime.bigint();
   const uname = spawnSync('uname', ['-r'], { encoding: 'utf8' }).stdout.trim();
   say(`# bench:checkpoint  ${new Date().toISOString()}`);
-  say(`# command: npm run bench:checkpoint${values.out !== undefined ? ` -- --out ${values.out}` : ''}${quick ? ' --quick' : ''}`);
+  const flags = [values.out !== undefined ? `--out ${values.out}` : '', quick ? '--quick' : '', values.sections !== undefined ? `--sections ${values.sections}` : ''].filter((f) => f !== '');
+  say(`# command: npm run bench:checkpoint${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`);
   say(`# machine: ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores, node ${process.version}, Linux ${uname}`);
   say(`# uffd tracker: ${uffd.available ? 'available' : 'NOT available'} (${uffd.reason})`);
   say(`# load average at start: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (other processes share these cores: expect noise)`);
   say('');
 
+  let pauseFailures = 0;
+  if (sections.has(1)) {
   say(`## 1. Guest pause per checkpoint = tracker collect + copy of the dirty pages (median of ${quick ? 3 : [...PAUSE_REPS.values()].join('/')} runs)`);
   say('#  dirty pages: random 4 KiB pages, one byte each written by a wasm store just before the checkpoint.');
   say('#  memcpy = copying exactly such dirty pages, 4 KiB memcpy each, no tracker (the target baseline);');
@@ -345,7 +352,6 @@ async function main(): Promise<void> {
   say(`#  target: pause <= ${TARGET_PAUSE_OVER_MEMCPY}x memcpy + ${TARGET_PAUSE_SLACK_MS} ms (also shown against contig); 1% of 64 MiB < ${TARGET_1PCT_64MIB_MS} ms`);
   const rows = await pauses();
   say(`${'memory'.padEnd(7)} ${'dirty'.padStart(5)} ${'pages'.padStart(7)} ${'memcpy'.padStart(8)} ${'contig'.padStart(8)}  ${'tracker'.padEnd(10)} ${'collect'.padStart(8)} ${'copy'.padStart(8)} ${'pause'.padStart(8)} ${'limit'.padStart(8)}  result (ms)`);
-  let pauseFailures = 0;
   for (const r of rows) {
     const limit = TARGET_PAUSE_OVER_MEMCPY * r.memcpyMs + TARGET_PAUSE_SLACK_MS;
     const contigLimit = TARGET_PAUSE_OVER_MEMCPY * r.contiguousMs + TARGET_PAUSE_SLACK_MS;
@@ -360,7 +366,9 @@ async function main(): Promise<void> {
     }
   }
   say('');
+  }
 
+  if (sections.has(2)) {
   say(`## 2. Guest slowdown with each tracker, checkpointing (collect + copy) every ${CHECKPOINT_INTERVAL_MS} ms; median of ${quick ? 1 : SLOWDOWN_REPS} interleaved runs (order rotated)`);
   say('#  none = the same guest, plain image, no tracker and no checkpoints; slowdown = none rate / tracker rate');
   say(`#  target: KV service slowdown <= ${TARGET_KV_SLOWDOWN}x for the tracker auto-selection picks; load over loopback${hasCommand('redis-benchmark') ? ' (redis-benchmark)' : ''}`);
@@ -375,17 +383,22 @@ async function main(): Promise<void> {
     }
   }
   say('');
+  }
 
+  if (sections.has(3)) {
   say('## 3. Restore of a 1 GiB image: instantiate the prepared memstress image, grow its memory to 1 GiB, write 262,144 pages of 4 KiB');
   const r = await restore1GiB();
   say(`restore 1 GiB: ${fmt(r.totalMs)} ms (instantiate ${fmt(r.instantiateMs)}, grow ${fmt(r.growMs)}, copy pages ${fmt(r.copyMs)})  target < ${TARGET_RESTORE_1GIB_MS} ms: ${verdict(r.totalMs < TARGET_RESTORE_1GIB_MS)}`);
   say('');
+  }
 
+  if (sections.has(4)) {
   say(`## 4. CPU-bound guest (compute.wasm, ROUNDS=${COMPUTE_ROUNDS}, no system calls inside a round): cost of yield points and of store instrumentation, median of ${quick ? 1 : COMPUTE_REPS}`);
   const cc = await computeCosts();
   const plain = cc.get('plain')!;
   for (const [name, ms] of cc) say(`  ${name.padEnd(22)} ${fmt(ms).padStart(8)} ms  ${(ms / plain).toFixed(2)}x`);
   say('');
+  }
   const kinds = KINDS.filter((k) => k !== 'shadow');
   say(`# summary: pause targets missed by ${kinds.join('/')}: ${pauseFailures}; total run ${(msSince(started) / 1000).toFixed(0)} s`);
   if (values.out !== undefined) writeFileSync(values.out, lines.join('\n') + '\n');
