@@ -3,6 +3,7 @@ import { checkpointCommand } from './commands/checkpoint.js';
 import { inspectCommand } from './commands/inspect.js';
 import { restoreCommand } from './commands/restore.js';
 import { runCommand } from './commands/run.js';
+import { replicaCommand } from './commands/replica.js';
 import { upCommand } from './commands/up.js';
 import { processIo, type CliIo } from './io.js';
 
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   up: { run: upCommand, summary: 'start a local cluster with the example key-value service' },
   run: { run: runCommand, summary: 'run a WASI guest in a lightweight VM' },
   inspect: { run: inspectCommand, summary: "print a guest's imports, exports and memory; can it run?" },
+  replica: { run: replicaCommand, summary: 'run one replica of a cluster (started by up or systemd)' },
   restore: { run: restoreCommand, summary: 'resume a guest from its checkpoint directory (run --checkpoint-dir)' },
   checkpoint: { run: checkpointCommand, summary: 'inspect a checkpoint directory: epochs, sizes, page counts' },
   witness: { run: (argv, io) => import('./commands/witness.js').then((m) => m.witnessCommand(argv, io)), summary: 'run a coordinator member without an LVM (the third voter of two replicas)' },

@@ -176,8 +176,12 @@ export class NetworkBuffer extends ForwardingAbi implements Extension {
     signal?.addEventListener('abort', onAbort);
     if (signal?.aborted === true) ctrl.abort();
     const waker = (): void => ctrl.abort();
-    // Room freed by a release can make a held stream writable: wake writers then.
-    if (interests.some((i) => i.write && this.isHeld(i.handle))) this.wakers.add(waker);
+    // Room freed by a release can make a held stream writable: wake writers then (and at once
+    // if there is room already: waits are level-triggered).
+    if (interests.some((i) => i.write && this.isHeld(i.handle))) {
+      this.wakers.add(waker);
+      if (interests.some((i) => i.write && this.isHeld(i.handle) && this.poll(i.handle).writable)) ctrl.abort();
+    }
     return this.lower.wait(interests, deadlineNs, ctrl.signal).finally(() => {
       this.wakers.delete(waker);
       signal?.removeEventListener('abort', onAbort);

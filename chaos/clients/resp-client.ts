@@ -1,6 +1,9 @@
 import net from 'node:net';
 import { encodeCommand, RespParser, type RespValue } from './resp.js';
 
+/** Default reply timeout of `call`. */
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+
 /**
  * A small pipelining Redis-protocol client over a real TCP socket. Replies resolve in request
  * order; a closed or failed connection rejects every outstanding request.
@@ -34,11 +37,25 @@ export class RespClient {
     });
   }
 
+  /** Reply timeout for `call` (ms); 0 waits forever. A timed-out call closes the connection. */
+  timeoutMs = DEFAULT_CALL_TIMEOUT_MS;
+
   /** Send one command; resolves with its reply. */
   call(...args: Array<string | Buffer | number>): Promise<RespValue> {
     if (this.closedError !== null) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
+      let timer: NodeJS.Timeout | null = null;
+      if (this.timeoutMs > 0) {
+        timer = setTimeout(() => {
+          // Replies come in order: after a timeout the connection's replies no longer match calls.
+          this.closedError ??= new Error(`no reply to ${String(args[0])} within ${this.timeoutMs} ms`);
+          this.socket.destroy();
+        }, this.timeoutMs);
+      }
+      this.waiting.push({
+        resolve: (v) => { if (timer !== null) clearTimeout(timer); resolve(v); },
+        reject: (e) => { if (timer !== null) clearTimeout(timer); reject(e); },
+      });
       this.socket.write(encodeCommand(args));
     });
   }

@@ -1,23 +1,65 @@
+import { rmSync } from 'node:fs';
+import { loadClusterConfig } from '../../replica/config/cluster-config.js';
+import { LocalCluster } from '../../replica/supervisor/local-cluster.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
-import { guestPath } from '../paths.js';
-import { runCommand } from './run.js';
+import { packageFile } from '../../libos-host/platform/package-files.js';
 
-export const UP_USAGE = `usage: waterbear up [--listen HOST:PORT]
+export const UP_USAGE = `usage: waterbear up [--config waterbear.yaml] [--keep-data]
 
-Start the example key-value service (guests/kv.wasm, a Redis-protocol server) on 127.0.0.1:7000.
-Connect with \`redis-cli -p 7000\` or any Redis client.`;
+Start a local replicated cluster: every replica and witness of the cluster file as its own
+process (default: deploy/local/waterbear.yaml — primary, backup and witness with the example
+key-value service on 127.0.0.1:7000). Members that die are restarted and rejoin as backups.
+Without --keep-data the members' data folders are cleared first. Ctrl-C stops everything.`;
 
-export const DEFAULT_SERVICE_ADDRESS = '127.0.0.1:7000';
+/** How often `up` checks who is primary, to report failovers. */
+export const UP_POLL_INTERVAL_MS = 250;
 
 /** `waterbear up`: the main job. */
 export async function upCommand(argv: string[], io: CliIo): Promise<number> {
-  const { values } = parseCommandArgs(argv, { listen: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, 'up');
+  const { values } = parseCommandArgs(argv, {
+    config: { type: 'string' }, 'keep-data': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  }, 'up');
   if (values.help === true) { io.out(UP_USAGE + '\n'); return 0; }
-  const listen = values.listen ?? DEFAULT_SERVICE_ADDRESS;
-  const kv = guestPath('kv');
-  io.err(`waterbear: key-value service (guests/kv.wasm) on ${listen}\n` +
-    `  connect:  redis-cli -p ${listen.split(':').pop()}   (or any Redis client)\n` +
-    `  stop:     Ctrl-C\n`);
-  return runCommand([kv, '--listen', listen], io);
+  const configPath = values.config ?? packageFile('deploy/local/waterbear.yaml');
+  const config = loadClusterConfig(configPath);
+  if (values['keep-data'] !== true) {
+    for (const m of [...config.replicas, ...config.witnesses]) rmSync(m.dataDir, { recursive: true, force: true });
+  }
+  const cluster = new LocalCluster({ configPath, config });
+  cluster.on('exit', (id: string, code: number | null, signal: string | null) => {
+    io.err(`waterbear: ${id} exited (${signal ?? `code ${code}`}); restarting it — it rejoins as a backup\n`);
+  });
+  cluster.start();
+  let lastPrimary = '';
+  let lastView = 0;
+  let announced = false;
+  const poll = setInterval(() => {
+    void cluster.primary().then((p) => {
+      if (p === null) return;
+      if (!announced) {
+        announced = true;
+        const pids = [...cluster.members.values()].map((m) => `${m.id} (${m.kind}, pid ${m.child?.pid ?? '-'})`).join(', ');
+        const dash = config.replicas.filter((r) => r.dashboard !== null).map((r) => `http://${r.dashboard}/`).join('  ');
+        io.out(`waterbear: cluster "${config.cluster}" is up: ${pids}\n` +
+          `  service:    ${config.listen.join(', ')}  (guest ${config.guest.module})\n` +
+          `  connect:    redis-cli -p ${config.listen[0].split(':').pop()}\n` +
+          (dash !== '' ? `  dashboard:  ${dash}\n` : '') +
+          `  failover:   kill -9 ${cluster.pid(p.replicaId)}   (the primary, ${p.replicaId}); watch the backup take over\n` +
+          `  stop:       Ctrl-C\n`);
+      } else if (p.replicaId !== lastPrimary || p.view !== lastView) {
+        io.out(`waterbear: view ${p.view}: primary ${p.replicaId} (pid ${cluster.pid(p.replicaId)}), backups [${p.backups.join(', ')}]${p.protected ? '' : ' — UNPROTECTED'}\n`);
+      }
+      lastPrimary = p.replicaId;
+      lastView = p.view;
+    });
+  }, UP_POLL_INTERVAL_MS);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  clearInterval(poll);
+  io.err('waterbear: stopping the cluster\n');
+  await cluster.stop();
+  return 0;
 }

@@ -292,6 +292,9 @@ export class NodePlatform implements HostAbi {
         resolve();
       };
       this.waiters.add(waiter);
+      // Level-triggered: readiness that arrived before this call (while the caller was busy
+      // elsewhere) must wake it too, or the notification would be lost.
+      if (interests.some((i) => this.isReady(i))) waiter.wake();
       if (signal !== undefined) {
         if (signal.aborted) { finish(); return; }
         signal.addEventListener('abort', onAbort);
@@ -302,6 +305,11 @@ export class NodePlatform implements HostAbi {
         timer = setTimeout(finish, Math.max(0, Math.ceil(ms)));
       }
     });
+  }
+
+  private isReady(i: Interest): boolean {
+    const r = this.poll(i.handle);
+    return r.error !== null || (i.read && r.readable) || (i.write && r.writable);
   }
 
   now(clock: ClockName): bigint {

@@ -80,6 +80,7 @@ export class BackupDriver extends EventEmitter {
   /** gRPC handler for Replicate: one primary stream at a time (a newer one replaces it). */
   handleStream(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>): void {
     if (this.stopped) { call.destroy(new Error('this replica is not a backup')); return; }
+    this.o.log.debug('replication stream opened');
     this.stream?.end();
     this.stream = call;
     this.assembly = null;
@@ -123,7 +124,9 @@ export class BackupDriver extends EventEmitter {
   }
 
   private async applyCheckpoint(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, from: string, view: number, epoch: number, full: boolean, bytes: Uint8Array): Promise<void> {
-    for (const action of this.protocol.onCheckpoint(from, view, epoch, full)) {
+    const actions = this.protocol.onCheckpoint(from, view, epoch, full);
+    this.o.log.debug({ from, view, epoch, full, bytes: bytes.length, actions: actions.map((a) => a.kind) }, 'checkpoint received');
+    for (const action of actions) {
       if (action.kind === 'nack') { this.send(call, action.view, { nack: { epoch: action.epoch, code: action.code, reason: action.reason } }); continue; }
       if (action.kind !== 'apply') continue;
       try {
@@ -149,6 +152,7 @@ export class BackupDriver extends EventEmitter {
   }
 
   private reply(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, actions: BackupAction[]): void {
+    this.o.log.trace({ actions }, 'reply');
     for (const a of actions) {
       if (a.kind === 'ack') this.send(call, a.view, { ack: { epoch: a.epoch } });
       else if (a.kind === 'nack') this.send(call, a.view, { nack: { epoch: a.epoch, code: a.code, reason: a.reason } });

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RestoreImage } from '../../checkpoint/restore-image.js';
 import { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
-import { isWaterbearError } from '../../libos-host/errors.js';
+import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { LvmHooks } from '../../libos-host/runtime/lvm.js';
 import { BackupDriver } from '../backup/backup-driver.js';
 import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cluster-config.js';
@@ -30,7 +30,7 @@ export type CoordinatorFactory = (server: grpc.Server) => Promise<Coordinator>;
 export type NodeRole = 'starting' | 'primary' | 'backup' | 'joining' | 'promoting' | 'idle' | 'stopped';
 
 /** One replica process: gRPC server, coordinator client, checkpoint store, and its current role. */
-export class ReplicaNode extends EventEmitter {
+export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   readonly member: ReplicaConfig;
   readonly log: Logger;
   private readonly server: grpc.Server;
@@ -175,6 +175,38 @@ export class ReplicaNode extends EventEmitter {
     this.becomeBackup(await this.coordinator!.readView().catch(() => null));
   }
 
+  // ---- ReplicaAdmin: operator actions (the dashboard calls them behind its admin token) ----
+
+  private requirePrimary(what: string): PrimaryDriver {
+    if (this.primary === null) {
+      throw new WaterbearError('WB_NOT_LEADER', `${what} must be done on the primary; ${this.self} is ${this.role}`, { details: { primary: this.statusReply().primaryId } });
+    }
+    return this.primary;
+  }
+
+  async triggerCheckpoint(): Promise<{ epoch: number }> {
+    return { epoch: this.requirePrimary('a checkpoint').triggerCheckpoint() };
+  }
+
+  async switchover(target: string): Promise<{ view: number }> {
+    const v = await this.requirePrimary('a switchover').switchover(target);
+    this.emit('admin', { action: 'switchover', target, view: v.view });
+    return { view: v.view };
+  }
+
+  async removeBackup(id: string): Promise<{ view: number }> {
+    const p = this.requirePrimary('removing a backup');
+    p.removeBackup(id);
+    this.emit('admin', { action: 'remove-backup', backup: id });
+    return { view: p.currentView.view };
+  }
+
+  async addBackup(id: string): Promise<{ accepted: boolean }> {
+    this.requirePrimary('adding a backup').addBackup(id);
+    this.emit('admin', { action: 'add-backup', backup: id });
+    return { accepted: true };
+  }
+
   /** Status for `waterbear status`, the dashboard and the chaos harness. */
   statusReply(): StatusReply {
     const pv = this.primary?.currentView ?? null;
@@ -199,4 +231,19 @@ export class ReplicaNode extends EventEmitter {
     await this.coordinator?.close();
     this.store?.close();
   }
+}
+
+/**
+ * Operator actions a replica accepts (the dashboard calls them behind its admin token). Each
+ * resolves with a message for the event log or throws a WaterbearError saying why not.
+ */
+export interface ReplicaAdmin {
+  /** Primary only: take a checkpoint at the guest's next suspension; resolves with its epoch. */
+  triggerCheckpoint(): Promise<{ epoch: number }>;
+  /** Primary only: hand the primary role to in-sync backup `target` with no lost output. */
+  switchover(target: string): Promise<{ view: number }>;
+  /** Primary only: drop backup `id` from the view (it will not be re-admitted until added). */
+  removeBackup(id: string): Promise<{ view: number }>;
+  /** Primary only: (re)admit replica `id`; it joins and is added once caught up. */
+  addBackup(id: string): Promise<{ accepted: boolean }>;
 }

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { encodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
 import { sealPages } from '../../checkpoint/checkpoint-data.js';
 import type { Checkpointer } from '../../checkpoint/checkpointer.js';
-import { isWaterbearError } from '../../libos-host/errors.js';
+import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { NodePlatform } from '../../libos-host/platform/node-platform.js';
 import type { Lvm, LvmExit } from '../../libos-host/runtime/lvm.js';
 import type { NetworkBuffer } from '../../network-buffer/network-buffer.js';
@@ -17,6 +17,8 @@ import { EpochPolicy } from './epoch-policy.js';
 
 /** How often the primary renews its coordinator lease. */
 export const LEASE_RENEW_INTERVAL_MS = 100;
+/** How long a planned switchover may wait for acknowledgements and the view change. */
+export const SWITCHOVER_TIMEOUT_MS = 10_000;
 
 export interface PrimaryDriverOptions {
   self: string;
@@ -64,6 +66,8 @@ export class PrimaryDriver extends EventEmitter {
   private ended: PrimaryEnd | null = null;
   private endResolve: ((e: PrimaryEnd) => void) | null = null;
   private captured: number;
+  /** Set during a planned switchover: the guest was stopped on purpose after a final checkpoint. */
+  private frozen = false;
   readonly stats: PrimaryStats;
 
   constructor(private readonly o: PrimaryDriverOptions) {
@@ -87,7 +91,10 @@ export class PrimaryDriver extends EventEmitter {
     void this.renewLease();
     this.apply(this.protocol.start());
     this.o.log.info({ view: this.o.view }, `primary in ${formatView(this.o.view)}`);
-    void this.o.lvm.run().then((exit) => this.end({ kind: 'guest-exit', exit }), (err: Error) => this.end({ kind: 'guest-exit', exit: { kind: 'trap', error: err as never } }));
+    void this.o.lvm.run().then(
+      (exit) => { if (!this.frozen) this.end({ kind: 'guest-exit', exit }); },
+      (err: Error) => this.end({ kind: 'guest-exit', exit: { kind: 'trap', error: err as never } }),
+    );
     const end = await ended;
     unwatch();
     return end;
@@ -110,9 +117,62 @@ export class PrimaryDriver extends EventEmitter {
     }
   }
 
+  /** Operator: checkpoint now (the guest is always suspended when JavaScript runs). */
+  triggerCheckpoint(): number {
+    if (this.ended !== null || this.frozen) throw new WaterbearError('WB_STALE_VIEW', 'this replica is no longer primary');
+    if (this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) throw new WaterbearError('WB_TIMEOUT', 'the guest is not at a suspension point; try again');
+    this.checkpointNow();
+    return this.captured;
+  }
+
+  /** Operator: remove a backup from the view (refusing its joins) or allow it again. */
+  removeBackup(id: string): void { this.apply(this.protocol.onRemoveBackup(id)); }
+  addBackup(id: string): void { this.apply(this.protocol.onAddBackup(id)); }
+
+  /**
+   * Operator: planned switchover to `target` with no lost output. Freezes the guest right after a
+   * final checkpoint, waits until every backup acknowledged it (so all output is released) and
+   * the released output has drained to the sockets, then proposes the view with `target` as
+   * primary. This replica is then fenced and rejoins as a backup.
+   */
+  async switchover(target: string, timeoutMs = SWITCHOVER_TIMEOUT_MS): Promise<View> {
+    if (this.ended !== null || this.frozen) throw new WaterbearError('WB_STALE_VIEW', 'this replica is no longer primary');
+    if (!this.protocol.currentView.backups.includes(target)) {
+      throw new WaterbearError('WB_CONFIG_INVALID', `${target} is not a backup of ${formatView(this.protocol.currentView)}`);
+    }
+    if (this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) throw new WaterbearError('WB_TIMEOUT', 'the guest is not at a suspension point; try again');
+    this.checkpointNow();
+    this.frozen = true;
+    this.o.lvm.stop(); // the guest never runs again here: the final checkpoint is its last state
+    const final = this.captured;
+    const deadline = this.nowMs() + timeoutMs;
+    while (this.protocol.releasedEpoch < final || this.o.nb.stats().bufferedBytes > 0) {
+      if (this.ended !== null) throw new WaterbearError('WB_STALE_VIEW', 'lost the primary role during the switchover');
+      if (this.nowMs() > deadline) {
+        this.end({ kind: 'fenced', reason: 'switchover timed out before the backups acknowledged the final checkpoint' });
+        throw new WaterbearError('WB_TIMEOUT', `switchover to ${target}: backups did not acknowledge epoch ${final} within ${timeoutMs} ms; this replica stepped down and a backup takes over`);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const actions = this.protocol.onSwitchover(target);
+    if (typeof actions === 'string') {
+      this.end({ kind: 'fenced', reason: `switchover refused: ${actions}` });
+      throw new WaterbearError('WB_VIEW_CONFLICT', `switchover to ${target} refused: ${actions}`);
+    }
+    const next = actions.find((a) => a.kind === 'propose');
+    const committed = new Promise<View>((resolve, reject) => {
+      const timer = setTimeout(() => { this.off('ended', onEnd); reject(new WaterbearError('WB_TIMEOUT', 'the switchover view was not committed in time')); }, timeoutMs);
+      const onEnd = (): void => { clearTimeout(timer); resolve(next!.kind === 'propose' ? next!.view : this.protocol.currentView); };
+      this.once('ended', onEnd);
+    });
+    this.apply(actions);
+    return committed;
+  }
+
   /** A replica asks to be protected. */
   join(from: string): { accepted: boolean; reason: string } {
     if (this.ended !== null) return { accepted: false, reason: 'this replica is no longer primary' };
+    if (!this.protocol.mayJoin(from)) return { accepted: false, reason: `${from} was removed by an operator; add it back first` };
     this.apply(this.protocol.onJoinRequest(from));
     return { accepted: true, reason: '' };
   }
@@ -218,7 +278,10 @@ export class PrimaryDriver extends EventEmitter {
       imageSha256: this.o.lvm.image.imageSha256, heartbeatIntervalMs: this.o.config.replication.heartbeatIntervalMs,
       heartbeatTimeoutMs: this.o.config.replication.heartbeatTimeoutMs, nowMs: this.nowMs,
     }, {
-      ack: (b, view, epoch) => { this.apply(this.protocol.onAck(b, view, epoch)); },
+      ack: (b, view, epoch) => {
+        this.o.log.trace({ backup: b, view, epoch }, 'ack');
+        this.apply(this.protocol.onAck(b, view, epoch));
+      },
       nack: (b, epoch, code, reason) => { this.o.log.warn({ backup: b, epoch, code, reason }, 'backup refused a checkpoint; sending a full image'); this.checkpointSoon(); },
       failed: (b, reason) => {
         if (this.links.get(b) !== link) return;
@@ -229,6 +292,7 @@ export class PrimaryDriver extends EventEmitter {
       },
     });
     this.links.set(backup, link);
+    this.o.log.debug({ backup, address: member.address }, 'opening replication link');
     link.start();
     this.checkpointSoon();
   }
@@ -275,6 +339,7 @@ export class PrimaryDriver extends EventEmitter {
   private end(e: PrimaryEnd): void {
     if (this.ended !== null) return;
     this.ended = e;
+    this.emit('ended', e);
     if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     for (const l of this.links.values()) l.close();

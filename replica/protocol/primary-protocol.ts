@@ -34,6 +34,8 @@ export class PrimaryProtocol {
   private proposing: View | null = null;
   private fenced = false;
   private passthrough = false;
+  /** Replicas an operator removed: their join requests are refused until they are added again. */
+  private readonly excluded = new Set<string>();
 
   /** `capturedEpoch`: the epoch of the checkpoint the guest was restored from (0 for a fresh start). */
   constructor(readonly self: string, view: View, capturedEpoch = 0) {
@@ -91,7 +93,7 @@ export class PrimaryProtocol {
 
   /** A replica asks to be protected by this primary (re-protection). */
   onJoinRequest(from: string): PrimaryAction[] {
-    if (this.fenced || from === this.self) return [];
+    if (this.fenced || from === this.self || this.excluded.has(from)) return [];
     if (this.view.backups.includes(from)) {
       // A backup of the view that restarted: its old chain is gone; resync it from a full image.
       this.acked.delete(from);
@@ -108,6 +110,43 @@ export class PrimaryProtocol {
     if (this.joiners.delete(backup)) return [{ kind: 'stop-stream', backup }];
     if (!this.view.backups.includes(backup) || this.proposing !== null) return [];
     const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== backup));
+    this.proposing = next;
+    return [{ kind: 'propose', view: next }];
+  }
+
+  /** True when `id` may join (not removed by an operator). */
+  mayJoin(id: string): boolean { return !this.excluded.has(id); }
+
+  /** Operator: drop backup `id` from the view and refuse its joins until `onAddBackup(id)`. */
+  onRemoveBackup(id: string): PrimaryAction[] {
+    if (this.fenced) return [];
+    this.excluded.add(id);
+    if (this.joiners.delete(id)) return [{ kind: 'stop-stream', backup: id }];
+    if (!this.view.backups.includes(id) || this.proposing !== null) return [];
+    const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== id));
+    this.proposing = next;
+    return [{ kind: 'propose', view: next }];
+  }
+
+  /** Operator: allow `id` to join again (it is added once caught up). */
+  onAddBackup(id: string): PrimaryAction[] {
+    this.excluded.delete(id);
+    return [];
+  }
+
+  /**
+   * Operator: hand the primary role to backup `target`. Only when every backup acknowledged
+   * everything captured (the driver has frozen the guest after a final checkpoint), so the new
+   * primary starts from exactly the state whose output has all been released.
+   */
+  onSwitchover(target: string): PrimaryAction[] | string {
+    if (this.fenced) return 'this replica is fenced';
+    if (!this.view.backups.includes(target)) return `${target} is not a backup of view ${this.view.view}`;
+    if (this.proposing !== null) return 'a view change is already in progress';
+    for (const b of this.view.backups) {
+      if ((this.acked.get(b) ?? 0) < this.captured) return `backup ${b} has not acknowledged epoch ${this.captured} yet`;
+    }
+    const next = nextView(this.view, target, [...this.view.backups.filter((b) => b !== target), this.self]);
     this.proposing = next;
     return [{ kind: 'propose', view: next }];
   }

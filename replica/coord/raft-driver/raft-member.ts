@@ -280,14 +280,14 @@ export class RaftMember {
     const applied = this.sm.appliedIndex;
     if (applied - this.node.snapshotIndex >= this.options.snapshotEveryEntries) {
       this.node.compact(applied, this.sm.snapshot());
-      channel.publish({ event: 'compacted', member: this.id, index: applied });
+      if (channel.hasSubscribers) channel.publish({ event: 'compacted', member: this.id, index: applied });
     }
   }
 
   private onSoftState(ss: SoftState): void {
     const was = this.role;
     this.role = ss.role;
-    channel.publish({ event: 'soft-state', member: this.id, role: ss.role, leader: ss.leader, term: this.node.currentTerm });
+    if (channel.hasSubscribers) channel.publish({ event: 'soft-state', member: this.id, role: ss.role, leader: ss.leader, term: this.node.currentTerm });
     this.log.debug({ role: ss.role, leader: ss.leader, term: this.node.currentTerm }, 'raft role changed');
     if (ss.role === 'leader' && was !== 'leader') this.becameLeader();
     if (ss.role !== 'leader' && was === 'leader') this.lostLeadership();

@@ -43,11 +43,23 @@ function unary<Req, Res>(serve: (req: Req) => Promise<Res> | Res): grpc.handleUn
   };
 }
 
+/** Refusals are logged at most once per this interval and reason (a misconfigured peer retries every 50 ms). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
 /**
  * Adds the CoordRaft service (proto/coord.proto) for `member` to `server`. Call it before or after the
  * server is bound; a server can serve one member only.
  */
 export function registerRaftService(server: grpc.Server, member: RaftMember): void {
+  const lastLogged = new Map<string, number>();
+  const logRefusal = (err: unknown): void => {
+    const text = (err as Error)?.message ?? String(err);
+    const now = performance.now();
+    if (now - (lastLogged.get(text) ?? -Infinity) < REFUSAL_LOG_INTERVAL_MS) return;
+    if (lastLogged.size > 100) lastLogged.clear();
+    lastLogged.set(text, now);
+    member.log.warn({ err: text }, 'refused a coordination stream');
+  };
   server.addService(coordRaftService, {
     send: (call: grpc.ServerReadableStream<RaftBatch, Record<string, never>>, callback: grpc.sendUnaryData<Record<string, never>>) => {
       let done = false;
@@ -62,7 +74,7 @@ export function registerRaftService(server: grpc.Server, member: RaftMember): vo
         try {
           member.receiveBatch(batch);
         } catch (err) {
-          member.log.warn({ err: (err as Error).message }, 'refused a coordination stream');
+          logRefusal(err);
           finish(refusal(err));
         }
       });

@@ -49,3 +49,20 @@ test('two listeners are fd 3 and 4 in order and both serve', async (t) => {
   g.lvm.stop();
   await running;
 });
+
+test('the platform wait is level-triggered: readiness that arrived before the wait wakes it at once', async (t) => {
+  const { NodePlatform } = await import('../../../libos-host/platform/node-platform.js');
+  const p = new NodePlatform({ stdin: null });
+  const h = await p.listen('tcp.srv:127.0.0.1:0');
+  const port = Number(p.listenerAddress(h)!.split(':').pop());
+  const s = net.connect(port, '127.0.0.1');
+  await new Promise((r) => s.once('connect', r));
+  await new Promise((r) => setTimeout(r, 50)); // the connection is pending before anyone waits
+  const woke = await Promise.race([
+    p.wait([{ handle: h, read: true, write: false }], null).then(() => 'woke'),
+    new Promise((r) => setTimeout(() => r('lost wakeup'), 1000)),
+  ]);
+  t.is(woke, 'woke');
+  s.destroy();
+  p.closeAll();
+});

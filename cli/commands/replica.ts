@@ -1,0 +1,29 @@
+import { WaterbearError } from '../../libos-host/errors.js';
+import { loadClusterConfig } from '../../replica/config/cluster-config.js';
+import { coordinatorFactoryFor } from '../../replica/coord/create-coordinator.js';
+import { ReplicaNode } from '../../replica/node/replica-node.js';
+import { parseCommandArgs } from '../args.js';
+import type { CliIo } from '../io.js';
+
+export const REPLICA_USAGE = `usage: waterbear replica --config waterbear.yaml --id ID
+
+Run one replica of a cluster: its gRPC server (replication and coordination), and the guest when
+it is primary. Usually started by \`waterbear up\` or a systemd unit (deploy/).`;
+
+/** `waterbear replica` */
+export async function replicaCommand(argv: string[], io: CliIo): Promise<number> {
+  const { values } = parseCommandArgs(argv, { config: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, 'replica');
+  if (values.help === true) { io.out(REPLICA_USAGE + '\n'); return 0; }
+  if (values.config === undefined || values.id === undefined) throw new WaterbearError('WB_CONFIG_INVALID', `replica: --config and --id are required\n${REPLICA_USAGE}`);
+  const config = loadClusterConfig(values.config);
+  const node = new ReplicaNode(config, values.id, coordinatorFactoryFor(config, values.id));
+  const done = new Promise<number>((resolve) => {
+    const stop = (sig: string): void => { node.log.info(`${sig}: stopping`); void node.stop().then(() => resolve(0)); };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    node.on('guest-exit', (exit: { kind: string; code?: number }) => { void node.stop().then(() => resolve(exit.kind === 'exit' ? exit.code ?? 0 : 134)); });
+  });
+  await node.start();
+  io.err(`waterbear: replica ${values.id} serving on ${node.member.address} as ${node.role}\n`);
+  return done;
+}

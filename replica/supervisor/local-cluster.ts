@@ -1,0 +1,114 @@
+import * as grpc from '@grpc/grpc-js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { packageFile } from '../../libos-host/platform/package-files.js';
+import type { ClusterConfig } from '../config/cluster-config.js';
+import { channelCredentials } from '../wire/credentials.js';
+import { ReplicaClient, type StatusReply } from '../wire/replication-wire.js';
+
+/** Wait before restarting a member that died (a crash loop must not spin). */
+export const RESTART_DELAY_MS = 500;
+/** Status RPC deadline. */
+export const STATUS_TIMEOUT_MS = 1000;
+
+export interface MemberProcess {
+  id: string;
+  kind: 'replica' | 'witness';
+  child: ChildProcess | null;
+  restarts: number;
+  startedAt: number;
+}
+
+export interface LocalClusterOptions {
+  configPath: string;
+  config: ClusterConfig;
+  /** Restart members that exit. Default true. */
+  restart?: boolean;
+  /** Where members' stderr goes (default: inherited). */
+  stdio?: 'inherit' | 'ignore' | 'pipe';
+  env?: NodeJS.ProcessEnv;
+  /** Extra arguments for every `waterbear replica` (e.g. test-only switches). */
+  replicaArgs?: string[];
+}
+
+/**
+ * Runs every member of a cluster file as its own process on this machine (the README's main job
+ * and the chaos harness use it): `waterbear replica` per replica, `waterbear witness` per witness.
+ * Restarts members that die, so a killed primary comes back and rejoins as a backup.
+ */
+export class LocalCluster extends EventEmitter {
+  readonly members = new Map<string, MemberProcess>();
+  private stopping = false;
+
+  constructor(private readonly o: LocalClusterOptions) {
+    super();
+    for (const r of o.config.replicas) this.members.set(r.id, { id: r.id, kind: 'replica', child: null, restarts: 0, startedAt: 0 });
+    for (const w of o.config.witnesses) this.members.set(w.id, { id: w.id, kind: 'witness', child: null, restarts: 0, startedAt: 0 });
+  }
+
+  start(): void {
+    for (const m of this.members.values()) this.spawnMember(m);
+  }
+
+  /** Start a member again (after the harness killed it without a restart policy). */
+  startMember(id: string): void {
+    const m = this.members.get(id);
+    if (m !== undefined && m.child === null) this.spawnMember(m);
+  }
+
+  private spawnMember(m: MemberProcess): void {
+    const args = [packageFile('cli/waterbear.js'), m.kind, '--config', this.o.configPath, '--id', m.id, ...(m.kind === 'replica' ? this.o.replicaArgs ?? [] : [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', this.o.stdio ?? 'inherit'], env: { ...process.env, ...this.o.env } });
+    m.child = child;
+    m.startedAt = Date.now();
+    this.emit('spawn', m.id, child.pid);
+    child.on('exit', (code, signal) => {
+      if (m.child === child) m.child = null;
+      this.emit('exit', m.id, code, signal);
+      if (!this.stopping && (this.o.restart ?? true)) {
+        setTimeout(() => {
+          if (this.stopping || m.child !== null) return;
+          m.restarts++;
+          this.spawnMember(m);
+        }, RESTART_DELAY_MS);
+      }
+    });
+  }
+
+  pid(id: string): number | undefined { return this.members.get(id)?.child?.pid; }
+
+  /** Ask one replica for its status; null when it does not answer. */
+  status(id: string): Promise<StatusReply | null> {
+    const member = this.o.config.replicas.find((r) => r.id === id);
+    if (member === undefined) return Promise.resolve(null);
+    const client = new ReplicaClient(member.address, channelCredentials(this.o.config.tls)) as unknown as grpc.Client & {
+      status(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, r?: StatusReply) => void): void;
+    };
+    return new Promise((resolve) => {
+      client.status({}, { deadline: Date.now() + STATUS_TIMEOUT_MS }, (err, r) => {
+        client.close();
+        resolve(err === null && r !== undefined ? r : null);
+      });
+    });
+  }
+
+  /** The replica that says it is primary of the highest view, or null. */
+  async primary(): Promise<StatusReply | null> {
+    const all = await Promise.all(this.o.config.replicas.map((r) => this.status(r.id)));
+    let best: StatusReply | null = null;
+    for (const s of all) if (s !== null && s.role === 'primary' && (best === null || s.view > best.view)) best = s;
+    return best;
+  }
+
+  /** Kill every member this supervisor started (by PID) and wait for them. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.members.values()].map((m) => new Promise<void>((resolve) => {
+      const c = m.child;
+      if (c === null || c.exitCode !== null) { resolve(); return; }
+      const force = setTimeout(() => c.kill('SIGKILL'), 3000);
+      c.once('exit', () => { clearTimeout(force); resolve(); });
+      c.kill(signal);
+    })));
+  }
+}
