@@ -140,7 +140,7 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     if (voters === 2) bad('coordinator', 'with the embedded Raft needs an odd number of voters: add a witness (two replicas plus one witness tolerate one failure)');
   } else if (coordObj.backend === 'etcd') {
     const endpoints = list(coordObj.endpoints ?? bad('coordinator.endpoints', 'is required for the etcd backend'), 'coordinator.endpoints').map((e, i) => str(e, `coordinator.endpoints[${i}]`));
-    coordinator = { backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? `/waterbear/${String(root.cluster ?? 'default')}` : str(coordObj.prefix, 'coordinator.prefix') };
+    coordinator = { backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix') };
   } else {
     bad('coordinator.backend', `must be "raft" or "etcd": got ${JSON.stringify(coordObj.backend)}`);
   }

@@ -1,10 +1,26 @@
 import type { ClusterConfig } from '../config/cluster-config.js';
 import type { CoordinatorFactory } from '../node/replica-node.js';
-import { WaterbearError } from '../../libos-host/errors.js';
+import { channelCredentials } from '../wire/credentials.js';
+import type { Logger } from '../log.js';
+import { EtcdCoordinator } from './etcd/etcd-coordinator.js';
+import { createRaftCoordinator } from './raft-coordinator.js';
 
-/** The coordinator a replica uses, from the cluster file (embedded Raft by default, or etcd). */
-export function coordinatorFactoryFor(config: ClusterConfig, self: string): CoordinatorFactory {
-  return async () => {
-    throw new WaterbearError('WB_COORD_UNAVAILABLE', `coordinator backend ${config.coordinator.backend} for ${self} is not wired yet`);
+/**
+ * The coordinator a cluster member uses, from the cluster file: the embedded Raft group (every
+ * replica and witness is a voter; its service rides on the replica's gRPC server) or etcd.
+ */
+export function coordinatorFactoryFor(config: ClusterConfig, self: string, log?: Logger): CoordinatorFactory {
+  return async (server) => {
+    const c = config.coordinator;
+    if (c.backend === 'etcd') {
+      return new EtcdCoordinator({ endpoints: c.endpoints, keyPrefix: c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`, cluster: config.cluster });
+    }
+    const members = [...config.replicas, ...config.witnesses];
+    const me = members.find((m) => m.id === self)!;
+    return createRaftCoordinator({
+      selfId: self, members: members.map((m) => ({ id: m.id, address: m.address })), dataDir: me.dataDir,
+      clusterName: config.cluster, credentials: channelCredentials(config.tls), server,
+      ...(log !== undefined ? { log } : {}),
+    });
   };
 }

@@ -16,7 +16,8 @@ export interface BackupLinkOptions {
   backup: string;
   address: string;
   credentials: grpc.ChannelCredentials;
-  view: number;
+  /** The primary's current view: every message carries it (views change while a link lives). */
+  view: () => number;
   imageSha256: string;
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
@@ -90,7 +91,7 @@ export class BackupLink {
 
   private write(body: Omit<PrimaryMessage, 'protocolVersion' | 'view' | 'primaryId'>): void {
     if (this.closed || this.stream === null) return;
-    this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view, primaryId: this.o.self, ...body });
+    this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view(), primaryId: this.o.self, ...body });
   }
 
   private onMessage(m: BackupMessage): void {

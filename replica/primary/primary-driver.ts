@@ -68,6 +68,8 @@ export class PrimaryDriver extends EventEmitter {
   private captured: number;
   /** Set during a planned switchover: the guest was stopped on purpose after a final checkpoint. */
   private frozen = false;
+  /** Nack-triggered full resends are limited to one per heartbeat interval. */
+  private lastNackResendMs = -Infinity;
   readonly stats: PrimaryStats;
 
   constructor(private readonly o: PrimaryDriverOptions) {
@@ -264,6 +266,9 @@ export class PrimaryDriver extends EventEmitter {
           this.links.get(a.backup)?.close();
           this.links.delete(a.backup);
           break;
+        case 'checkpoint':
+          this.checkpointSoon();
+          break;
       }
     }
     this.wakeAckWaiters();
@@ -274,7 +279,7 @@ export class PrimaryDriver extends EventEmitter {
     const member = this.o.config.replicas.find((r) => r.id === backup);
     if (member === undefined) { this.o.log.error({ backup }, 'backup is not in the cluster file'); return; }
     const link = new BackupLink({
-      self: this.o.self, backup, address: member.address, credentials: this.o.credentials, view: this.protocol.currentView.view,
+      self: this.o.self, backup, address: member.address, credentials: this.o.credentials, view: () => this.protocol.currentView.view,
       imageSha256: this.o.lvm.image.imageSha256, heartbeatIntervalMs: this.o.config.replication.heartbeatIntervalMs,
       heartbeatTimeoutMs: this.o.config.replication.heartbeatTimeoutMs, nowMs: this.nowMs,
     }, {
@@ -282,7 +287,15 @@ export class PrimaryDriver extends EventEmitter {
         this.o.log.trace({ backup: b, view, epoch }, 'ack');
         this.apply(this.protocol.onAck(b, view, epoch));
       },
-      nack: (b, epoch, code, reason) => { this.o.log.warn({ backup: b, epoch, code, reason }, 'backup refused a checkpoint; sending a full image'); this.checkpointSoon(); },
+      nack: (b, epoch, code, reason) => {
+        // A backup in another view is sorted out by the coordinator's views, not by resending.
+        if (code === 'WB_STALE_VIEW') { this.o.log.debug({ backup: b, epoch, reason }, 'backup is in another view'); return; }
+        const now = this.nowMs();
+        if (now - this.lastNackResendMs < this.o.config.replication.heartbeatIntervalMs) return;
+        this.lastNackResendMs = now;
+        this.o.log.warn({ backup: b, epoch, code, reason }, 'backup refused a checkpoint; sending a full image');
+        this.checkpointSoon();
+      },
       failed: (b, reason) => {
         if (this.links.get(b) !== link) return;
         this.links.delete(b);

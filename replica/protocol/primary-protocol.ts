@@ -7,7 +7,8 @@ export type PrimaryAction =
   | { kind: 'propose'; view: View } // compare-and-set the next view through the coordinator
   | { kind: 'fence'; reason: string } // stop acting: drop held output, stop the guest
   | { kind: 'stream-to'; backup: string } // start (or restart with a full image) streaming to a backup
-  | { kind: 'stop-stream'; backup: string };
+  | { kind: 'stop-stream'; backup: string }
+  | { kind: 'checkpoint' }; // capture as soon as the guest is suspended (even an idle guest)
 
 /** A backup that is catching up before it is added to the view. */
 interface Joiner {
@@ -84,6 +85,15 @@ export class PrimaryProtocol {
     const j = this.joiners.get(from);
     if (j !== undefined) {
       j.acked = Math.max(j.acked, epoch);
+      // Caught up: hold output from here on, and end the epoch now (an idle guest would not),
+      // so that once the joiner acks it, it holds everything clients have seen.
+      if (j.holdAfterEpoch === null && this.proposing === null && this.captured - j.acked <= JOIN_CATCH_UP_EPOCHS) {
+        const out: PrimaryAction[] = [];
+        if (this.passthrough) { this.passthrough = false; out.push({ kind: 'passthrough', on: false }); }
+        j.holdAfterEpoch = this.captured + 1;
+        out.push({ kind: 'checkpoint' });
+        return out;
+      }
       return this.maybeProposeJoin(from);
     }
     if (!this.view.backups.includes(from)) return [];

@@ -32,6 +32,8 @@ interface Node {
   /** Backups that must get a full image at the next capture. */
   needsFull: Set<string>;
   streams: Set<string>;
+  /** The protocol asked for a capture at the next opportunity. */
+  captureSoon: boolean;
 }
 
 export interface SimOptions {
@@ -63,7 +65,7 @@ export function simulateReplication(o: SimOptions): SimResult {
   let violation: string | null = null;
   const log = (s: string): void => { if (trace.length < 400) trace.push(s); };
 
-  const newNode = (id: string): Node => ({ id, alive: true, primary: null, backup: null, epoch: 0, needsFull: new Set(), streams: new Set() });
+  const newNode = (id: string): Node => ({ id, alive: true, primary: null, backup: null, epoch: 0, needsFull: new Set(), streams: new Set(), captureSoon: false });
   for (const id of ids) {
     const node = newNode(id);
     if (id === committed.primary) node.primary = new PrimaryProtocol(id, committed, 0);
@@ -109,6 +111,7 @@ export function simulateReplication(o: SimOptions): SimResult {
           return;
         case 'stream-to': node.streams.add(a.backup); node.needsFull.add(a.backup); break;
         case 'stop-stream': node.streams.delete(a.backup); break;
+        case 'checkpoint': node.captureSoon = true; break;
       }
     }
   }
@@ -159,7 +162,8 @@ export function simulateReplication(o: SimOptions): SimResult {
   for (let step = 0; step < steps && violation === null; step++) {
     const r = rnd.next();
     const primaryNode = [...nodes.values()].find((x) => x.alive && x.primary !== null);
-    if (r < 0.3 && primaryNode !== undefined) {
+    if ((r < 0.3 || primaryNode?.captureSoon === true) && primaryNode !== undefined) {
+      primaryNode.captureSoon = false;
       // The primary's guest ends an epoch: capture and ship to every stream.
       const p = primaryNode.primary!;
       primaryNode.epoch++;
