@@ -6,6 +6,7 @@ import { decodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
 import type { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
 import { isWaterbearError } from '../../libos-host/errors.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
+import { STALL_FACTOR } from '../primary/backup-link.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import type { Logger } from '../log.js';
 import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
@@ -43,10 +44,10 @@ export class BackupDriver extends EventEmitter {
   readonly protocol: BackupProtocol;
   private readonly nowMs: () => number;
   private lastHeardMs: number;
+  private lastCheckMs: number;
   private watchdog: NodeJS.Timeout | null = null;
   private joinTimer: NodeJS.Timeout | null = null;
-  private stream: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage> | null = null;
-  private assembly: Assembly | null = null;
+  private readonly streams = new Set<grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>>();
   private queue: Promise<void> = Promise.resolve();
   private checkingLease = false;
   private stopped = false;
@@ -56,6 +57,7 @@ export class BackupDriver extends EventEmitter {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
     this.lastHeardMs = this.nowMs();
+    this.lastCheckMs = this.lastHeardMs;
     const chainPrimary = readChainRecord(o.dataDir);
     this.protocol = new BackupProtocol(o.self, null, chainPrimary === null ? undefined : { durable: o.store.latestEpoch(), chainPrimary });
     if (view !== null) queueMicrotask(() => this.apply(this.protocol.onViewCommitted(view)));
@@ -71,22 +73,25 @@ export class BackupDriver extends EventEmitter {
     this.unwatch?.();
     if (this.watchdog !== null) clearInterval(this.watchdog);
     if (this.joinTimer !== null) clearInterval(this.joinTimer);
-    this.stream?.end();
+    for (const call of this.streams) call.end();
+    this.streams.clear();
   }
 
   get role(): string { return this.protocol.role; }
   get durableEpoch(): number { return this.protocol.durableEpoch; }
 
-  /** gRPC handler for Replicate: one primary stream at a time (a newer one replaces it). */
+  /**
+   * gRPC handler for Replicate. Streams coexist (each with its own chunk assembly): a stale or
+   * rogue peer's stream cannot cut the real primary's; views and the primary id decide what counts.
+   */
   handleStream(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>): void {
     if (this.stopped) { call.destroy(new Error('this replica is not a backup')); return; }
     this.o.log.debug('replication stream opened');
-    this.stream?.end();
-    this.stream = call;
-    this.assembly = null;
-    call.on('data', (m: PrimaryMessage) => this.onMessage(call, m));
-    call.on('error', () => { if (this.stream === call) this.stream = null; });
-    call.on('end', () => { if (this.stream === call) this.stream = null; call.end(); });
+    this.streams.add(call);
+    const assembly: { current: Assembly | null } = { current: null };
+    call.on('data', (m: PrimaryMessage) => this.onMessage(call, m, assembly));
+    call.on('error', () => { this.streams.delete(call); });
+    call.on('end', () => { this.streams.delete(call); call.end(); });
   }
 
   private send(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, view: number, body: Omit<BackupMessage, 'protocolVersion' | 'view' | 'backupId'>): void {
@@ -94,7 +99,7 @@ export class BackupDriver extends EventEmitter {
     call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view, backupId: this.o.self, ...body });
   }
 
-  private onMessage(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, m: PrimaryMessage): void {
+  private onMessage(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, m: PrimaryMessage, assembly: { current: Assembly | null }): void {
     if (this.stopped) return;
     const view = this.protocol.currentView;
     // Views fence: only the primary of our current view counts as "heard".
@@ -105,17 +110,17 @@ export class BackupDriver extends EventEmitter {
     }
     if (m.checkpoint == null) return;
     const c = m.checkpoint;
-    if (c.chunkIndex === 0) this.assembly = { epoch: c.epoch, full: c.full, chunks: [], received: 0 };
-    const a = this.assembly;
+    if (c.chunkIndex === 0) assembly.current = { epoch: c.epoch, full: c.full, chunks: [], received: 0 };
+    const a = assembly.current;
     if (a === null || a.epoch !== c.epoch || c.chunkIndex !== a.received || c.chunkCount < 1) {
-      this.assembly = null;
+      assembly.current = null;
       this.send(call, m.view, { nack: { epoch: c.epoch, code: 'WB_CHECKPOINT_TRUNCATED', reason: `chunk ${c.chunkIndex} of checkpoint ${c.epoch} arrived out of order` } });
       return;
     }
     a.chunks.push(c.data);
     a.received++;
     if (a.received < c.chunkCount) return;
-    this.assembly = null;
+    assembly.current = null;
     const bytes = a.chunks.length === 1 ? a.chunks[0] : Buffer.concat(a.chunks);
     const from = m.primaryId;
     const mview = m.view;
@@ -152,7 +157,6 @@ export class BackupDriver extends EventEmitter {
   }
 
   private reply(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, actions: BackupAction[]): void {
-    this.o.log.trace({ actions }, 'reply');
     for (const a of actions) {
       if (a.kind === 'ack') this.send(call, a.view, { ack: { epoch: a.epoch } });
       else if (a.kind === 'nack') this.send(call, a.view, { nack: { epoch: a.epoch, code: a.code, reason: a.reason } });
@@ -179,6 +183,10 @@ export class BackupDriver extends EventEmitter {
 
   /** Heartbeat watchdog: a silent primary whose coordinator lease lapsed is presumed dead. */
   private checkPrimary(): void {
+    const now = this.nowMs();
+    // Our own stall (see BackupLink): grant the primary the time we were not listening.
+    if (now - this.lastCheckMs > STALL_FACTOR * this.o.config.replication.heartbeatIntervalMs) this.lastHeardMs = Math.max(this.lastHeardMs, now - this.o.config.replication.heartbeatIntervalMs);
+    this.lastCheckMs = now;
     const v = this.protocol.currentView;
     if (this.stopped || v === null || !v.backups.includes(this.o.self) || this.checkingLease) return;
     if (this.nowMs() - this.lastHeardMs <= this.o.config.replication.heartbeatTimeoutMs) return;

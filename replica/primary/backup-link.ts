@@ -4,6 +4,9 @@ import {
   type BackupMessage, type PrimaryMessage,
 } from '../wire/replication-wire.js';
 
+/** A tick this many intervals late means our own process stalled, not the peer. */
+export const STALL_FACTOR = 3;
+
 export interface BackupLinkEvents {
   ack(backup: string, view: number, epoch: number): void;
   nack(backup: string, epoch: number, code: string, reason: string): void;
@@ -32,6 +35,7 @@ export class BackupLink {
   private readonly client: grpc.Client & { replicate(): grpc.ClientDuplexStream<PrimaryMessage, BackupMessage> };
   private stream: grpc.ClientDuplexStream<PrimaryMessage, BackupMessage> | null = null;
   private lastHeardMs: number;
+  private lastTickMs: number;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
   /** True until a full image was sent on this link (and again after a nack). */
@@ -47,6 +51,7 @@ export class BackupLink {
       'grpc.keepalive_time_ms': 10_000,
     }) as unknown as typeof this.client;
     this.lastHeardMs = o.nowMs();
+    this.lastTickMs = this.lastHeardMs;
   }
 
   get backup(): string { return this.o.backup; }
@@ -112,6 +117,10 @@ export class BackupLink {
   private tick(): void {
     if (this.closed) return;
     const now = this.o.nowMs();
+    // Our own event loop stalled (GC, a long synchronous step): replies may be sitting unread
+    // in the socket. Do not blame the peer for our pause.
+    if (now - this.lastTickMs > STALL_FACTOR * this.o.heartbeatIntervalMs) this.lastHeardMs = Math.max(this.lastHeardMs, now - this.o.heartbeatIntervalMs);
+    this.lastTickMs = now;
     if (now - this.lastHeardMs > this.o.heartbeatTimeoutMs) {
       this.fail(`no message for ${Math.round(now - this.lastHeardMs)} ms (timeout ${this.o.heartbeatTimeoutMs} ms)`);
       return;

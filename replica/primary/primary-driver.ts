@@ -68,6 +68,8 @@ export class PrimaryDriver extends EventEmitter {
   private captured: number;
   /** Set during a planned switchover: the guest was stopped on purpose after a final checkpoint. */
   private frozen = false;
+  /** Backups whose link died: their removal is proposed until a view without them commits. */
+  private readonly failedBackups = new Set<string>();
   /** Nack-triggered full resends are limited to one per heartbeat interval. */
   private lastNackResendMs = -Infinity;
   readonly stats: PrimaryStats;
@@ -299,6 +301,7 @@ export class PrimaryDriver extends EventEmitter {
       failed: (b, reason) => {
         if (this.links.get(b) !== link) return;
         this.links.delete(b);
+        this.failedBackups.add(b);
         this.o.log.warn({ backup: b, reason }, 'backup link failed');
         this.emit('backup-failed', { backup: b, reason });
         this.apply(this.protocol.onBackupFailed(b));
@@ -335,6 +338,14 @@ export class PrimaryDriver extends EventEmitter {
   }
 
   private async renewLease(): Promise<void> {
+    // A backup whose link died and whose removal was not committed (the proposal failed or
+    // timed out): propose its removal again, or output stays held forever.
+    if (this.ended === null && !this.frozen) {
+      for (const b of [...this.failedBackups]) {
+        if (!this.protocol.currentView.backups.includes(b) || this.links.has(b)) this.failedBackups.delete(b);
+        else this.apply(this.protocol.onBackupFailed(b));
+      }
+    }
     try {
       await this.o.coordinator.keepAlive(this.o.self);
       this.o.nb.retryGate();

@@ -1,0 +1,55 @@
+import * as grpc from '@grpc/grpc-js';
+import test from 'ava';
+import { REPLICATION_PROTOCOL_VERSION, ReplicaClient, type BackupMessage, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
+import { startTestCluster, until } from '../../helpers/cluster.js';
+
+type Duplex = grpc.ClientDuplexStream<PrimaryMessage, BackupMessage>;
+
+function rogueStream(address: string): { stream: Duplex; replies: BackupMessage[]; errors: Error[]; close(): void } {
+  const client = new ReplicaClient(address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { replicate(): Duplex };
+  const stream = client.replicate();
+  const replies: BackupMessage[] = [];
+  const errors: Error[] = [];
+  stream.on('data', (m: BackupMessage) => replies.push(m));
+  stream.on('error', (e: Error) => errors.push(e));
+  return { stream, replies, errors, close: () => { stream.cancel(); client.close(); } };
+}
+
+test('corrupt, truncated, replayed, wrong-view and wrong-version messages are refused without harm', async (t) => {
+  const c = await startTestCluster();
+  t.teardown(() => c.stop());
+  const p = await c.protectedPrimary();
+  const backupId = p.backups[0];
+  const address = c.config.replicas.find((r) => r.id === backupId)!.address;
+  const client = await c.client();
+  for (let i = 1; i <= 20; i++) t.is(await client.call('INCR', 'n'), i);
+
+  const base = { protocolVersion: REPLICATION_PROTOCOL_VERSION, view: p.view, primaryId: p.replicaId };
+  const garbage = new Uint8Array(5000).map((_, i) => (i * 7919) & 0xff);
+  const r = rogueStream(address);
+  // Wrong view: refused as stale.
+  r.stream.write({ ...base, view: p.view + 100, checkpoint: { epoch: 1_000_000, full: true, chunkIndex: 0, chunkCount: 1, data: garbage } });
+  // Forged primary id, right view: corrupt bytes (full image), then a replayed old epoch, then a torn chunk sequence.
+  r.stream.write({ ...base, checkpoint: { epoch: 1_000_001, full: true, chunkIndex: 0, chunkCount: 1, data: garbage } });
+  r.stream.write({ ...base, checkpoint: { epoch: 1, full: true, chunkIndex: 0, chunkCount: 1, data: garbage } });
+  r.stream.write({ ...base, checkpoint: { epoch: 1_000_002, full: true, chunkIndex: 1, chunkCount: 2, data: garbage } });
+  await until('four refusals', () => r.replies.filter((m) => m.nack != null).length >= 4, 10_000);
+  const codes = r.replies.filter((m) => m.nack != null).map((m) => m.nack!.code);
+  t.true(codes.includes('WB_STALE_VIEW'), codes.join(','));
+  t.true(codes.includes('WB_CHECKPOINT_CORRUPT') || codes.includes('WB_CHECKPOINT_TRUNCATED'), codes.join(','));
+  t.false(r.replies.some((m) => m.ack != null), 'nothing a rogue sent was acknowledged');
+  r.close();
+  // A peer speaking another protocol version is cut off.
+  const v = rogueStream(address);
+  v.stream.write({ ...base, protocolVersion: 99, heartbeat: { sentAtMs: 1, epoch: 1 } });
+  await until('the stream fails', () => v.errors.length > 0, 10_000);
+  v.close();
+
+  // The cluster is unharmed: it serves, and the backup still takes over with every write.
+  for (let i = 21; i <= 30; i++) t.is(await client.call('INCR', 'n'), i);
+  client.close();
+  process.kill(c.cluster.pid(p.replicaId)!, 'SIGKILL');
+  const after = await c.client();
+  t.is(await until('the counter after failover', async () => { const x = await after.call('GET', 'n'); return x; }), '30');
+  after.close();
+});
