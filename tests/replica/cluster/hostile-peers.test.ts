@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { REPLICATION_PROTOCOL_VERSION, ReplicaClient, type BackupMessage, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
+import { RespClient } from '../../../chaos/clients/resp-client.js';
 import { startTestCluster, until } from '../../helpers/cluster.js';
 
 type Duplex = grpc.ClientDuplexStream<PrimaryMessage, BackupMessage>;
@@ -49,7 +50,10 @@ test('corrupt, truncated, replayed, wrong-view and wrong-version messages are re
   for (let i = 21; i <= 30; i++) t.is(await client.call('INCR', 'n'), i);
   client.close();
   process.kill(c.cluster.pid(p.replicaId)!, 'SIGKILL');
-  const after = await c.client();
-  t.is(await until('the counter after failover', async () => { const x = await after.call('GET', 'n'); return x; }), '30');
-  after.close();
+  // A fresh connection per attempt: one opened in the instant after the kill may reach the dying primary.
+  const value = await until('the counter after failover', async () => {
+    const after = await RespClient.connect(c.servicePort, '127.0.0.1', 1000);
+    try { return await after.call('GET', 'n'); } finally { after.close(); }
+  });
+  t.is(value, '30');
 });
