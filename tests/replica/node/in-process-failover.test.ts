@@ -6,6 +6,7 @@ import { RespClient } from '../../../chaos/clients/resp-client.js';
 import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
 import { ReplicaNode } from '../../../replica/node/replica-node.js';
 import { freePort } from '../../../bench/support/servers.js';
+import { until } from '../../helpers/cluster.js';
 import { MemoryCoordinatorGroup } from '../../helpers/memory-coordinator.js';
 import { REPO } from '../../helpers/lvm.js';
 
@@ -14,16 +15,11 @@ import { REPO } from '../../helpers/lvm.js';
 // process.getActiveResourcesInfo). ava's documented escape hatch for that:
 registerCompletionHandler(() => process.exit());
 
-async function until<T>(what: string, f: () => Promise<T | null | undefined> | T | null | undefined, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try { const v = await f(); if (v !== null && v !== undefined && v !== false) return v as T; } catch { /* retry */ }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-test('two replicas in one process: writes replicate, output waits for acks, the backup takes over with the data', async (t) => {
+/**
+ * Two replica nodes in this process over a test-only coordinator, with real gRPC between them and
+ * real LVMs. Both share one event loop (image preparation, LMDB fsyncs): generous timeouts.
+ */
+async function twoNodes(): Promise<{ a: ReplicaNode; b: ReplicaNode; svc: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-node-'));
   const [svc, pa, pb] = [await freePort(), await freePort(), await freePort()];
   const config = parseClusterConfig(`
@@ -33,13 +29,17 @@ replicas:
   - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
   - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
 coordinator: { backend: etcd, endpoints: [unused] }
-# Both replicas share one event loop here (image preparation, LMDB fsyncs): generous timeouts.
 replication: { heartbeatInterval: 100ms, heartbeatTimeout: 3s }
 `, join(dir, 'cluster.yaml'));
   const group = new MemoryCoordinatorGroup(1000);
   const a = new ReplicaNode(config, 'a', async () => group.client());
   const b = new ReplicaNode(config, 'b', async () => group.client());
   await Promise.all([a.start(), b.start()]);
+  return { a, b, svc };
+}
+
+test('two replicas in one process: writes replicate, output waits for acks, the backup takes over with the data', async (t) => {
+  const { a, b, svc } = await twoNodes();
   t.is(a.role, 'primary');
   const c = await until('service', () => RespClient.connect(svc));
   for (let i = 0; i < 50; i++) t.is(await c.call('SET', `k${i}`, `v${i}`), 'OK');
@@ -60,21 +60,7 @@ replication: { heartbeatInterval: 100ms, heartbeatTimeout: 3s }
 });
 
 test('a planned switchover hands the primary role to the backup with every acknowledged write and no lost reply', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'wb-switch-'));
-  const [svc, pa, pb] = [await freePort(), await freePort(), await freePort()];
-  const config = parseClusterConfig(`
-guest: { module: ${REPO}guests/kv.wasm }
-listen: [127.0.0.1:${svc}]
-replicas:
-  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
-  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
-coordinator: { backend: etcd, endpoints: [unused] }
-replication: { heartbeatInterval: 100ms, heartbeatTimeout: 3s }
-`, join(dir, 'cluster.yaml'));
-  const group = new MemoryCoordinatorGroup(1000);
-  const a = new ReplicaNode(config, 'a', async () => group.client());
-  const b = new ReplicaNode(config, 'b', async () => group.client());
-  await Promise.all([a.start(), b.start()]);
+  const { a, b, svc } = await twoNodes();
   const c = await until('service', () => RespClient.connect(svc));
   for (let i = 0; i < 20; i++) t.is(await c.call('INCR', 'counter'), i + 1);
   await until('protected', () => a.statusReply().protected);
