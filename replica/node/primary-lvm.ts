@@ -48,9 +48,12 @@ export async function startPrimaryLvm(c: ClusterConfig, from: { image: RestoreIm
   const selection = selectTracker(choices.tracker);
   const imageChoices: ImageChoices = { dirtyTracking: selection.dirtyTracking, yieldPoints: choices.yieldPoints };
   const deadline = Date.now() + LISTEN_RETRY_TIMEOUT_MS;
+  const unsafeReleaseEarly = unsafeTestReleaseEarly(); // TEST ONLY, see below
   for (;;) {
     const platform = new NodePlatform();
-    const nb = new NetworkBuffer(platform, { releaseGate: leaseValid });
+    const nb = unsafeReleaseEarly
+      ? new UnsafeEarlyReleaseNetworkBuffer(platform, { releaseGate: leaseValid, passthrough: true })
+      : new NetworkBuffer(platform, { releaseGate: leaseValid });
     try {
       const launched = from === null
         ? await launchLvm({
@@ -67,6 +70,26 @@ export async function startPrimaryLvm(c: ClusterConfig, from: { image: RestoreIm
       await new Promise((r) => setTimeout(r, LISTEN_RETRY_INTERVAL_MS));
     }
   }
+}
+
+// ---- TEST ONLY: the deliberately unsafe build the chaos checkers must catch (tests/chaos) ----
+// With WATERBEAR_UNSAFE_TEST_RELEASE_EARLY=1 (and WATERBEAR_UNSAFE_TEST_I_UNDERSTAND=1), the
+// primary releases the guest's output as soon as it is produced, before any backup acknowledged
+// it: a broken output commit (DESIGN rule 1). Never set these outside a test.
+
+/** True when the test-only unsafe switch is on; refuses it without the acknowledgement variable. */
+function unsafeTestReleaseEarly(): boolean {
+  if (process.env.WATERBEAR_UNSAFE_TEST_RELEASE_EARLY !== '1') return false;
+  if (process.env.WATERBEAR_UNSAFE_TEST_I_UNDERSTAND !== '1') {
+    throw new WaterbearError('WB_CONFIG_INVALID', 'WATERBEAR_UNSAFE_TEST_RELEASE_EARLY=1 breaks output commit and is for tests only: it also needs WATERBEAR_UNSAFE_TEST_I_UNDERSTAND=1');
+  }
+  process.stderr.write('waterbear: !!! UNSAFE TEST BUILD: WATERBEAR_UNSAFE_TEST_RELEASE_EARLY=1 — output is released BEFORE backups acknowledge it; acknowledged writes WILL be lost on failover !!!\n');
+  return true;
+}
+
+/** A network buffer stuck in passthrough: the protocol's "hold output" is ignored (test only). */
+class UnsafeEarlyReleaseNetworkBuffer extends NetworkBuffer {
+  override setPassthrough(_on: boolean): void { super.setPassthrough(true); }
 }
 
 export function assertGuestReadable(c: ClusterConfig): void {
