@@ -27,7 +27,7 @@
  */
 import type binaryenModule from 'binaryen';
 import { WATERBEAR_MODULE } from '../wasi/wasi-imports.js';
-import { definedFunctions, freshName, rewriteFunctionBody, type Visit } from './dirty-instrument.js';
+import { definedFunctions, freshName, rewriteFunctionBody, type Visit } from './expression-walker.js';
 
 type Binaryen = typeof binaryenModule;
 type BModule = binaryenModule.Module;
