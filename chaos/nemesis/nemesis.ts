@@ -1,7 +1,7 @@
 import type { ChaosCluster } from '../cluster/chaos-cluster.js';
 import type { ViewMonitor } from '../cluster/view-monitor.js';
 import type { FaultEvent } from '../workload/history.js';
-import type { ScheduleStep } from './schedule.js';
+import { BULK_CHUNK_BYTES, type ScheduleStep } from './schedule.js';
 
 /** Longest wait for a whole cluster before the next fault (it is injected anyway after that, and noted). */
 export const HEALTHY_WAIT_MS = 20_000;
@@ -107,8 +107,11 @@ export class Nemesis {
         return start(mesh.setLinks(scope(), { delayMs: step.params.delayMs, jitterMs: step.params.jitterMs }), `+${step.params.delayMs} ms ±${step.params.jitterMs} ms per chunk`);
       case 'reorder':
         return start(mesh.setLinks(scope(), { jitterMs: step.params.jitterMs }), `independent 0–${step.params.jitterMs} ms per chunk (connections overtake each other)`);
-      case 'corrupt':
-        return start(mesh.setLinks(scope(), { corruptProbability: step.params.probability }), `one bit flipped in ${(step.params.probability * 100).toFixed(2)}% of chunks`);
+      case 'corrupt': {
+        const bulk = step.target === 'bulk';
+        return start(mesh.setLinks(scope(), { corruptProbability: step.params.probability, corruptMinBytes: bulk ? BULK_CHUNK_BYTES : 0 }),
+          `one bit flipped in ${(step.params.probability * 100).toFixed(2)}% of chunks${bulk ? ` of ≥ ${BULK_CHUNK_BYTES} bytes (checkpoint data)` : ''}`);
+      }
       case 'drop':
         return start(mesh.setLinks(scope(), { resetProbability: step.params.probability }), `connection dropped after ${(step.params.probability * 100).toFixed(2)}% of chunks`);
       case 'duplicate':

@@ -22,8 +22,11 @@ export const FAULT_TARGETS: Readonly<Record<FaultKind, readonly string[]>> = {
   drop: ['all-links', 'primary-links'],
   duplicate: ['all-links', 'primary-links'],
   reorder: ['all-links', 'primary-links'],
-  corrupt: ['all-links', 'primary-links'],
+  corrupt: ['all-links', 'primary-links', 'bulk'],
 };
+
+/** `corrupt:bulk` flips bits only in chunks at least this large: checkpoint data, not coordination messages. */
+export const BULK_CHUNK_BYTES = 4096;
 
 /** A fault the user asked for: `kill` or `kill:primary`. */
 export interface FaultSpec { kind: FaultKind; target: string | null }

@@ -32,6 +32,8 @@ export interface LinkFaults {
   jitterMs: number;
   /** Per chunk: the probability that one random bit of it is flipped (corruption TCP did not catch). */
   corruptProbability: number;
+  /** Only chunks of at least this many bytes are corrupted (bulk replication data, not small coordination messages). */
+  corruptMinBytes: number;
   /** Per chunk: the probability that the connection is torn down (both sides), i.e. dropped. */
   resetProbability: number;
   /** Replay earlier connections' forward bytes on new connections (duplicated, replayed messages). */
@@ -39,7 +41,7 @@ export interface LinkFaults {
 }
 
 export const NO_FAULTS: Readonly<LinkFaults> = Object.freeze({
-  blockForward: false, blockBackward: false, delayMs: 0, jitterMs: 0, corruptProbability: 0, resetProbability: 0, replay: false,
+  blockForward: false, blockBackward: false, delayMs: 0, jitterMs: 0, corruptProbability: 0, corruptMinBytes: 0, resetProbability: 0, replay: false,
 });
 
 export interface ProxyStats {
@@ -78,7 +80,7 @@ class Pipe {
       return;
     }
     let data = d;
-    if (f.corruptProbability > 0 && d.length > 0 && g.chance(f.corruptProbability)) {
+    if (f.corruptProbability > 0 && d.length > 0 && d.length >= f.corruptMinBytes && g.chance(f.corruptProbability)) {
       data = Buffer.from(d);
       const bit = g.int(0, data.length * 8 - 1);
       data[bit >> 3] ^= 1 << (bit & 7);

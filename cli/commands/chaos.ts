@@ -29,7 +29,8 @@ verdict; writes chaos/reports/<run>/ (history.jsonl, schedule.json, summary.json
                        ${FAULT_KINDS.join(', ')}
                        targets: kill/pause → primary|backup|witness; partition → primary-backup|
                        isolate-primary|isolate-backup|primary-to-backup|backup-to-primary;
-                       network faults → all-links|primary-links
+                       network faults → all-links|primary-links; corrupt also → bulk (only
+                       chunks ≥ 4 KiB: checkpoint data, not coordination messages)
   --clients N          concurrent clients (default 5)
   --keys N             keys of the kv workload (default 3)
   --check-budget D     time the linearizability search may take before answering unknown (default ${DEFAULT_CHECK_BUDGET_MS / 1000}s)
