@@ -63,7 +63,7 @@ export const DEFAULT_TIMING: ScheduleTiming = {
     kill: [500, 3000], pause: [1000, 4000], partition: [1000, 5000], delay: [2000, 6000],
     drop: [2000, 5000], duplicate: [2000, 5000], reorder: [2000, 5000], corrupt: [2000, 6000],
   },
-  recoveryMs: 3000,
+  recoveryMs: 1000,
 };
 
 /** Parse `--faults kill,pause:backup,partition`; `all` means every supported fault. */

@@ -214,7 +214,7 @@ h1 { font-size: 20px; margin: 0 0 8px; } h2 { font-size: 16px; margin: 22px 0 6p
 table { border-collapse: collapse; font-size: 12.5px; margin: 4px 0; } td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; } .muted { color: #888; } pre { background: #f7f7f7; padding: 8px; font-size: 12px; overflow-x: auto; }
 .legend { font-size: 12px; margin: 4px 0 0 90px; } .lg { margin-right: 12px; white-space: nowrap; } .lg svg { vertical-align: middle; margin-right: 3px; }
-ul { font-size: 13px; }
+ul, p { font-size: 13px; }
 </style></head><body>
 <h1>waterbear chaos — ${esc(s.run)}</h1>
 <div class="verdict">${esc(s.verdictLine)}</div>
