@@ -43,6 +43,8 @@ export const STORE_FORMAT_VERSION = 1;
 export const MAX_EPOCH_SUMMARIES = 256;
 /** VFS deltas are folded into the base image once they exceed max(base size, this). */
 export const VFS_COMPACT_MIN_BYTES = 1024 * 1024;
+/** At most this many VFS deltas are kept before they are folded into the base image. */
+export const VFS_MAX_DELTAS = 64;
 /** Per-page bytes in the store: CRC-32C, epoch, data. */
 const PAGE_HEADER_BYTES = 8;
 const STORED_PAGE_BYTES = PAGE_HEADER_BYTES + CHECKPOINT_PAGE_BYTES;
@@ -202,7 +204,9 @@ export class CheckpointStore {
     let vfsWrite: { replace: boolean; key: number; bytes: Uint8Array };
     const deltaBytes = vfsEntries.slice(1).reduce((n, e) => n + e.bytes.length, 0) + cp.libos.vfs.bytes.length;
     if (cp.full) vfsWrite = { replace: true, key: 0, bytes: cp.libos.vfs.bytes };
-    else if (vfsEntries.length > 0 && deltaBytes > Math.max(vfsEntries[0].bytes.length, this.vfsCompactMinBytes)) {
+    // Compact by size, and by count: every commit reads the whole chain, so thousands of tiny
+    // deltas (a guest that barely touches its files) would make each commit slower than the last.
+    else if (vfsEntries.length > 0 && (vfsEntries.length > VFS_MAX_DELTAS || deltaBytes > Math.max(vfsEntries[0].bytes.length, this.vfsCompactMinBytes))) {
       vfsWrite = { replace: true, key: 0, bytes: compactVfs([...vfsEntries.map((e) => e.bytes), cp.libos.vfs.bytes], cp.libos.vfsMaxBytes) };
     } else vfsWrite = { replace: false, key: cp.epoch, bytes: cp.libos.vfs.bytes };
 

@@ -13,6 +13,8 @@ import { parseListenUri } from './listen-address.js';
 
 /** Input buffered per connection before the socket is paused (TCP backpressure to the client). */
 export const INPUT_HIGH_WATER_BYTES = 1024 * 1024;
+/** How long a closed connection may take to deliver its last bytes before it is destroyed. */
+export const CLOSE_LINGER_MS = 30_000;
 /** Output the platform accepts per connection before `write` returns 0 (the guest must wait). */
 export const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
 
@@ -246,9 +248,12 @@ export class NodePlatform implements HostAbi {
       s.server.close();
     } else if (s.kind === 'connection') {
       s.closed = true;
-      // end() flushes queued output first (graceful close, as close(2) on a blocking socket).
+      // end() flushes queued output first (graceful close, as close(2) on a blocking socket);
+      // a peer that never reads or closes is cut off later, without keeping the process alive.
       if (!s.socket.destroyed) s.socket.end();
-      s.socket.setTimeout(30_000, () => s.socket.destroy());
+      const cutoff = setTimeout(() => s.socket.destroy(), CLOSE_LINGER_MS);
+      cutoff.unref();
+      s.socket.once('close', () => clearTimeout(cutoff));
     } else {
       s.closed = true;
     }

@@ -17,6 +17,8 @@ import { EpochPolicy } from './epoch-policy.js';
 
 /** How often the primary renews its coordinator lease. */
 export const LEASE_RENEW_INTERVAL_MS = 100;
+/** A primary whose lease stays lost this long steps down (frees the service address). */
+export const STEP_DOWN_AFTER_LEASE_LOSS_MS = 2000;
 /** How long a planned switchover may wait for acknowledgements and the view change. */
 export const SWITCHOVER_TIMEOUT_MS = 10_000;
 
@@ -68,6 +70,9 @@ export class PrimaryDriver extends EventEmitter {
   private captured: number;
   /** Set during a planned switchover: the guest was stopped on purpose after a final checkpoint. */
   private frozen = false;
+  /** True once a keepalive succeeded: only a lease once held can be lost. */
+  private leaseConfirmed = false;
+  private leaseLostSinceMs: number | null = null;
   /** Backups whose link died: their removal is proposed until a view without them commits. */
   private readonly failedBackups = new Set<string>();
   /** Nack-triggered full resends are limited to one per heartbeat interval. */
@@ -290,8 +295,10 @@ export class PrimaryDriver extends EventEmitter {
         this.apply(this.protocol.onAck(b, view, epoch));
       },
       nack: (b, epoch, code, reason) => {
-        // A backup in another view is sorted out by the coordinator's views, not by resending.
-        if (code === 'WB_STALE_VIEW') { this.o.log.debug({ backup: b, epoch, reason }, 'backup is in another view'); return; }
+        // Also after WB_STALE_VIEW: a checkpoint sent in view N that reached a backup already in
+        // N+1 must be sent again in the current view, or held output waits for an ack that never
+        // comes (found by the chaos harness). Links always carry the current view, and resends
+        // are limited to one per heartbeat interval, so a backup in another view cannot cause a storm.
         const now = this.nowMs();
         if (now - this.lastNackResendMs < this.o.config.replication.heartbeatIntervalMs) return;
         this.lastNackResendMs = now;
@@ -338,6 +345,17 @@ export class PrimaryDriver extends EventEmitter {
   }
 
   private async renewLease(): Promise<void> {
+    // A primary that held its lease and lost it cannot prove it is still primary (isolated from
+    // the coordinator): step down, freeing the service address for the new primary (chaos finding).
+    // A lapse shorter than the grace (a Raft leader election) only holds output (the release
+    // gate); a longer one means isolation.
+    if (this.ended === null && !this.frozen && this.leaseConfirmed && this.o.coordinator.leaseExpired(this.o.self)) {
+      this.leaseLostSinceMs ??= this.nowMs();
+      if (this.nowMs() - this.leaseLostSinceMs > STEP_DOWN_AFTER_LEASE_LOSS_MS) {
+        this.apply(this.protocol.onLeaseLost());
+        return;
+      }
+    }
     // A backup whose link died and whose removal was not committed (the proposal failed or
     // timed out): propose its removal again, or output stays held forever.
     if (this.ended === null && !this.frozen) {
@@ -348,6 +366,8 @@ export class PrimaryDriver extends EventEmitter {
     }
     try {
       await this.o.coordinator.keepAlive(this.o.self);
+      this.leaseConfirmed = true;
+      this.leaseLostSinceMs = null;
       this.o.nb.retryGate();
     } catch (err) {
       this.o.log.debug({ err: (err as Error).message }, 'lease keepalive failed');

@@ -81,7 +81,8 @@ export class PrimaryProtocol {
 
   /** A backup (or joiner) acknowledged `epoch` in `view`. Acks of other views are ignored. */
   onAck(from: string, view: number, epoch: number): PrimaryAction[] {
-    if (this.fenced || view !== this.view.view) return [];
+    // An ack of an epoch never captured is nonsense (a bug or a forged peer): it must not release.
+    if (this.fenced || view !== this.view.view || epoch > this.captured) return [];
     const j = this.joiners.get(from);
     if (j !== undefined) {
       j.acked = Math.max(j.acked, epoch);

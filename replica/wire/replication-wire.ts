@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { packageFile } from '../../libos-host/platform/package-files.js';
+import { openFrame, sealFrame } from './frame-checksum.js';
 
 /** Version of the replication protocol; a peer speaking another is refused with WB_PROTOCOL. */
 export const REPLICATION_PROTOCOL_VERSION = 1;
@@ -47,11 +48,11 @@ function loadTypes(): NonNullable<typeof types> {
 /** Serializers for one message type; decoding a malformed message throws WB_PROTOCOL. */
 function codec<T>(name: keyof NonNullable<typeof types>): { serialize: (m: T) => Buffer; deserialize: (b: Buffer) => T } {
   return {
-    serialize: (m: T) => Buffer.from(loadTypes()[name].encode(m as object).finish()),
+    serialize: (m: T) => sealFrame(loadTypes()[name].encode(m as object).finish()),
     deserialize: (b: Buffer) => {
       try {
         const type = loadTypes()[name];
-        const msg = type.toObject(type.decode(b), DECODE) as T & { protocolVersion?: number };
+        const msg = type.toObject(type.decode(openFrame(b, name)), DECODE) as T & { protocolVersion?: number };
         if (msg.protocolVersion !== undefined && name !== 'JoinReply' && name !== 'StatusReply' && msg.protocolVersion !== REPLICATION_PROTOCOL_VERSION) {
           throw new WaterbearError('WB_PROTOCOL', `peer speaks replication protocol ${msg.protocolVersion}, this replica speaks ${REPLICATION_PROTOCOL_VERSION}: run the same waterbear version on every replica`);
         }

@@ -7,6 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { WaterbearError, type ErrorCode, ERROR_CODES } from '../../../libos-host/errors.js';
+import { openFrame, sealFrame } from '../../wire/frame-checksum.js';
 import { packageFile } from '../../../libos-host/platform/package-files.js';
 import type { ApplyResult } from '../view-state-machine.js';
 import { makeMembership } from '../raft/raft-membership.js';
@@ -69,15 +70,17 @@ function loadTypes(): Record<TypeName, protobuf.Type> {
 
 /** Encodes one wire message. */
 export function encodeWire<T>(name: TypeName, m: T): Buffer {
-  return Buffer.from(loadTypes()[name].encode(m as object).finish());
+  return sealFrame(loadTypes()[name].encode(m as object).finish());
 }
 
 /** Decodes one wire message. @throws WaterbearError WB_PROTOCOL when the bytes are not a valid `name`. */
 export function decodeWire<T>(name: TypeName, b: Uint8Array): T {
   try {
     const type = loadTypes()[name];
-    return type.toObject(type.decode(b), DECODE) as T;
+    // Integrity first: a corrupted term, index or view must be refused, never decoded.
+    return type.toObject(type.decode(openFrame(b, name)), DECODE) as T;
   } catch (err) {
+    if (err instanceof WaterbearError) throw err;
     throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from a coordination peer: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -1,5 +1,10 @@
 import net from 'node:net';
-import test from 'ava';
+import test, { registerCompletionHandler } from 'ava';
+
+// After the sockets test (a socket the guest half-closed, then reset by the peer) the worker does
+// not exit although every stream was closed; the remaining handle is not yet identified (noted for
+// follow-up). ava's documented escape hatch:
+registerCompletionHandler(() => process.exit());
 import type { Interest } from '../../../libos-host/abi/host-abi.js';
 import { NodePlatform } from '../../../libos-host/platform/node-platform.js';
 import { Errno } from '../../../libos-host/wasi/errno.js';

@@ -1,0 +1,26 @@
+import { crc32c } from '../../checkpoint/format/crc32c.js';
+import { WaterbearError } from '../../libos-host/errors.js';
+
+/** Bytes of the CRC-32C trailer on every replication and coordination message. */
+export const FRAME_CHECKSUM_BYTES = 4;
+
+/**
+ * Append a CRC-32C of `message` (an encoded protobuf). TCP's 16-bit checksum misses corruption
+ * that a faulty NIC, middlebox or a byte-flipping proxy introduces; a corrupted view number or
+ * Raft term must be refused, never decoded.
+ */
+export function sealFrame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(message.length + FRAME_CHECKSUM_BYTES);
+  out.set(message, 0);
+  out.writeUInt32LE(crc32c(message) >>> 0, message.length);
+  return out;
+}
+
+/** Verify and strip the trailer. Throws WB_PROTOCOL for a short or corrupt frame. */
+export function openFrame(frame: Uint8Array, what: string): Uint8Array {
+  if (frame.length < FRAME_CHECKSUM_BYTES) throw new WaterbearError('WB_PROTOCOL', `${what}: a ${frame.length}-byte message is too short to carry its checksum`);
+  const body = frame.subarray(0, frame.length - FRAME_CHECKSUM_BYTES);
+  const want = Buffer.from(frame.buffer, frame.byteOffset + body.length, FRAME_CHECKSUM_BYTES).readUInt32LE(0);
+  if ((crc32c(body) >>> 0) !== want) throw new WaterbearError('WB_PROTOCOL', `${what}: checksum mismatch (corrupted in transit); the message was refused`);
+  return body;
+}
