@@ -40,11 +40,9 @@ export async function upCommand(argv: string[], io: CliIo): Promise<number> {
       if (!announced) {
         announced = true;
         const pids = [...cluster.members.values()].map((m) => `${m.id} (${m.kind}, pid ${m.child?.pid ?? '-'})`).join(', ');
-        const dash = config.replicas.filter((r) => r.dashboard !== null).map((r) => `http://${r.dashboard}/`).join('  ');
         io.out(`waterbear: cluster "${config.cluster}" is up: ${pids}\n` +
           `  service:    ${config.listen.join(', ')}  (guest ${config.guest.module})\n` +
           `  connect:    redis-cli -p ${config.listen[0].split(':').pop()}\n` +
-          (dash !== '' ? `  dashboard:  ${dash}\n` : '') +
           `  failover:   kill -9 ${cluster.pid(p.replicaId)}   (the primary, ${p.replicaId}); watch the backup take over\n` +
           `  stop:       Ctrl-C\n`);
       } else if (p.replicaId !== lastPrimary || p.view !== lastView) {
