@@ -99,23 +99,37 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
     };
   }
 
-  const coordinator = await createRaftCoordinator(options);
+  // Handlers first: a signal that arrives while the member starts still stops it cleanly.
+  let signals = 0;
+  let requestStop: () => void = () => undefined;
+  const stopRequested = new Promise<void>((resolve) => { requestStop = resolve; });
+  const onSignal = (): void => {
+    if (++signals > 1) {
+      io.err(`waterbear witness ${id}: second signal, exiting without closing the store cleanly\n`);
+      process.exit(130);
+    }
+    requestStop();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  let coordinator;
+  try {
+    coordinator = await createRaftCoordinator(options);
+  } catch (err) {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    throw err;
+  }
   const listen = options.listenAddress ?? options.members.find((m) => m.id === id)?.address ?? '?';
   const { host } = parseListenUri(listen);
   io.out(
     `waterbear witness ${id}: coordinator member of cluster "${options.clusterName}" serving on ${host}:${coordinator.port} ` +
       `(members ${options.members.map((m) => m.id).join(', ')}; store ${resolve(options.dataDir, RAFT_STORE_SUBDIR)})\n`,
   );
-  await new Promise<void>((done) => {
-    const stop = (): void => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      done();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await stopRequested;
   await coordinator.close();
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
   io.err(`waterbear witness ${id}: stopped\n`);
   return 0;
 }

@@ -15,11 +15,11 @@ import { freePorts } from './helpers/member-cluster.js';
 
 const CLI = fileURLToPath(new URL('./fixtures/waterbear-cli.ts', import.meta.url));
 
-interface Running { child: ChildProcess; stdout: string; stderr: string; exited: Promise<number | null> }
+interface Running { child: ChildProcess; stdout: string; stderr: string; exited: Promise<number | string | null> }
 
 function start(t: ExecutionContext, args: string[]): Running {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'witness', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const r: Running = { child, stdout: '', stderr: '', exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
+  const r: Running = { child, stdout: '', stderr: '', exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal))) };
   child.stdout!.on('data', (d: Buffer) => { r.stdout += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { r.stderr += d.toString(); });
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
@@ -29,7 +29,8 @@ function start(t: ExecutionContext, args: string[]): Running {
 async function until(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await check()) return;
+    // A slow answer under load is "not yet", not a failure; only the overall bound fails the test.
+    if (await Promise.resolve().then(check).catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
@@ -59,20 +60,20 @@ test.serial('three witnesses started with --peers elect a leader, commit a view,
   const clients = ports.map((port) => createCoordClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()));
   t.teardown(() => clients.forEach((c) => c.close()));
   const status = (i: number): Promise<StatusReply> =>
-    new Promise((resolve, reject) => clients[i].status({ header: header('wt', 'test', 1_000) }, { deadline: Date.now() + 1_000 }, (e, r) => (e ? reject(e) : resolve(r!))));
+    new Promise((resolve, reject) => clients[i].status({ header: header('wt', 'test', 2_000) }, { deadline: Date.now() + 2_000 }, (e, r) => (e ? reject(e) : resolve(r!))));
   let leader = '';
-  await until('an agreed leader', 10_000, async () => {
+  await until('an agreed leader', 20_000, async () => {
     const s = await Promise.all([0, 1, 2].map(status));
     leader = s[0].leader;
     return leader !== '' && s.every((x) => x.leader === leader);
   });
   const li = ids.indexOf(leader);
   const reply = await new Promise<ProposeReply>((resolve, reject) =>
-    clients[li].propose({ header: header('wt', 'test', 2_000), command: encodeViewProposal(0, { view: 1, primary: 'a', backups: ['b'] }) }, { deadline: Date.now() + 3_000 }, (e, r) => (e ? reject(e) : resolve(r!))),
+    clients[li].propose({ header: header('wt', 'test', 5_000), command: encodeViewProposal(0, { view: 1, primary: 'a', backups: ['b'] }) }, { deadline: Date.now() + 6_000 }, (e, r) => (e ? reject(e) : resolve(r!))),
   );
   t.is(reply.failure, null);
   t.true(reply.result?.ok);
-  await until('view 1 applied everywhere', 5_000, async () => (await Promise.all([0, 1, 2].map(status))).every((s) => s.view === 1));
+  await until('view 1 applied everywhere', 10_000, async () => (await Promise.all([0, 1, 2].map(status))).every((s) => s.view === 1));
   for (const p of procs) p.child.kill('SIGTERM');
   for (const p of procs) {
     t.is(await bounded(p.exited, 5_000), 0, p.stderr);
