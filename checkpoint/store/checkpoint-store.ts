@@ -86,7 +86,23 @@ export interface CheckpointStoreOptions {
   readOnly?: boolean;
   /** Fold VFS deltas into the base once they exceed max(base size, this). Default VFS_COMPACT_MIN_BYTES. */
   vfsCompactMinBytes?: number;
+  /**
+   * TEST AND CHAOS ONLY: asked at every commit whether to simulate a slow or failing disk (see
+   * StoreFault). Never set from a config file; the replica sets it only under WATERBEAR_CHAOS_CONTROL.
+   */
+  faultHook?: () => StoreFault | null;
 }
+
+/**
+ * A simulated disk fault for one commit (test and chaos only). `delayMs` blocks the commit
+ * synchronously, as a slow fdatasync would; `errno` makes the write transaction fail after the
+ * epoch's records were written into it (so it is aborted, as a failing fdatasync or a full disk
+ * would abort it): ENOSPC surfaces as WB_STORE_FULL, EIO as WB_STORE_IO.
+ */
+export interface StoreFault { delayMs?: number; errno?: 'ENOSPC' | 'EIO' }
+
+/** Longest simulated commit delay (ms): a fault hook cannot block the process for longer. */
+export const MAX_STORE_FAULT_DELAY_MS = 10_000;
 
 function storeIo(what: string, cause?: unknown): WaterbearError {
   return new WaterbearError('WB_STORE_IO', `checkpoint store: ${what}`, cause === undefined ? undefined : { cause });
@@ -115,12 +131,14 @@ export class CheckpointStore {
   private readonly maxBytes: number;
   private readonly readOnly: boolean;
   private readonly vfsCompactMinBytes: number;
+  private readonly faultHook: (() => StoreFault | null) | null;
   private closed = false;
 
   private constructor(readonly path: string, options: CheckpointStoreOptions) {
     this.maxBytes = options.maxBytes ?? Infinity;
     this.readOnly = options.readOnly === true;
     this.vfsCompactMinBytes = options.vfsCompactMinBytes ?? VFS_COMPACT_MIN_BYTES;
+    this.faultHook = options.faultHook ?? null;
     if (!(this.maxBytes > 0)) throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint store maxBytes must be > 0: got ${this.maxBytes}`);
     try {
       if (!this.readOnly) mkdirSync(path, { recursive: true });
@@ -229,6 +247,7 @@ export class CheckpointStore {
       pageBytes: cp.pages.length * CHECKPOINT_PAGE_BYTES, vfsBytes: cp.libos.vfs.bytes.length, memoryBytes: cp.memoryBytes,
       pauseUs: Math.round(cp.stats.pauseUs), capturedAtMs: cp.stats.capturedAtMs, tracker: cp.stats.tracker,
     };
+    const fault = this.faultHook?.() ?? null;
     try {
       this.env.transactionSync(() => {
         if (cp.full) this.pages.clearSync();
@@ -240,6 +259,7 @@ export class CheckpointStore {
           for (const old of [...this.epochs.getKeys({ end: cp.epoch - MAX_EPOCH_SUMMARIES + 1 })]) this.epochs.removeSync(old as number);
         }
         this.meta.putSync('head', head); // last: with it, the epoch is complete
+        if (fault !== null) simulateDiskFault(fault);
       });
     } catch (err) {
       throw this.writeError(cp.epoch, bytesAfter - before.bytes, err);
@@ -349,6 +369,15 @@ export class CheckpointStore {
     this.closed = true;
     this.env.close();
   }
+}
+
+/** Block like a slow fdatasync, then fail like a full or broken disk (inside the write transaction, which aborts). */
+function simulateDiskFault(f: StoreFault): void {
+  const delay = Math.min(Math.max(0, f.delayMs ?? 0), MAX_STORE_FAULT_DELAY_MS);
+  if (delay > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, delay);
+  if (f.errno === undefined) return;
+  const message = f.errno === 'ENOSPC' ? 'ENOSPC: No space left on device (simulated)' : 'EIO: input/output error in fdatasync (simulated)';
+  throw Object.assign(new Error(message), { code: f.errno, simulated: true });
 }
 
 /** Fold a VFS base image and its deltas into one full image. */

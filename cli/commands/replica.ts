@@ -1,6 +1,7 @@
 import { WaterbearError } from '../../libos-host/errors.js';
 import { loadClusterConfig } from '../../replica/config/cluster-config.js';
 import { coordinatorFactoryFor } from '../../replica/coord/create-coordinator.js';
+import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { ReplicaNode } from '../../replica/node/replica-node.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
@@ -16,7 +17,10 @@ export async function replicaCommand(argv: string[], io: CliIo): Promise<number>
   if (values.help === true) { io.out(REPLICA_USAGE + '\n'); return 0; }
   if (values.config === undefined || values.id === undefined) throw new WaterbearError('WB_CONFIG_INVALID', `replica: --config and --id are required\n${REPLICA_USAGE}`);
   const config = loadClusterConfig(values.config);
-  const node = new ReplicaNode(config, values.id, coordinatorFactoryFor(config, values.id));
+  // TEST/CHAOS ONLY: with WATERBEAR_CHAOS_CONTROL set, the chaos harness skews this process's clock and fails its store.
+  const chaos = ChaosControl.fromEnv();
+  const node = new ReplicaNode(config, values.id, coordinatorFactoryFor(config, values.id, undefined, chaos?.clock), undefined,
+    chaos === null ? {} : { clock: chaos.clock, storeFaultHook: chaos.storeFault });
   const done = new Promise<number>((resolve) => {
     const stop = (sig: string): void => { node.log.info(`${sig}: stopping`); void node.stop().then(() => resolve(0)); };
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -4,6 +4,7 @@ import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { findMember, isLoopback, loadClusterConfig } from '../../replica/config/cluster-config.js';
 import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
 import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
+import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { channelCredentials, serverCredentials } from '../../replica/wire/credentials.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
@@ -112,6 +113,9 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // TEST/CHAOS ONLY: with WATERBEAR_CHAOS_CONTROL set, the chaos harness skews this process's lease clock.
+  const chaos = ChaosControl.fromEnv();
+  if (chaos !== null) options = { ...options, clock: chaos.clock };
   let coordinator;
   try {
     coordinator = await createRaftCoordinator(options);

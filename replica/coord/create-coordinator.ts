@@ -2,14 +2,16 @@ import type { ClusterConfig } from '../config/cluster-config.js';
 import type { CoordinatorFactory } from '../node/replica-node.js';
 import { channelCredentials } from '../wire/credentials.js';
 import type { Logger } from '../log.js';
+import type { MonotonicClock } from './lease.js';
 import { EtcdCoordinator } from './etcd/etcd-coordinator.js';
 import { createRaftCoordinator } from './raft-coordinator.js';
 
 /**
  * The coordinator a cluster member uses, from the cluster file: the embedded Raft group (every
  * replica and witness is a voter; its service rides on the replica's gRPC server) or etcd.
+ * `clock`: the leases' monotonic clock (test and chaos only; default performance.now).
  */
-export function coordinatorFactoryFor(config: ClusterConfig, self: string, log?: Logger): CoordinatorFactory {
+export function coordinatorFactoryFor(config: ClusterConfig, self: string, log?: Logger, clock?: MonotonicClock): CoordinatorFactory {
   return async (server) => {
     const c = config.coordinator;
     if (c.backend === 'etcd') {
@@ -21,6 +23,7 @@ export function coordinatorFactoryFor(config: ClusterConfig, self: string, log?:
       selfId: self, members: members.map((m) => ({ id: m.id, address: m.address })), dataDir: me.dataDir,
       clusterName: config.cluster, credentials: channelCredentials(config.tls), server,
       ...(log !== undefined ? { log } : {}),
+      ...(clock !== undefined ? { clock } : {}),
     });
   };
 }

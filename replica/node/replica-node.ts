@@ -3,12 +3,13 @@ import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RestoreImage } from '../../checkpoint/restore-image.js';
-import { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
+import { CheckpointStore, type StoreFault } from '../../checkpoint/store/checkpoint-store.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { LvmHooks } from '../../libos-host/runtime/lvm.js';
 import { BackupDriver } from '../backup/backup-driver.js';
 import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cluster-config.js';
 import type { Coordinator } from '../coord/coordinator.js';
+import type { MonotonicClock } from '../coord/lease.js';
 import { createLogger, type Logger } from '../log.js';
 import { PrimaryDriver, type PrimaryEnd } from '../primary/primary-driver.js';
 import { formatView, type View } from '../protocol/view.js';
@@ -29,6 +30,14 @@ export type CoordinatorFactory = (server: grpc.Server) => Promise<Coordinator>;
 
 export type NodeRole = 'starting' | 'primary' | 'backup' | 'joining' | 'promoting' | 'idle' | 'stopped';
 
+/** Test and chaos hooks of a replica (WATERBEAR_CHAOS_CONTROL, replica/chaos/chaos-control.ts); none in production. */
+export interface ReplicaNodeOptions {
+  /** The clock of heartbeats, watchdogs and the epoch policy (default performance.now). */
+  clock?: MonotonicClock;
+  /** Simulated store faults (see CheckpointStoreOptions.faultHook). */
+  storeFaultHook?: () => StoreFault | null;
+}
+
 /** One replica process: gRPC server, coordinator client, checkpoint store, and its current role. */
 export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   readonly member: ReplicaConfig;
@@ -43,7 +52,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   /** Timestamps (performance.now) of the last failover phases, for status and benchmarks. */
   readonly timings: Record<string, number> = {};
 
-  constructor(readonly config: ClusterConfig, readonly self: string, private readonly coordinatorFactory: CoordinatorFactory, log?: Logger) {
+  constructor(readonly config: ClusterConfig, readonly self: string, private readonly coordinatorFactory: CoordinatorFactory, log?: Logger, private readonly options: ReplicaNodeOptions = {}) {
     super();
     const { member, witness } = findMember(config, self);
     if (witness) throw new Error(`${self} is a witness: run \`waterbear witness\` for it`);
@@ -82,7 +91,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     await new Promise<void>((resolve, reject) => {
       this.server.bindAsync(this.member.address, serverCredentials(this.config.tls), (err) => (err === null ? resolve() : reject(err)));
     });
-    this.store = CheckpointStore.open(join(this.member.dataDir, 'store'));
+    this.store = CheckpointStore.open(join(this.member.dataDir, 'store'), this.options.storeFaultHook !== undefined ? { faultHook: this.options.storeFaultHook } : {});
     const view = await this.initialView();
     if (this.stopped) return;
     this.log.info({ view }, `starting in ${formatView(view)}`);
@@ -113,10 +122,15 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     }
   }
 
+  private clockOption(): { nowMs?: () => number } {
+    const clock = this.options.clock;
+    return clock === undefined ? {} : { nowMs: () => clock.nowMs() };
+  }
+
   private becomeBackup(view: View | null): void {
     const driver = new BackupDriver({
       self: this.self, dataDir: this.member.dataDir, config: this.config, store: this.store!, coordinator: this.coordinator!,
-      credentials: channelCredentials(this.config.tls), log: this.log,
+      credentials: channelCredentials(this.config.tls), log: this.log, ...this.clockOption(),
     }, view);
     driver.on('promote', (v: View) => {
       this.timings.viewCommittedAt = performance.now();
@@ -150,7 +164,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     this.timings.servingAt = performance.now();
     const driver = new PrimaryDriver({
       self: this.self, config: this.config, view, lvm: lvm.lvm, platform: lvm.platform, nb: lvm.nb, checkpointer: lvm.checkpointer,
-      startEpoch: lvm.startEpoch, coordinator, credentials: channelCredentials(this.config.tls), log: this.log,
+      startEpoch: lvm.startEpoch, coordinator, credentials: channelCredentials(this.config.tls), log: this.log, ...this.clockOption(),
     });
     hooks.onSuspended = () => driver.onSuspended();
     driver.on('checkpoint', (e) => this.emit('checkpoint', e));

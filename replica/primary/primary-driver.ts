@@ -77,6 +77,8 @@ export class PrimaryDriver extends EventEmitter {
   private readonly failedBackups = new Set<string>();
   /** Nack-triggered full resends are limited to one per heartbeat interval. */
   private lastNackResendMs = -Infinity;
+  /** A resend deferred by that limit (never dropped: see the nack handler). */
+  private nackResendTimer: NodeJS.Timeout | null = null;
   readonly stats: PrimaryStats;
 
   constructor(private readonly o: PrimaryDriverOptions) {
@@ -299,8 +301,19 @@ export class PrimaryDriver extends EventEmitter {
         // N+1 must be sent again in the current view, or held output waits for an ack that never
         // comes (found by the chaos harness). Links always carry the current view, and resends
         // are limited to one per heartbeat interval, so a backup in another view cannot cause a storm.
+        // A resend inside the limit is deferred, not dropped: a guest throttled on acks takes no
+        // checkpoint of its own, so a dropped resend left the backup without the full image it
+        // asked for and the primary stalled for good (chaos: fsync errors on a backup's store).
         const now = this.nowMs();
-        if (now - this.lastNackResendMs < this.o.config.replication.heartbeatIntervalMs) return;
+        const interval = this.o.config.replication.heartbeatIntervalMs;
+        if (now - this.lastNackResendMs < interval) {
+          this.nackResendTimer ??= setTimeout(() => {
+            this.nackResendTimer = null;
+            this.lastNackResendMs = this.nowMs();
+            this.checkpointSoon();
+          }, Math.min(interval, Math.max(0, interval - (now - this.lastNackResendMs))));
+          return;
+        }
         this.lastNackResendMs = now;
         this.o.log.warn({ backup: b, epoch, code, reason }, 'backup refused a checkpoint; sending a full image');
         this.checkpointSoon();
@@ -385,6 +398,7 @@ export class PrimaryDriver extends EventEmitter {
     this.ended = e;
     this.emit('ended', e);
     if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
+    if (this.nackResendTimer !== null) clearTimeout(this.nackResendTimer);
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     for (const l of this.links.values()) l.close();
     this.links.clear();

@@ -1,41 +1,17 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test, { registerCompletionHandler } from 'ava';
 import { RespClient } from '../../../chaos/clients/resp-client.js';
-import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
-import { ReplicaNode } from '../../../replica/node/replica-node.js';
-import { freePort } from '../../../bench/support/servers.js';
+import type { ReplicaNode } from '../../../replica/node/replica-node.js';
 import { until } from '../../helpers/cluster.js';
-import { MemoryCoordinatorGroup } from '../../helpers/memory-coordinator.js';
-import { REPO } from '../../helpers/lvm.js';
+import { inProcessTwoNodes } from '../../helpers/two-nodes.js';
 
 // Two replica nodes in one process leave native handles (LMDB, gRPC internals) that keep the
 // worker alive after both are stopped; no JavaScript resource remains (checked with
 // process.getActiveResourcesInfo). ava's documented escape hatch for that:
 registerCompletionHandler(() => process.exit());
 
-/**
- * Two replica nodes in this process over a test-only coordinator, with real gRPC between them and
- * real LVMs. Both share one event loop (image preparation, LMDB fsyncs): generous timeouts.
- */
+/** Two replica nodes in this process over a test-only coordinator (tests/helpers/two-nodes.ts). */
 async function twoNodes(): Promise<{ a: ReplicaNode; b: ReplicaNode; svc: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'wb-node-'));
-  const [svc, pa, pb] = [await freePort(), await freePort(), await freePort()];
-  const config = parseClusterConfig(`
-guest: { module: ${REPO}guests/kv.wasm }
-listen: [127.0.0.1:${svc}]
-replicas:
-  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
-  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
-coordinator: { backend: etcd, endpoints: [unused] }
-replication: { heartbeatInterval: 100ms, heartbeatTimeout: 3s }
-`, join(dir, 'cluster.yaml'));
-  const group = new MemoryCoordinatorGroup(1000);
-  const a = new ReplicaNode(config, 'a', async () => group.client());
-  const b = new ReplicaNode(config, 'b', async () => group.client());
-  await Promise.all([a.start(), b.start()]);
-  return { a, b, svc };
+  return inProcessTwoNodes();
 }
 
 test('two replicas in one process: writes replicate, output waits for acks, the backup takes over with the data', async (t) => {

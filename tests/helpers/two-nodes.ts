@@ -1,0 +1,34 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../bench/support/servers.js';
+import { parseClusterConfig } from '../../replica/config/cluster-config.js';
+import { ReplicaNode, type ReplicaNodeOptions } from '../../replica/node/replica-node.js';
+import { REPO } from './lvm.js';
+import { MemoryCoordinatorGroup } from './memory-coordinator.js';
+
+/**
+ * Two replica nodes, a (primary) and b (backup), in this process over a test-only coordinator,
+ * with real gRPC between them and real LVMs. Both share one event loop (image preparation, LMDB
+ * fsyncs): use generous timeouts. Two nodes in one process leave native handles (LMDB, gRPC
+ * internals) that keep the worker alive after both are stopped: test files that use this call
+ * ava's `registerCompletionHandler(() => process.exit())`.
+ */
+export async function inProcessTwoNodes(o: { replication?: string; options?: { a?: ReplicaNodeOptions; b?: ReplicaNodeOptions } } = {}): Promise<{ a: ReplicaNode; b: ReplicaNode; svc: number; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'wb-node-'));
+  const [svc, pa, pb] = [await freePort(), await freePort(), await freePort()];
+  const config = parseClusterConfig(`
+guest: { module: ${REPO}guests/kv.wasm }
+listen: [127.0.0.1:${svc}]
+replicas:
+  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
+  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
+coordinator: { backend: etcd, endpoints: [unused] }
+replication: { ${o.replication ?? 'heartbeatInterval: 100ms, heartbeatTimeout: 3s'} }
+`, join(dir, 'cluster.yaml'));
+  const group = new MemoryCoordinatorGroup(1000);
+  const a = new ReplicaNode(config, 'a', async () => group.client(), undefined, o.options?.a);
+  const b = new ReplicaNode(config, 'b', async () => group.client(), undefined, o.options?.b);
+  await Promise.all([a.start(), b.start()]);
+  return { a, b, svc, dir };
+}
