@@ -17,6 +17,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   restore: { run: restoreCommand, summary: 'resume a guest from its checkpoint directory (run --checkpoint-dir)' },
   checkpoint: { run: checkpointCommand, summary: 'inspect a checkpoint directory: epochs, sizes, page counts' },
   witness: { run: (argv, io) => import('./commands/witness.js').then((m) => m.witnessCommand(argv, io)), summary: 'run a coordinator member without an LVM (the third voter of two replicas)' },
+  dashboard: { run: (argv, io) => import('./commands/dashboard.js').then((m) => m.dashboardCommand(argv, io)), summary: 'serve the operator dashboard, /metrics and health checks for a cluster' },
   chaos: { run: (argv, io) => import('./commands/chaos.js').then((m) => m.chaosCommand(argv, io)), summary: 'test a cluster under seeded faults (kill, pause, partition, corrupt…) and check the history' },
 };
 

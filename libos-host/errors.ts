@@ -28,6 +28,9 @@ export const ERROR_CODES = [
   'WB_TIMEOUT',
   'WB_PERMISSION',
   'WB_TRACKER_UNAVAILABLE',
+  'WB_UNAUTHORIZED',
+  'WB_ADMIN_DISABLED',
+  'WB_BAD_REQUEST',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

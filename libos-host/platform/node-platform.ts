@@ -59,6 +59,15 @@ interface Waiter {
   wake: () => void;
 }
 
+/** Counters of the guest's connections since this platform was created (for the dashboard). */
+export interface PlatformIoStats {
+  connectionsAccepted: number;
+  /** Bytes the guest read from its connections. */
+  bytesReceived: number;
+  /** Bytes handed to the sockets of its connections (after the network buffer released them). */
+  bytesSent: number;
+}
+
 export interface NodePlatformOptions {
   stdout?: Writable;
   stderr?: Writable;
@@ -82,6 +91,7 @@ function errnoOf(err: NodeJS.ErrnoException): ErrnoLike {
 export class NodePlatform implements HostAbi {
   private readonly streams = new Map<Handle, Stream>();
   private nextHandle = 1;
+  private readonly io: PlatformIoStats = { connectionsAccepted: 0, bytesReceived: 0, bytesSent: 0 };
   private readonly waiters = new Set<Waiter>();
   private readonly options: NodePlatformOptions;
 
@@ -127,6 +137,9 @@ export class NodePlatform implements HostAbi {
     });
     return handle;
   }
+
+  /** A copy of the connection counters. */
+  ioStats(): PlatformIoStats { return { ...this.io }; }
 
   /** The bound address of a listener (host:port), e.g. to learn the port after binding port 0. */
   listenerAddress(handle: Handle): string | null {
@@ -175,6 +188,7 @@ export class NodePlatform implements HostAbi {
       eof: false, error: null, closed: false, writeShut: false, paused: false,
     };
     const h = this.add(conn);
+    this.io.connectionsAccepted++;
     socket.on('data', (d: Buffer) => {
       conn.chunks.push(d);
       conn.buffered += d.length;
@@ -210,6 +224,7 @@ export class NodePlatform implements HostAbi {
     }
     if (s.kind === 'connection') {
       s.buffered -= n;
+      this.io.bytesReceived += n;
       if (s.paused && s.buffered < INPUT_HIGH_WATER_BYTES / 2) { s.paused = false; s.socket.resume(); }
     }
     return n;
@@ -223,6 +238,7 @@ export class NodePlatform implements HostAbi {
       if (s.socket.destroyed || s.error !== null) return s.error ?? 'EPIPE';
       if (s.socket.writableLength >= OUTPUT_HIGH_WATER_BYTES) return 0;
       s.socket.write(Buffer.from(src)); // copy: guest memory is reused
+      this.io.bytesSent += src.length;
       return src.length;
     }
     if (s.closed || s.out === null) return 'EPIPE';

@@ -11,7 +11,7 @@ import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cl
 import type { Coordinator } from '../coord/coordinator.js';
 import type { MonotonicClock } from '../coord/lease.js';
 import { createLogger, type Logger } from '../log.js';
-import { PrimaryDriver, type PrimaryEnd } from '../primary/primary-driver.js';
+import { PrimaryDriver, type PrimaryEnd, type PrimaryGuestSnapshot, type PrimaryStats } from '../primary/primary-driver.js';
 import { formatView, type View } from '../protocol/view.js';
 import { channelCredentials, serverCredentials } from '../wire/credentials.js';
 import {
@@ -51,6 +51,8 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   private promoting = false;
   /** Timestamps (performance.now) of the last failover phases, for status and benchmarks. */
   readonly timings: Record<string, number> = {};
+  /** Extra JSON-able numbers for the Status RPC's status_json (the dashboard sets it), or null. */
+  statusExtras: (() => Record<string, unknown>) | null = null;
 
   constructor(readonly config: ClusterConfig, readonly self: string, private readonly coordinatorFactory: CoordinatorFactory, log?: Logger, private readonly options: ReplicaNodeOptions = {}) {
     super();
@@ -170,6 +172,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     driver.on('checkpoint', (e) => this.emit('checkpoint', e));
     driver.on('protection', (e) => this.emit('protection', e));
     driver.on('backup-failed', (e) => this.emit('backup-failed', e));
+    driver.on('released', (e) => this.emit('released', e));
     this.primary = driver;
     this.promoting = false;
     this.emit('role', this.role);
@@ -203,7 +206,9 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   }
 
   async switchover(target: string): Promise<{ view: number }> {
-    const v = await this.requirePrimary('a switchover').switchover(target);
+    const p = this.requirePrimary('a switchover');
+    this.emit('switchover-started', target); // before the view changes: tells a failover from a switchover
+    const v = await p.switchover(target);
     this.emit('admin', { action: 'switchover', target, view: v.view });
     return { view: v.view };
   }
@@ -232,9 +237,19 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
       protected: this.primary !== null ? this.primary.protocol.isProtected : false,
       epoch: stats?.capturedEpoch ?? this.backup?.durableEpoch ?? 0,
       ackedEpoch: stats?.releasedEpoch ?? 0,
-      statusJson: JSON.stringify({ stats, links: this.primary?.linkStates() ?? [], timings: this.timings }),
+      statusJson: JSON.stringify({ stats, links: this.primary?.linkStates() ?? [], timings: this.timings, extras: this.statusExtras?.() ?? null }),
     };
   }
+
+  /** The primary's numbers and guest (read-only, for the dashboard), or null when not primary. */
+  primarySnapshot(): { stats: PrimaryStats; links: ReturnType<PrimaryDriver['linkStates']>; guest: PrimaryGuestSnapshot; view: View; protected: boolean } | null {
+    const p = this.primary;
+    if (p === null) return null;
+    return { stats: { ...p.stats }, links: p.linkStates(), guest: p.guestSnapshot(), view: p.currentView, protected: p.protocol.isProtected };
+  }
+
+  /** The durable epoch of this replica's store when it is a backup, else null. */
+  get backupDurableEpoch(): number | null { return this.backup?.durableEpoch ?? null; }
 
   async stop(): Promise<void> {
     if (this.stopped) return;

@@ -4,9 +4,9 @@ import { encodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
 import { sealPages } from '../../checkpoint/checkpoint-data.js';
 import type { Checkpointer } from '../../checkpoint/checkpointer.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
-import type { NodePlatform } from '../../libos-host/platform/node-platform.js';
+import type { NodePlatform, PlatformIoStats } from '../../libos-host/platform/node-platform.js';
 import type { Lvm, LvmExit } from '../../libos-host/runtime/lvm.js';
-import type { NetworkBuffer } from '../../network-buffer/network-buffer.js';
+import type { NetworkBuffer, NetworkBufferStats } from '../../network-buffer/network-buffer.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import type { Logger } from '../log.js';
@@ -49,6 +49,16 @@ export interface PrimaryStats {
   lastCheckpointBytes: number;
   capturedEpoch: number;
   releasedEpoch: number;
+}
+
+/** What `PrimaryDriver.guestSnapshot` returns. */
+export interface PrimaryGuestSnapshot {
+  memoryBytes: number;
+  imageSha256: string;
+  output: NetworkBufferStats;
+  io: PlatformIoStats;
+  /** The extension stack above the platform, top first. */
+  extensions: string[];
 }
 
 /**
@@ -196,6 +206,14 @@ export class PrimaryDriver extends EventEmitter {
     return [...this.links.values()].map((l) => ({ backup: l.backup, acked: l.ackedEpoch, inflightBytes: l.inflightBytes }));
   }
 
+  /** Read-only numbers about the running guest, for the dashboard and metrics. */
+  guestSnapshot(): PrimaryGuestSnapshot {
+    return {
+      memoryBytes: this.o.lvm.memory.buffer.byteLength, imageSha256: this.o.lvm.image.imageSha256,
+      output: this.o.nb.stats(), io: this.o.platform.ioStats(), extensions: [this.o.nb.name],
+    };
+  }
+
   // ---- internals ----
 
   private anyLinkNeedsFull(): boolean {
@@ -254,6 +272,7 @@ export class PrimaryDriver extends EventEmitter {
         case 'release':
           this.o.nb.release(a.epoch);
           this.stats.releasedEpoch = a.epoch;
+          this.emit('released', a.epoch); // the dashboard measures capture-to-release latency
           break;
         case 'passthrough':
           this.o.nb.setPassthrough(a.on);

@@ -37,23 +37,25 @@ export async function until<T>(what: string, f: () => Promise<T | null | undefin
  * A real local cluster for a test: replicas a and b and witness w, each its own process
  * (`waterbear replica` / `waterbear witness` from dist/), on free loopback ports, in a temp dir.
  */
-export async function startTestCluster(o: { replication?: string; guest?: string; restart?: boolean; extraYaml?: string } = {}): Promise<TestCluster> {
+export async function startTestCluster(o: { replication?: string; guest?: string; restart?: boolean; extraYaml?: string; dashboards?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-cluster-'));
   const [svc, pa, pb, pw] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // With dashboards: true, replicas a and b serve their dashboards (config.replicas[i].dashboard).
+  const dash = o.dashboards === true ? [`, dashboard: 127.0.0.1:${await freePort()}`, `, dashboard: 127.0.0.1:${await freePort()}`] : ['', ''];
   const file = join(dir, 'waterbear.yaml');
   writeFileSync(file, `cluster: test
 guest: { module: ${o.guest ?? `${REPO}guests/kv.wasm`} }
 listen: [127.0.0.1:${svc}]
 replicas:
-  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
-  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
+  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a${dash[0]} }
+  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b${dash[1]} }
 witnesses:
   - { id: w, address: 127.0.0.1:${pw}, dataDir: ${dir}/w }
 ${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extraYaml ?? ''}`);
   const config = loadClusterConfig(file);
   const cluster = new LocalCluster({
     configPath: file, config, restart: o.restart ?? true, stdio: process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore',
-    env: { WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: process.env.WATERBEAR_LOG_LEVEL ?? 'error' },
+    env: { WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: process.env.WATERBEAR_LOG_LEVEL ?? 'error', ...o.env },
   });
   cluster.start();
   const primary = (): Promise<StatusReply> => until('a primary', () => cluster.primary());
