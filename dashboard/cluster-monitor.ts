@@ -71,6 +71,8 @@ export class ClusterMonitor extends EventEmitter {
   private readonly points: SeriesPoint[] = [];
   private lastSample: { at: number; n: PrimaryNumbers } | null = null;
   private lastSampleAt = -Infinity;
+  /** The last replica seen as primary. */
+  private lastPrimary: string | null = null;
 
   constructor(o: ClusterMonitorOptions) {
     super();
@@ -225,15 +227,18 @@ export class ClusterMonitor extends EventEmitter {
       if (!before.up && m.up && before.lastSeenAt !== null) this.addEvent('replica-up', `${m.id} is answering again (${m.role})`, 'dashboard', { replica: m.id });
       if (m.role === 'joining' && before.role !== 'joining') this.addEvent('backup-joining', `${m.id} is joining: catching up from primary ${b.primary ?? '?'} (full image, then increments)`, 'dashboard', { replica: m.id });
     }
-    if (b.primary !== null && b.primary !== a.primary && a.primary !== null) {
-      const planned = this.switchoverStartedAt(a.primary, b.primary);
-      const lastOld = this.tracked.get(a.primary)?.lastPrimaryAt ?? null;
+    // The previous primary, across a gap with none (a dead primary is shown down before its successor serves).
+    const old = this.lastPrimary;
+    if (b.primary !== null) this.lastPrimary = b.primary;
+    if (b.primary !== null && old !== null && b.primary !== old) {
+      const planned = this.switchoverStartedAt(old, b.primary);
+      const lastOld = this.tracked.get(old)?.lastPrimaryAt ?? null;
       if (planned !== null) {
-        this.addEvent('switchover', `planned switchover: ${b.primary} is primary of view ${b.view} (was ${a.primary}); ${this.nowMs() - planned} ms from the request`, 'dashboard',
+        this.addEvent('switchover', `planned switchover: ${b.primary} is primary of view ${b.view} (was ${old}); ${this.nowMs() - planned} ms from the request`, 'dashboard',
           { replica: b.primary, view: b.view, durationMs: this.nowMs() - planned });
       } else {
         const gap = lastOld === null ? null : b.at - lastOld;
-        this.addEvent('failover', `failover: ${b.primary} is primary of view ${b.view} (was ${a.primary})${gap !== null ? `; ${(gap / 1000).toFixed(2)} s from ${a.primary}'s last answer as primary to ${b.primary} serving` : ''}`,
+        this.addEvent('failover', `failover: ${b.primary} is primary of view ${b.view} (was ${old})${gap !== null ? `; ${(gap / 1000).toFixed(2)} s from ${old}'s last answer as primary to ${b.primary} serving` : ''}`,
           'dashboard', { replica: b.primary, view: b.view, ...(gap !== null ? { durationMs: gap } : {}) });
       }
     }
