@@ -1,17 +1,36 @@
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, renameSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { WaterbearError } from '../../libos-host/errors.js';
+import { CHAOS_CONTROL_ENV, type ChaosControlApplied, type ChaosControlState } from '../../replica/chaos/chaos-control.js';
 import { loadClusterConfig, type ClusterConfig } from '../../replica/config/cluster-config.js';
 import { LocalCluster } from '../../replica/supervisor/local-cluster.js';
 import type { StatusReply } from '../../replica/wire/replication-wire.js';
+import type { LinkFaults, ProxyStats } from '../proxy/fault-proxy.js';
 import { ProxyMesh, linkName } from '../proxy/proxy-mesh.js';
 import type { Prng } from '../random/prng.js';
 import type { ClusterEvent } from '../workload/history.js';
+import { NetnsNetwork } from './netns.js';
 import { freePorts } from './ports.js';
+
+/** What the nemesis needs of the links between members: fault proxies on loopback, nftables with --netns. */
+export interface MemberLinks {
+  cut(a: string, b: string): void;
+  blockDirection(from: string, to: string): void;
+  setLinks(ids: readonly string[] | null, f: Partial<LinkFaults>): string[];
+  healAll(): void;
+  stats(): Record<string, ProxyStats>;
+  close(): Promise<void>;
+}
+
+/** Ports inside the members' namespaces with --netns (each member has its own address, so they never clash). */
+export const NETNS_SERVICE_PORT = 7000;
+export const NETNS_MEMBER_PORT = 7101;
 
 /** How long `kill` waits for a killed member to be reaped. */
 export const KILL_WAIT_MS = 5000;
+/** How long the harness waits for a member to confirm a control-file change (clock and storage faults). */
+export const CONTROL_CONFIRM_MS = 2000;
 /** Log level of the members (their stderr goes to logs/<id>.log in the run folder). */
 export const DEFAULT_MEMBER_LOG_LEVEL = 'info';
 
@@ -28,6 +47,8 @@ export interface ChaosClusterOptions {
   env?: NodeJS.ProcessEnv;
   memberLogLevel?: string;
   onEvent?: (e: ClusterEvent) => void;
+  /** Each member in its own network namespace (root, ip, nft); partitions become nftables drops. */
+  netns?: boolean;
 }
 
 /**
@@ -48,6 +69,7 @@ export class ChaosCluster {
   private readonly expectedExit = new Set<string>();
   private readonly logs = new Map<string, WriteStream>();
   private stopping = false;
+  private readonly controlSeq = new Map<string, number>();
   crashes = 0;
 
   private constructor(
@@ -55,8 +77,10 @@ export class ChaosCluster {
     /** The cluster as the harness sees it: real addresses. */
     readonly config: ClusterConfig,
     readonly servicePort: number,
-    readonly mesh: ProxyMesh,
+    readonly mesh: MemberLinks,
     readonly memberFiles: ReadonlyMap<string, string>,
+    /** The namespaces with --netns, else null (loopback). */
+    readonly netns: NetnsNetwork | null = null,
   ) {
     this.replicaIds = config.replicas.map((r) => r.id);
     this.witnessIds = config.witnesses.map((w) => w.id);
@@ -72,30 +96,45 @@ export class ChaosCluster {
     }
     const raw = parseYaml(readFileSync(o.baseConfigPath, 'utf8')) as Record<string, unknown>;
     const members = [...base.replicas, ...base.witnesses].map((m) => m.id);
-    const linkCount = members.length * (members.length - 1);
-    const ports = await freePorts(1 + members.length + linkCount);
+    const netns = o.netns === true ? NetnsNetwork.create(members) : null;
+    try {
+      return await ChaosCluster.generate(o, base, raw, members, netns);
+    } catch (err) {
+      netns?.destroy();
+      throw err;
+    }
+  }
+
+  private static async generate(o: ChaosClusterOptions, base: ClusterConfig, raw: Record<string, unknown>, members: string[], netns: NetnsNetwork | null): Promise<ChaosCluster> {
+    // Loopback: free ports, and a proxy port for every directed link. Netns: fixed ports on each member's own address.
+    const linkCount = netns === null ? members.length * (members.length - 1) : 0;
+    const ports = netns === null ? await freePorts(1 + members.length + linkCount) : [NETNS_SERVICE_PORT, ...members.map(() => NETNS_MEMBER_PORT)];
     const servicePort = ports[0];
+    const host = (id: string): string => (netns === null ? '127.0.0.1' : netns.address(id));
     const real = new Map(members.map((id, i) => [id, ports[1 + i]]));
     const proxyPorts = new Map<string, number>();
     let k = 1 + members.length;
-    for (const a of members) for (const b of members) if (a !== b) proxyPorts.set(linkName(a, b), ports[k++]);
+    if (netns === null) for (const a of members) for (const b of members) if (a !== b) proxyPorts.set(linkName(a, b), ports[k++]);
 
     mkdirSync(o.dir, { recursive: true });
     const rawGuest = (raw.guest ?? {}) as Record<string, unknown>;
     const guest: Record<string, unknown> = { ...rawGuest, module: base.guest.module };
     if (base.guest.dirs.length > 0) guest.dirs = Object.fromEntries(base.guest.dirs.map((d) => [d.guestPath, d.hostPath]));
     const doc = (self: string | null): Record<string, unknown> => {
-      const addr = (id: string): string => `127.0.0.1:${self === null || self === id ? real.get(id) : proxyPorts.get(linkName(self, id))}`;
+      const addr = (id: string): string => (netns !== null || self === null || self === id ? `${host(id)}:${real.get(id)}` : `127.0.0.1:${proxyPorts.get(linkName(self, id))}`);
       const member = (id: string): Record<string, unknown> => ({ id, address: addr(id), dataDir: join(o.dataDir, id) });
       return {
         cluster: base.cluster,
         guest,
-        listen: [`127.0.0.1:${servicePort}`],
+        // With --netns the primary listens in its own namespace: clients reach it at its address.
+        listen: [`${netns === null ? '127.0.0.1' : '0.0.0.0'}:${servicePort}`],
         replicas: base.replicas.map((r) => member(r.id)),
         witnesses: base.witnesses.map((w) => member(w.id)),
         coordinator: { backend: 'raft' },
         ...(raw.replication !== undefined ? { replication: raw.replication } : {}),
         ...(base.tls !== null ? { tls: base.tls } : {}),
+        // Namespace addresses are not loopback; they exist only inside this run's bridge.
+        ...(netns !== null && base.tls === null ? { allowPlaintext: true } : {}),
       };
     };
     const header = (who: string): string => `# Generated by waterbear chaos from ${o.baseConfigPath}: ${who}\n`;
@@ -109,8 +148,8 @@ export class ChaosCluster {
       memberFiles.set(id, f);
     }
     const config = loadClusterConfig(harnessFile);
-    const mesh = await ProxyMesh.start(members.map((id) => ({ id, host: '127.0.0.1', port: real.get(id)! })), proxyPorts, o.prng.fork('mesh'));
-    return new ChaosCluster(o, config, servicePort, mesh, memberFiles);
+    const mesh: MemberLinks = netns ?? await ProxyMesh.start(members.map((id) => ({ id, host: '127.0.0.1', port: real.get(id)! })), proxyPorts, o.prng.fork('mesh'));
+    return new ChaosCluster(o, config, servicePort, mesh, memberFiles, netns);
   }
 
   /** Start every member. */
@@ -124,7 +163,8 @@ export class ChaosCluster {
     if (s === undefined) {
       s = new LocalCluster({
         configPath: this.memberFiles.get(id)!, config: this.config, restart: false, stdio: 'pipe',
-        env: { WATERBEAR_LOG_LEVEL: this.o.memberLogLevel ?? DEFAULT_MEMBER_LOG_LEVEL, ...this.o.env },
+        ...(this.netns !== null ? { launchPrefix: this.netns.launchPrefix(id) } : {}),
+        env: { WATERBEAR_LOG_LEVEL: this.o.memberLogLevel ?? DEFAULT_MEMBER_LOG_LEVEL, [CHAOS_CONTROL_ENV]: this.controlFile(id), ...this.o.env },
       });
       const log = createWriteStream(join(this.o.dir, 'logs', `${id}.log`), { flags: 'a' });
       this.logs.set(id, log);
@@ -188,6 +228,54 @@ export class ChaosCluster {
     const pid = this.pid(id);
     this.paused.delete(id);
     if (pid !== undefined) process.kill(pid, 'SIGCONT');
+  }
+
+  /** Where clients reach the service now: loopback, or (--netns) the current primary's own address. */
+  serviceHost(primary: string | null, attempt: number): string {
+    if (this.netns === null) return '127.0.0.1';
+    const id = primary !== null && this.replicaIds.includes(primary) ? primary : this.replicaIds[attempt % this.replicaIds.length];
+    return this.netns.address(id);
+  }
+
+  /** How the members are placed, for the log. */
+  describe(): string {
+    if (this.netns === null) return `members ${this.memberIds.join(', ')} on loopback; service 127.0.0.1:${this.servicePort}`;
+    const n = this.netns;
+    return `members ${this.memberIds.map((id) => `${id} ${n.address(id)} (netns ${n.namespace(id)})`).join(', ')}; service at the primary's address, port ${this.servicePort}`;
+  }
+
+  /** The control file of member `id` (WATERBEAR_CHAOS_CONTROL): the clock and storage faults it obeys. */
+  controlFile(id: string): string { return join(this.o.dir, 'control', `${id}.json`); }
+
+  /**
+   * Give member `id` a new control state (clock skew, store faults; everything else cleared) and
+   * wait, at most CONTROL_CONFIRM_MS, until it confirms. Resolves with its report, or null when it
+   * did not confirm (paused, dead, restarting: it applies the file when it next reads it).
+   */
+  async control(id: string, state: Omit<ChaosControlState, 'seq'>): Promise<ChaosControlApplied | null> {
+    const seq = (this.controlSeq.get(id) ?? 0) + 1;
+    this.controlSeq.set(id, seq);
+    const file = this.controlFile(id);
+    mkdirSync(join(this.o.dir, 'control'), { recursive: true });
+    writeFileSync(`${file}.tmp`, JSON.stringify({ seq, ...state }));
+    renameSync(`${file}.tmp`, file);
+    const deadline = performance.now() + CONTROL_CONFIRM_MS;
+    for (;;) {
+      try {
+        const a = JSON.parse(readFileSync(`${file}.applied`, 'utf8')) as ChaosControlApplied;
+        if (a.seq === seq && a.pid === this.pid(id)) return a;
+      } catch { /* not yet written, or being replaced */ }
+      if (performance.now() > deadline || this.stopping) return null;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Clear member `id`'s clock and storage faults (its clock keeps its offset but runs at real speed again). */
+  clearControl(id: string): Promise<ChaosControlApplied | null> { return this.control(id, {}); }
+
+  /** Clear every member's faults without waiting (final heal). */
+  clearAllControls(): void {
+    for (const id of this.controlSeq.keys()) void this.control(id, {});
   }
 
   status(id: string): Promise<StatusReply | null> {

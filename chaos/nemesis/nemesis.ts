@@ -1,7 +1,7 @@
 import type { ChaosCluster } from '../cluster/chaos-cluster.js';
 import type { ViewMonitor } from '../cluster/view-monitor.js';
 import type { FaultEvent } from '../workload/history.js';
-import { BULK_CHUNK_BYTES, type ScheduleStep } from './schedule.js';
+import { BULK_CHUNK_BYTES, clockMode, clockWithinBound, type ScheduleStep } from './schedule.js';
 
 /** Longest wait for a whole cluster before the next fault (it is injected anyway after that, and noted). */
 export const HEALTHY_WAIT_MS = 20_000;
@@ -18,6 +18,8 @@ export class Nemesis {
   readonly events: FaultEvent[] = [];
   readonly notes: string[] = [];
   private readonly killed = new Set<string>();
+  /** Store-fault counters of the target when a storage fault started (to count the commits it struck). */
+  private readonly struckBefore = new Map<number, number>();
   private stopped = false;
 
   constructor(
@@ -116,6 +118,28 @@ export class Nemesis {
         return start(mesh.setLinks(scope(), { resetProbability: step.params.probability }), `connection dropped after ${(step.params.probability * 100).toFixed(2)}% of chunks`);
       case 'duplicate':
         return start(mesh.setLinks(scope(), { replay: true }), 'earlier connections replayed every 700 ms');
+      case 'disk-full': case 'fsync': case 'slow-disk': {
+        const id = member(step.target);
+        if (id === null || !this.cluster.isRunning(id) || this.cluster.isPaused(id)) { this.note(`step ${step.step}: no running ${step.target} for ${step.kind}`); return null; }
+        const store = step.kind === 'disk-full' ? { errno: 'ENOSPC' as const } : step.kind === 'fsync' ? { errno: 'EIO' as const } : { delayMs: step.params.delayMs };
+        const detail = step.kind === 'disk-full' ? 'every checkpoint-store commit fails with ENOSPC (disk full)'
+          : step.kind === 'fsync' ? 'every checkpoint-store commit fails with EIO (fdatasync error)'
+            : `every checkpoint-store commit takes ${step.params.delayMs} ms longer (slow disk)`;
+        const applied = await this.cluster.control(id, { store });
+        if (applied === null) this.note(`step ${step.step}: ${id} did not confirm the ${step.kind} fault within the wait; it applies when it reads its control file`);
+        this.struckBefore.set(step.step, applied === null ? 0 : step.kind === 'slow-disk' ? applied.storeDelays : applied.storeFailures);
+        return start([id], detail);
+      }
+      case 'clock': {
+        const id = member(step.target);
+        if (id === null || !this.cluster.isRunning(id) || this.cluster.isPaused(id)) { this.note(`step ${step.step}: no running ${step.target} for clock`); return null; }
+        const { jumpMs, rate } = step.params;
+        const applied = await this.cluster.control(id, { clock: { jumpMs, rate } });
+        if (applied === null) this.note(`step ${step.step}: ${id} did not confirm the clock fault within the wait`);
+        const mode = clockMode(step.params);
+        const what = mode === 'jump-forward' || mode === 'jump-back' ? `clock jumps ${jumpMs > 0 ? '+' : ''}${jumpMs} ms` : `clock runs at ${rate}× real time`;
+        return start([id], `${mode}: ${what} (${clockWithinBound(step.params) ? 'within the lease drift bound' : 'EXCEEDS the lease drift bound'})`);
+      }
     }
   }
 
@@ -127,6 +151,15 @@ export class Nemesis {
       case 'pause':
         for (const id of ev.applied) this.cluster.resume(id);
         break;
+      case 'disk-full': case 'fsync': case 'slow-disk': case 'clock':
+        for (const id of ev.applied) {
+          const a = await this.cluster.clearControl(id);
+          if (a === null || step.kind === 'clock') continue;
+          const struck = Math.max(0, (step.kind === 'slow-disk' ? a.storeDelays : a.storeFailures) - (this.struckBefore.get(step.step) ?? 0));
+          ev.struck = struck;
+          ev.detail = `${ev.detail ?? ''}; it struck ${struck} commit(s)`;
+        }
+        break;
       default:
         this.cluster.mesh.healAll();
     }
@@ -136,6 +169,7 @@ export class Nemesis {
   /** Undo everything: links healed, paused members resumed, killed members started. */
   healAll(): void {
     this.cluster.mesh.healAll();
+    this.cluster.clearAllControls();
     for (const id of this.cluster.memberIds) {
       if (this.cluster.isPaused(id)) this.cluster.resume(id);
       if (!this.cluster.isRunning(id)) this.cluster.startMember(id);

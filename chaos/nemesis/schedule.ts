@@ -2,16 +2,21 @@ import { WaterbearError } from '../../libos-host/errors.js';
 import type { Prng } from '../random/prng.js';
 
 /** Faults the harness can inject. */
-export const FAULT_KINDS = ['kill', 'pause', 'partition', 'delay', 'drop', 'duplicate', 'reorder', 'corrupt'] as const;
+export const FAULT_KINDS = ['kill', 'pause', 'partition', 'delay', 'drop', 'duplicate', 'reorder', 'corrupt', 'disk-full', 'fsync', 'slow-disk', 'clock'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
+/**
+ * What `--faults all` means: the process and network faults. It stays this list so that a seed's
+ * `--faults all` schedule is the one it always was; `storage` and `clock` add the newer faults.
+ */
+export const ALL_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'delay', 'drop', 'duplicate', 'reorder', 'corrupt'];
+/** `--faults storage`: the faults of a backup's checkpoint store. */
+export const STORAGE_FAULTS: readonly FaultKind[] = ['disk-full', 'fsync', 'slow-disk'];
+/** Faults that need a fault proxy on the links (not available with --netns, which has no proxies). */
+export const PROXY_FAULTS: readonly FaultKind[] = ['delay', 'drop', 'duplicate', 'reorder', 'corrupt'];
+
 /** Faults named in the issue that this harness does not inject (yet): asked for, they are refused with a reason. */
-export const UNSUPPORTED_FAULTS: Readonly<Record<string, string>> = {
-  clock: 'clock jumps and drift need the fault extension inside the replica\'s LVM; `waterbear replica` does not expose it yet',
-  'disk-full': 'a full disk needs a small tmpfs under a backup\'s data folder (root, mount) or injected store errors; not implemented yet',
-  fsync: 'fsync errors need injected store errors in the checkpoint store; not implemented yet',
-  'slow-disk': 'a slow disk needs injected store latency in the checkpoint store; not implemented yet',
-};
+export const UNSUPPORTED_FAULTS: Readonly<Record<string, string>> = {};
 
 /** Which members or links each fault may aim at; resolved against the cluster when it starts. */
 export const FAULT_TARGETS: Readonly<Record<FaultKind, readonly string[]>> = {
@@ -23,7 +28,30 @@ export const FAULT_TARGETS: Readonly<Record<FaultKind, readonly string[]>> = {
   duplicate: ['all-links', 'primary-links'],
   reorder: ['all-links', 'primary-links'],
   corrupt: ['all-links', 'primary-links', 'bulk'],
+  'disk-full': ['backup'],
+  fsync: ['backup'],
+  'slow-disk': ['backup'],
+  clock: ['primary', 'backup', 'witness'],
 };
+
+/**
+ * Clock faults (`clock:<member>`): what happens to that one process's monotonic clock. The lease
+ * proof (replica/coord/lease.ts) assumes monotonic clocks whose rate is within 1 ± MAX_CLOCK_DRIFT_RATE
+ * (1%) of real time. A forward jump is within it (it is what a paused process sees); so is a drift
+ * of at most 1%. A backward jump, or a clock running 1.5–4× fast or at a quarter to two thirds of
+ * real speed, EXCEEDS it: leases then prove nothing, and only views and output commit protect the data.
+ */
+export const CLOCK_MODES = ['jump-forward', 'drift', 'jump-back', 'fast', 'slow'] as const;
+export type ClockMode = (typeof CLOCK_MODES)[number];
+export const CLOCK_MODES_WITHIN_BOUND: readonly ClockMode[] = ['jump-forward', 'drift'];
+/** Which clock faults the nemesis draws: within the lease assumptions, beyond them, or both. */
+export type ClockBound = 'respect' | 'exceed' | 'both';
+export const CLOCK_BOUNDS: readonly ClockBound[] = ['respect', 'exceed', 'both'];
+
+/** The clock mode of a clock step's parameters. */
+export function clockMode(params: Record<string, number>): ClockMode { return CLOCK_MODES[params.mode] ?? 'drift'; }
+/** True when a clock step stays within the drift bound the leases assume. */
+export function clockWithinBound(params: Record<string, number>): boolean { return CLOCK_MODES_WITHIN_BOUND.includes(clockMode(params)); }
 
 /** `corrupt:bulk` flips bits only in chunks at least this large: checkpoint data, not coordination messages. */
 export const BULK_CHUNK_BYTES = 4096;
@@ -62,16 +90,21 @@ export const DEFAULT_TIMING: ScheduleTiming = {
   holdMs: {
     kill: [500, 3000], pause: [1000, 4000], partition: [1000, 5000], delay: [2000, 6000],
     drop: [2000, 5000], duplicate: [2000, 5000], reorder: [2000, 5000], corrupt: [2000, 6000],
+    'disk-full': [1000, 4000], fsync: [1000, 4000], 'slow-disk': [2000, 5000], clock: [2000, 6000],
   },
   recoveryMs: 1000,
 };
 
-/** Parse `--faults kill,pause:backup,partition`; `all` means every supported fault. */
+/** Parse `--faults kill,pause:backup,partition`; `all` means ALL_FAULTS, `storage` STORAGE_FAULTS. */
 export function parseFaults(text: string): FaultSpec[] {
   const out: FaultSpec[] = [];
   for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
     const [kind, target, extra] = part.split(':');
-    if (kind === 'all') { for (const k of FAULT_KINDS) out.push({ kind: k, target: null }); continue; }
+    if (kind === 'all' || kind === 'storage') {
+      if (target !== undefined) throw new WaterbearError('WB_CONFIG_INVALID', `--faults: "${part}": the group ${kind} takes no target`);
+      for (const k of kind === 'all' ? ALL_FAULTS : STORAGE_FAULTS) out.push({ kind: k, target: null });
+      continue;
+    }
     if (kind in UNSUPPORTED_FAULTS) throw new WaterbearError('WB_CONFIG_INVALID', `--faults: "${kind}" is not implemented: ${UNSUPPORTED_FAULTS[kind]}`);
     if (!(FAULT_KINDS as readonly string[]).includes(kind)) {
       throw new WaterbearError('WB_CONFIG_INVALID', `--faults: unknown fault "${kind}" (faults: ${FAULT_KINDS.join(', ')}; "kind:target" aims one, e.g. kill:primary)`);
@@ -86,9 +119,25 @@ export function parseFaults(text: string): FaultSpec[] {
   return out;
 }
 
+/** Simulated store latency per commit (ms) of `slow-disk`. */
+export const SLOW_DISK_DELAY_MS: [number, number] = [20, 400];
+
 /** The parameters a fault draws. */
-function params(g: Prng, kind: FaultKind): Record<string, number> {
+function params(g: Prng, kind: FaultKind, clockBound: ClockBound): Record<string, number> {
   switch (kind) {
+    case 'slow-disk': return { delayMs: g.int(SLOW_DISK_DELAY_MS[0], SLOW_DISK_DELAY_MS[1]) };
+    case 'clock': {
+      const modes = clockBound === 'respect' ? CLOCK_MODES_WITHIN_BOUND : clockBound === 'exceed' ? CLOCK_MODES.filter((m) => !CLOCK_MODES_WITHIN_BOUND.includes(m)) : CLOCK_MODES;
+      const mode = g.pick(modes);
+      const round = (x: number): number => Math.round(x * 10000) / 10000;
+      switch (mode) {
+        case 'jump-forward': return { mode: CLOCK_MODES.indexOf(mode), jumpMs: g.int(500, 10_000), rate: 1 };
+        case 'jump-back': return { mode: CLOCK_MODES.indexOf(mode), jumpMs: -g.int(500, 10_000), rate: 1 };
+        case 'drift': return { mode: CLOCK_MODES.indexOf(mode), jumpMs: 0, rate: round(1 + (g.chance(0.5) ? 1 : -1) * (0.002 + g.float() * 0.008)) };
+        case 'fast': return { mode: CLOCK_MODES.indexOf(mode), jumpMs: 0, rate: round(1.5 + g.float() * 2.5) };
+        case 'slow': return { mode: CLOCK_MODES.indexOf(mode), jumpMs: 0, rate: round(0.25 + g.float() * 0.42) };
+      }
+    }
     case 'delay': return { delayMs: g.int(5, 150), jitterMs: g.int(0, 50) };
     case 'reorder': return { jitterMs: g.int(20, 200) };
     case 'corrupt': return { probability: Math.round((0.005 + g.float() * 0.045) * 10000) / 10000 };
@@ -102,7 +151,7 @@ function params(g: Prng, kind: FaultKind): Record<string, number> {
  * a gap before it and a hold, until the planned time fills the duration. Same seed and inputs,
  * same schedule. Every fault heals at the end of its hold; none is left for the final reads.
  */
-export function generateSchedule(g: Prng, seed: number, durationMs: number, faults: readonly FaultSpec[], timing: ScheduleTiming = DEFAULT_TIMING): Schedule {
+export function generateSchedule(g: Prng, seed: number, durationMs: number, faults: readonly FaultSpec[], timing: ScheduleTiming = DEFAULT_TIMING, clockBound: ClockBound = 'both'): Schedule {
   const steps: ScheduleStep[] = [];
   let planned = 0;
   for (let round = 0; steps.length < 10_000; round++) {
@@ -115,7 +164,7 @@ export function generateSchedule(g: Prng, seed: number, durationMs: number, faul
         target: spec.target ?? g.pick(FAULT_TARGETS[spec.kind]),
         gapMs: g.int(timing.gapMs[0], timing.gapMs[1]),
         holdMs: g.int(hold[0], hold[1]),
-        params: params(g, spec.kind),
+        params: params(g, spec.kind, clockBound),
       };
       const cost = step.gapMs + step.holdMs + timing.recoveryMs;
       if (planned + cost > durationMs && steps.length > 0) { full = true; break; }

@@ -16,6 +16,7 @@ const GAP = 14;
 const FAULT_COLORS: Record<string, string> = {
   kill: '#d62728', pause: '#9467bd', partition: '#ff7f0e', delay: '#8c564b', drop: '#e377c2',
   duplicate: '#17becf', reorder: '#bcbd22', corrupt: '#7f0000',
+  'disk-full': '#393b79', fsync: '#637939', 'slow-disk': '#8c6d31', clock: '#ad494a',
 };
 const PRIMARY_COLORS = ['#1f77b4', '#2ca02c', '#9467bd', '#8c564b', '#17becf'];
 const OP_COLORS: Record<string, string> = { read: '#1f77b4', write: '#2ca02c', incr: '#9467bd', fail: '#ff7f0e', unknown: '#d62728' };

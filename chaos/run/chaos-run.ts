@@ -9,7 +9,7 @@ import { checkKv, type KvCheck } from '../checker/kv-checker.js';
 import { ChaosCluster } from '../cluster/chaos-cluster.js';
 import { ViewMonitor } from '../cluster/view-monitor.js';
 import { Nemesis } from '../nemesis/nemesis.js';
-import { DEFAULT_TIMING, generateSchedule, type FaultSpec, type Schedule, type ScheduleTiming } from '../nemesis/schedule.js';
+import { DEFAULT_TIMING, PROXY_FAULTS, generateSchedule, type ClockBound, type FaultSpec, type Schedule, type ScheduleTiming } from '../nemesis/schedule.js';
 import type { ProxyStats } from '../proxy/fault-proxy.js';
 import { Prng } from '../random/prng.js';
 import { writeReport } from '../report/write-report.js';
@@ -53,6 +53,10 @@ export interface ChaosOptions {
   unsafeReleaseEarly?: boolean;
   checkBudgetMs?: number;
   timing?: ScheduleTiming;
+  /** Each member in its own network namespace (root, ip, nft); see chaos/cluster/netns.ts. */
+  netns?: boolean;
+  /** Clock faults within the lease drift bound, beyond it, or both (default both). */
+  clockBound?: ClockBound;
   /** Members' log level (WATERBEAR_LOG_LEVEL; default info); their stderr goes to <run>/logs/. */
   memberLogLevel?: string;
   /** Keep the members' data folders (default: removed). */
@@ -106,11 +110,17 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Ma
  */
 export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const log = o.log ?? (() => {});
+  if (o.netns === true) {
+    const proxied = o.faults.filter((f) => PROXY_FAULTS.includes(f.kind)).map((f) => f.kind);
+    if (proxied.length > 0) {
+      throw new WaterbearError('WB_CONFIG_INVALID', `--netns injects partitions with nftables and has no fault proxies: ${[...new Set(proxied)].join(', ')} need the proxies (run without --netns, or leave them out: --faults kill,pause,partition,storage,clock)`);
+    }
+  }
   const t0 = performance.now();
   const nowMs = (): number => performance.now() - t0;
   const startedAt = new Date().toISOString();
   const prng = new Prng(o.seed);
-  const schedule = generateSchedule(prng.fork('schedule'), o.seed, o.durationMs, o.faults, o.timing ?? DEFAULT_TIMING);
+  const schedule = generateSchedule(prng.fork('schedule'), o.seed, o.durationMs, o.faults, o.timing ?? DEFAULT_TIMING, o.clockBound ?? 'both');
   const configPath = resolve(o.configPath ?? packageFile('deploy/local/waterbear.yaml'));
   const runName = o.runName ?? `${startedAt.replace(/[:.]/g, '-').replace('Z', '')}-${o.workload}-seed${o.seed}`;
   const reportDir = join(o.reportsDir ?? packageFile('chaos/reports'), runName);
@@ -120,7 +130,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const events: ClusterEvent[] = [];
   const env: NodeJS.ProcessEnv = o.unsafeReleaseEarly === true ? { [UNSAFE_RELEASE_EARLY_ENV]: '1', [UNSAFE_I_UNDERSTAND_ENV]: '1' } : {};
   const cluster = await ChaosCluster.create({
-    baseConfigPath: configPath, dir: reportDir, dataDir, prng, nowMs, env, memberLogLevel: o.memberLogLevel,
+    baseConfigPath: configPath, dir: reportDir, dataDir, prng, nowMs, env, memberLogLevel: o.memberLogLevel, netns: o.netns === true,
     onEvent: (e) => { events.push(e); if (e.kind === 'crash') log(`cluster: ${e.member} ${e.detail}`); },
   });
   const history = new History(nowMs);
@@ -131,10 +141,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const timings = { startupMs: 0, workloadMs: 0, recoveryMs: 0, finalReadsMs: 0, checkMs: 0, totalMs: 0 };
   let window = { startMs: 0, endMs: 0 };
   let recovered = false;
+  // Ctrl-C or SIGTERM: stop the members (by PID) and remove proxies and namespaces before exiting.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log(`${sig}: stopping the members and cleaning up`);
+    nemesis.stop();
+    void cluster.stop().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const host = (attempt: number): string => cluster.serviceHost(monitor.latest.primary?.replicaId ?? null, attempt);
   try {
     cluster.start();
     monitor.start();
-    log(`cluster: members ${cluster.memberIds.join(', ')} on loopback; service 127.0.0.1:${cluster.servicePort}`);
+    log(`cluster: ${cluster.describe()}`);
     if (!(await monitor.waitHealthy(STARTUP_TIMEOUT_MS))) {
       throw new WaterbearError('WB_TIMEOUT', `the cluster under test had no protected primary within ${STARTUP_TIMEOUT_MS} ms; see the member logs in ${join(reportDir, 'logs')}`);
     }
@@ -150,7 +169,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     const loops: Array<Promise<void>> = [];
     for (let p = 0; p < nClients; p++) {
       const g = prng.fork(`client:${p}`);
-      const c = new WorkloadClient(p, cluster.servicePort, history, { opTimeoutMs: o.opTimeoutMs });
+      const c = new WorkloadClient(p, cluster.servicePort, history, { opTimeoutMs: o.opTimeoutMs, host });
       clients.push(c);
       loops.push((async () => {
         while (nowMs() < end) {
@@ -172,7 +191,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     timings.recoveryMs = nowMs() - healedAt;
     log(recovered ? `recovery: cluster whole ${Math.round(timings.recoveryMs)} ms after the last fault healed` : `recovery: cluster NOT whole after ${RECOVERY_TIMEOUT_MS} ms`);
     const readsAt = nowMs();
-    const finalClient = new WorkloadClient(1000, cluster.servicePort, history, { opTimeoutMs: o.opTimeoutMs });
+    const finalClient = new WorkloadClient(1000, cluster.servicePort, history, { opTimeoutMs: o.opTimeoutMs, host });
     for (const key of workload.keys) {
       while (nowMs() - readsAt < FINAL_READS_TIMEOUT_MS) {
         const op = await finalClient.run({ f: 'read', key }, true);
@@ -187,6 +206,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const c of clients) c.close();
     monitor.stop();
     await cluster.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (o.keepData !== true) rmSync(dataDir, { recursive: true, force: true });
   }
   history.closePending();

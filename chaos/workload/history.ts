@@ -44,6 +44,8 @@ export interface FaultEvent {
   startMs: number;
   endMs: number | null;
   detail?: string;
+  /** Storage faults: how many store commits of the target it delayed or failed. */
+  struck?: number;
 }
 
 /** A change of view or role, as seen by polling the replicas' Status RPC. */

@@ -22,15 +22,19 @@ export class WorkloadClient {
     readonly process: number,
     private readonly port: number,
     private readonly history: History,
-    private readonly o: { opTimeoutMs?: number; connectTimeoutMs?: number } = {},
+    private readonly o: { opTimeoutMs?: number; connectTimeoutMs?: number; host?: (attempt: number) => string } = {},
   ) {}
+
+  private connects = 0;
 
   async run(req: OpRequest, final = false): Promise<Op> {
     const op = this.history.invoke(this.process, req.f, req.key, req.value, final);
     if (this.conn !== null && this.conn.socket.destroyed) this.drop();
     if (this.conn === null) {
       try {
-        this.conn = await RespClient.connect(this.port, '127.0.0.1', this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+        // The service address: loopback, or (chaos --netns) the current primary's own address.
+        const host = this.o.host?.(this.connects++) ?? '127.0.0.1';
+        this.conn = await RespClient.connect(this.port, host, this.o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
         this.conn.timeoutMs = this.o.opTimeoutMs ?? DEFAULT_OP_TIMEOUT_MS;
       } catch (err) {
         this.history.complete(op, 'fail', undefined, `connect: ${(err as Error).message}`);

@@ -29,6 +29,11 @@ export interface LocalClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Extra arguments for every `waterbear replica` (e.g. test-only switches). */
   replicaArgs?: string[];
+  /**
+   * A command that runs each member (it must exec it, keeping the PID), e.g. `ip netns exec NS`
+   * for the chaos harness's --netns. Default: none, node is started directly.
+   */
+  launchPrefix?: string[];
 }
 
 /**
@@ -58,7 +63,9 @@ export class LocalCluster extends EventEmitter {
 
   private spawnMember(m: MemberProcess): void {
     const args = [packageFile('cli/waterbear.js'), m.kind, '--config', this.o.configPath, '--id', m.id, ...(m.kind === 'replica' ? this.o.replicaArgs ?? [] : [])];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', this.o.stdio ?? 'inherit'], env: { ...process.env, ...this.o.env } });
+    const prefix = this.o.launchPrefix ?? [];
+    const [cmd, cmdArgs] = prefix.length === 0 ? [process.execPath, args] : [prefix[0], [...prefix.slice(1), process.execPath, ...args]];
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'inherit', this.o.stdio ?? 'inherit'], env: { ...process.env, ...this.o.env } });
     m.child = child;
     m.startedAt = Date.now();
     this.emit('spawn', m.id, child.pid);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { isWaterbearError } from '../../libos-host/errors.js';
-import { FAULT_KINDS, generateSchedule, parseFaults } from '../../chaos/nemesis/schedule.js';
+import { ALL_FAULTS, FAULT_KINDS, STORAGE_FAULTS, generateSchedule, parseFaults } from '../../chaos/nemesis/schedule.js';
 import { Prng } from '../../chaos/random/prng.js';
 
 test('the same seed gives the same schedule; another seed another one', (t) => {
@@ -36,8 +36,11 @@ test('a short duration still gets one fault', (t) => {
 });
 
 test('fault lists are validated with stable codes', (t) => {
-  t.deepEqual(parseFaults('all').map((f) => f.kind), [...FAULT_KINDS]);
-  for (const bad of ['', 'explode', 'kill:everyone', 'clock', 'disk-full', 'kill:primary:x']) {
+  t.deepEqual(parseFaults('all').map((f) => f.kind), [...ALL_FAULTS]);
+  t.deepEqual(parseFaults('all,storage,clock').map((f) => f.kind).sort(), [...FAULT_KINDS].sort());
+  t.deepEqual(parseFaults('storage').map((f) => f.kind), [...STORAGE_FAULTS]);
+  t.deepEqual(parseFaults('clock:witness,disk-full:backup').map((f) => `${f.kind}:${f.target}`), ['clock:witness', 'disk-full:backup']);
+  for (const bad of ['', 'explode', 'kill:everyone', 'clock:links', 'disk-full:primary', 'storage:backup', 'kill:primary:x']) {
     const err = t.throws(() => parseFaults(bad));
     t.true(isWaterbearError(err, 'WB_CONFIG_INVALID'), bad);
   }

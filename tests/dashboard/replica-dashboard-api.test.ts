@@ -24,9 +24,23 @@ test.before(async () => {
 });
 test.after.always(async () => { await c?.stop(); });
 
-test.serial('the state API shows each member with its role, the view and PROTECTED', async (t) => {
-  const p = await c.primary();
+/**
+ * Wait until the cluster is protected and `id`'s dashboard sees it (on a loaded machine a backup
+ * link can time out and the cluster runs unprotected until the backup rejoins).
+ */
+async function settled(id?: string): Promise<{ primary: string; backup: string; view: number }> {
+  const p = await c.protectedPrimary();
   const backup = p.replicaId === 'a' ? 'b' : 'a';
+  await until(`dashboard ${id ?? backup} sees the protected view ${p.view}`, async () => {
+    const s = (await getJson<ClusterState>(url(id ?? backup, '/api/cluster'))).body;
+    return s.protection === 'PROTECTED' && s.view === p.view && s.members.find((m) => m.id === backup)?.role === 'backup' || null;
+  });
+  return { primary: p.replicaId, backup, view: p.view };
+}
+
+test.serial('the state API shows each member with its role, the view and PROTECTED', async (t) => {
+  const { backup } = await settled();
+  const p = await c.primary();
   const { status, body } = await getJson<DashboardState>(url(backup, '/api/state'));
   t.is(status, 200);
   t.is(body.cluster.protection, 'PROTECTED');
@@ -45,6 +59,7 @@ test.serial('the state API shows each member with its role, the view and PROTECT
 });
 
 test.serial('metrics are exposed for Prometheus in base units with _total counters', async (t) => {
+  await settled();
   const p = await c.primary();
   const client = await c.client();
   for (let i = 0; i < 20; i++) await client.call('SET', `k${i}`, 'v');
@@ -52,7 +67,7 @@ test.serial('metrics are exposed for Prometheus in base units with _total counte
   const text = await until('checkpoints counted', async () => {
     const r = await fetch(url(p.replicaId, '/metrics'));
     const s = await r.text();
-    return /waterbear_guest_received_bytes_total\{[^}]*\} [1-9]/.test(s) ? s : null;
+    return /waterbear_guest_received_bytes_total\{[^}]*\} [1-9]/.test(s) && /waterbear_protected\{[^}]*\} 1/.test(s) ? s : null;
   });
   t.regex(text, /waterbear_role\{role="primary",replica="[ab]",cluster="test"\} 1/);
   t.regex(text, /waterbear_protected\{[^}]*\} 1/);
@@ -73,8 +88,9 @@ test.serial('metrics are exposed for Prometheus in base units with _total counte
 });
 
 test.serial('health endpoints answer 200 only on the primary, and on an in-sync backup', async (t) => {
+  const { primary, backup } = await settled();
+  await settled(primary);
   const p = await c.primary();
-  const backup = p.replicaId === 'a' ? 'b' : 'a';
   const onPrimary = await getJson<{ ok: boolean; role: string }>(url(p.replicaId, '/health/primary'));
   t.is(onPrimary.status, 200);
   t.is(onPrimary.body.role, 'primary');
@@ -83,7 +99,7 @@ test.serial('health endpoints answer 200 only on the primary, and on an in-sync 
   t.is(onBackup.body.primary, p.replicaId);
   const inSync = await until('the backup in sync', async () => { const r = await getJson<{ ok: boolean }>(url(backup, '/health/in-sync')); return r.status === 200 ? r : null; });
   t.true(inSync.body.ok);
-  t.is((await getJson(url(p.replicaId, '/health/in-sync'))).status, 200, 'a PROTECTED primary is in sync');
+  await until('the PROTECTED primary in sync', async () => (await getJson(url(p.replicaId, '/health/in-sync'))).status === 200 || null);
 });
 
 test.serial('actions without the admin token are refused with 401 and a JSON error', async (t) => {

@@ -1,0 +1,78 @@
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../bench/support/servers.js';
+import type { ClusterState } from '../../dashboard/model.js';
+import { runWaterbear, WATERBEAR } from '../helpers/cli.js';
+import { until } from '../helpers/cluster.js';
+import { REPO } from '../helpers/lvm.js';
+
+async function clusterFile(dashboards: boolean): Promise<{ file: string; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'wb-dash-cli-'));
+  const p = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const file = join(dir, 'waterbear.yaml');
+  writeFileSync(file, `cluster: cli
+guest: { module: ${REPO}guests/kv.wasm }
+listen: [127.0.0.1:${p[0]}]
+replicas:
+  - { id: a, address: 127.0.0.1:${p[1]}, dataDir: ${dir}/a${dashboards ? `, dashboard: 127.0.0.1:${p[4]}` : ''} }
+  - { id: b, address: 127.0.0.1:${p[2]}, dataDir: ${dir}/b${dashboards ? `, dashboard: 127.0.0.1:${p[5]}` : ''} }
+witnesses:
+  - { id: w, address: 127.0.0.1:${p[3]}, dataDir: ${dir}/w }
+`);
+  return { file, dir };
+}
+
+/** Start `waterbear ARGS` and collect its stdout; stopped with SIGINT by the test (its own child, by PID). */
+function start(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [WATERBEAR, ...args], {
+    env: { ...process.env, WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out: () => out, exited };
+}
+
+test('waterbear dashboard needs --config: usage error with exit code 2', async (t) => {
+  const r = await runWaterbear(['dashboard']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /WB_CONFIG_INVALID/);
+  const help = await runWaterbear(['dashboard', '--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /--admin-token/);
+});
+
+test('waterbear dashboard serves the cluster state over HTTP and stops on SIGINT', async (t) => {
+  const { file } = await clusterFile(false);
+  const d = start(['dashboard', '--config', file, '--listen', '127.0.0.1:0']);
+  t.teardown(() => { if (d.child.exitCode === null) d.child.kill('SIGKILL'); });
+  const url = await until('the dashboard URL', () => /on (http:\/\/\S+\/)/.exec(d.out())?.[1] ?? null, 20_000);
+  t.regex(d.out(), /actions disabled/);
+  const c = await (await fetch(`${url}api/cluster`)).json() as ClusterState;
+  t.is(c.cluster, 'cli');
+  t.is(c.servedBy, null);
+  t.is((await fetch(url)).status, 200, 'the bundled UI is served');
+  d.child.kill('SIGINT');
+  t.is(await d.exited, 0);
+});
+
+test('waterbear up starts the dashboards with the cluster and prints their URLs', async (t) => {
+  const { file } = await clusterFile(true);
+  const up = start(['up', '--config', file]);
+  t.teardown(() => { if (up.child.exitCode === null) up.child.kill('SIGKILL'); });
+  await until('the cluster is up', () => up.out().includes('dashboard:') || null, 60_000);
+  const urls = [...up.out().matchAll(/(http:\/\/127\.0\.0\.1:\d+\/)#token=([0-9a-f]+)/g)];
+  t.is(urls.length, 2);
+  for (const [, url, token] of urls) {
+    const c = await until(`${url} answers`, async () => (await (await fetch(`${url}api/cluster`)).json()) as ClusterState, 20_000);
+    t.true(c.admin.enabled);
+    // The printed token works: a bad action body is refused for its body, not its token.
+    const r = await fetch(`${url}api/actions/switchover`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{}' });
+    t.is(r.status, 400);
+  }
+  up.child.kill('SIGINT');
+  t.is(await up.exited, 0);
+});
