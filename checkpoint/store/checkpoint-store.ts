@@ -206,7 +206,57 @@ export class CheckpointStore {
    * WB_STORE_IO for other write failures — in every case nothing of `cp` is applied.
    */
   commit(cp: CheckpointData): void {
+    this.commitBatch([cp]);
+  }
+
+  /**
+   * Apply consecutive checkpoints in ONE transaction, so a backup that fell behind pays one
+   * fdatasync for all of them (group commit). The same checks as `commit` apply to each, in
+   * order; if any is refused or the write fails, NONE of them is applied (the error names the
+   * epoch that failed) and the caller may retry them one by one.
+   */
+  commitBatch(cps: readonly CheckpointData[]): void {
     if (this.readOnly) throw storeIo('opened read-only');
+    if (cps.length === 0) return;
+    const fault = this.faultHook?.() ?? null;
+    const at = { epoch: cps[0].epoch, neededBytes: 0 };
+    try {
+      this.env.transactionSync(() => this.writeBatch(cps, fault, at));
+    } catch (err) {
+      throw this.writeError(at.epoch, at.neededBytes, err);
+    }
+  }
+
+  /**
+   * `commitBatch` without blocking the caller's thread on the disk: the batch is written in a
+   * child transaction of lmdb's next write batch (a throw aborts exactly this batch) and the
+   * commit and its fdatasync run on lmdb's writer thread. Resolves once the batch is durable;
+   * rejects like `commitBatch`, and then nothing of the batch is applied. A backup uses it so
+   * that receiving the next checkpoints overlaps with storing the previous ones.
+   */
+  async commitBatchAsync(cps: readonly CheckpointData[]): Promise<void> {
+    if (this.readOnly) throw storeIo('opened read-only');
+    if (cps.length === 0) return;
+    const fault = this.faultHook?.() ?? null;
+    const at = { epoch: cps[0].epoch, neededBytes: 0 };
+    try {
+      await this.env.childTransaction(() => { this.writeBatch(cps, fault, at); });
+    } catch (err) {
+      throw this.writeError(at.epoch, at.neededBytes, err);
+    }
+  }
+
+  /** Inside a write transaction: check and write each checkpoint in order (reads see the earlier ones). */
+  private writeBatch(cps: readonly CheckpointData[], fault: StoreFault | null, at: { epoch: number; neededBytes: number }): void {
+    for (const cp of cps) {
+      at.epoch = cp.epoch;
+      at.neededBytes = this.writeInTransaction(cp);
+    }
+    if (fault !== null) simulateDiskFault(fault);
+  }
+
+  /** Check and write one checkpoint inside the caller's write transaction; returns the bytes it adds. */
+  private writeInTransaction(cp: CheckpointData): number {
     sealPages(cp);
     const latest = this.latestEpoch();
     if (cp.full ? cp.epoch <= latest : cp.epoch !== latest + 1) {
@@ -247,23 +297,16 @@ export class CheckpointStore {
       pageBytes: cp.pages.length * CHECKPOINT_PAGE_BYTES, vfsBytes: cp.libos.vfs.bytes.length, memoryBytes: cp.memoryBytes,
       pauseUs: Math.round(cp.stats.pauseUs), capturedAtMs: cp.stats.capturedAtMs, tracker: cp.stats.tracker,
     };
-    const fault = this.faultHook?.() ?? null;
-    try {
-      this.env.transactionSync(() => {
-        if (cp.full) this.pages.clearSync();
-        for (const p of cp.pages) this.pages.putSync(p.index, withCrc(p.data, p.crc32c as number, cp.epoch));
-        if (vfsWrite.replace) this.vfs.clearSync();
-        this.vfs.putSync(vfsWrite.key, withCrc(vfsWrite.bytes, crc32c(vfsWrite.bytes)));
-        this.epochs.putSync(cp.epoch, summary);
-        if (cp.epoch > MAX_EPOCH_SUMMARIES) {
-          for (const old of [...this.epochs.getKeys({ end: cp.epoch - MAX_EPOCH_SUMMARIES + 1 })]) this.epochs.removeSync(old as number);
-        }
-        this.meta.putSync('head', head); // last: with it, the epoch is complete
-        if (fault !== null) simulateDiskFault(fault);
-      });
-    } catch (err) {
-      throw this.writeError(cp.epoch, bytesAfter - before.bytes, err);
+    if (cp.full) this.pages.clearSync();
+    for (const p of cp.pages) this.pages.putSync(p.index, withCrc(p.data, p.crc32c as number, cp.epoch));
+    if (vfsWrite.replace) this.vfs.clearSync();
+    this.vfs.putSync(vfsWrite.key, withCrc(vfsWrite.bytes, crc32c(vfsWrite.bytes)));
+    this.epochs.putSync(cp.epoch, summary);
+    if (cp.epoch > MAX_EPOCH_SUMMARIES) {
+      for (const old of [...this.epochs.getKeys({ end: cp.epoch - MAX_EPOCH_SUMMARIES + 1 })]) this.epochs.removeSync(old as number);
     }
+    this.meta.putSync('head', head); // last: with it, the epoch is complete
+    return bytesAfter - before.bytes;
   }
 
   /**

@@ -21,8 +21,12 @@ export class BackupProtocol {
   private view: View | null;
   /** Highest epoch stored completely, in the chain of `chainPrimary`. 0 = no usable state. */
   private durable = 0;
-  /** Epoch being applied now (at most one at a time, in order). */
-  private applying: number | null = null;
+  /**
+   * Checkpoints accepted and being applied, in epoch order. Several may be pending at once so the
+   * driver can store them in one transaction (group commit); each is acknowledged only once
+   * `onApplied` says it is stored, and always in order.
+   */
+  private applying: Array<{ epoch: number; full: boolean }> = [];
   /** The primary whose chain the store holds, and in which view that chain started. */
   private chainPrimary: string | null = null;
   private proposing = false;
@@ -70,7 +74,7 @@ export class BackupProtocol {
       return [{ kind: 'promote', view, epoch: this.durable }];
     }
     // A new primary starts a new chain: what we hold is of no use to it.
-    if (previous !== null && previous.primary !== view.primary) { this.durable = 0; this.chainPrimary = null; this.applying = null; }
+    if (previous !== null && previous.primary !== view.primary) { this.durable = 0; this.chainPrimary = null; this.applying = []; }
     if (view.backups.includes(this.self)) return [];
     return [{ kind: 'join', primary: view.primary, view: view.view }];
   }
@@ -81,34 +85,57 @@ export class BackupProtocol {
     if (view !== this.view.view || from !== this.view.primary) {
       return [{ kind: 'nack', view, epoch, code: 'WB_STALE_VIEW', reason: `this replica is in view ${this.view.view} with primary ${this.view.primary}` }];
     }
-    if (this.applying !== null) {
-      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `checkpoint ${epoch} arrived while ${this.applying} is being applied` }];
-    }
+    // What the store will hold once everything accepted so far is applied.
+    const tail = this.applying.at(-1);
+    const tailEpoch = tail?.epoch ?? this.durable;
+    const tailChain = this.applying.some((a) => a.full) ? this.view.primary : this.chainPrimary;
     // A replayed or reordered image must never move the store backwards: we acknowledged newer.
-    if (this.chainPrimary === from && epoch <= this.durable) {
-      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `checkpoint ${epoch} is not newer than stored ${this.durable}` }];
+    if (tailChain === from && epoch <= tailEpoch) {
+      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `checkpoint ${epoch} is not newer than stored ${tailEpoch}` }];
     }
-    if (!full && (this.chainPrimary !== from || epoch !== this.durable + 1)) {
-      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `expected checkpoint ${this.durable + 1} of ${from}'s chain or a full image, got ${epoch}` }];
+    if (!full && (tailChain !== from || epoch !== tailEpoch + 1)) {
+      return [{ kind: 'nack', view, epoch, code: 'WB_PROTOCOL', reason: `expected checkpoint ${tailEpoch + 1} of ${from}'s chain or a full image, got ${epoch}` }];
     }
-    this.applying = epoch;
+    this.applying.push({ epoch, full });
     return [{ kind: 'apply', epoch, full }];
   }
 
-  /** The driver stored checkpoint `epoch` (durably, or in memory with --ack-after memory). */
+  /** Epochs accepted and not yet applied or failed, oldest first. */
+  get pendingEpochs(): number[] { return this.applying.map((a) => a.epoch); }
+
+  /**
+   * The driver stored checkpoint `epoch` (durably, or in memory with --ack-after memory). Only
+   * the oldest pending epoch can be applied: anything else is ignored.
+   */
   onApplied(epoch: number, full: boolean): BackupAction[] {
-    if (this.applying !== epoch || this.view === null) return [];
-    this.applying = null;
+    if (this.applying[0]?.epoch !== epoch || this.view === null) return [];
+    this.applying.shift();
     this.durable = epoch;
     if (full) this.chainPrimary = this.view.primary;
     return this.promoted ? [] : [{ kind: 'ack', view: this.view.view, epoch }];
   }
 
-  /** Applying failed (corrupt, torn, disk full): nothing was stored; ask for a full image. */
+  /**
+   * Applying `epoch` failed (corrupt, torn, disk full): nothing of it was stored. Every later
+   * pending epoch builds on it and is dropped too; the nack asks the primary for a full image.
+   */
   onApplyFailed(epoch: number, code: string, reason: string): BackupAction[] {
-    if (this.applying !== epoch || this.view === null) return [];
-    this.applying = null;
+    const i = this.applying.findIndex((a) => a.epoch === epoch);
+    if (i < 0 || this.view === null) return [];
+    this.applying.splice(i);
     return [{ kind: 'nack', view: this.view.view, epoch, code, reason }];
+  }
+
+  /**
+   * The store lost epochs already acknowledged from memory (--ack-after memory, then the write
+   * failed): what this replica could restore is older than what clients may have seen, so it
+   * must never take over with it. It holds no usable chain until a full image is stored.
+   */
+  onStoreLost(): BackupAction[] {
+    this.durable = 0;
+    this.chainPrimary = null;
+    this.applying = [];
+    return [];
   }
 
   /**

@@ -182,3 +182,70 @@ test('a store written with another layout version is refused with WB_CHECKPOINT_
   t.is((err as { code?: string }).code, 'WB_CHECKPOINT_VERSION');
   t.true(existsSync(dir));
 });
+
+test('a batch of consecutive checkpoints commits in one transaction and restores like the same chain committed one by one', (t) => {
+  const one = CheckpointStore.open(tempDir(t), { vfsCompactMinBytes: 1024 });
+  const batched = CheckpointStore.open(tempDir(t), { vfsCompactMinBytes: 1024 });
+  t.teardown(() => { one.close(); batched.close(); });
+  const vfsA = new SyntheticVfs();
+  const vfsB = new SyntheticVfs();
+  commitChain(one, 1, 30, vfsA);
+  // Batches of growing size, crossing VFS compaction inside a batch.
+  let e = 1;
+  for (const size of [1, 2, 3, 5, 8, 11]) {
+    const cps = [];
+    for (let i = 0; i < size; i++, e++) cps.push(syntheticCheckpoint(e, vfsB.step(e)));
+    batched.commitBatch(cps);
+    t.is(batched.latestEpoch(), e - 1);
+  }
+  const a = one.loadImage()!;
+  const b = batched.loadImage()!;
+  t.is(b.epoch, 30);
+  t.is(Buffer.compare(b.lvm.memory, a.lvm.memory), 0);
+  t.is(Buffer.compare(vfsOf(b.libos.vfs), vfsOf(a.libos.vfs)), 0);
+  t.deepEqual(batched.epochSummaries().map((s) => s.epoch), one.epochSummaries().map((s) => s.epoch));
+});
+
+test('a batch with one checkpoint that does not follow is refused whole: nothing of it is applied', (t) => {
+  const store = CheckpointStore.open(tempDir(t));
+  t.teardown(() => store.close());
+  const vfs = new SyntheticVfs();
+  commitChain(store, 1, 3, vfs);
+  const before = store.loadImage()!;
+  const ok4 = syntheticCheckpoint(4, vfs.step(4));
+  const ok5 = syntheticCheckpoint(5, vfs.step(5));
+  const gap7 = syntheticCheckpoint(7, vfs.step(7));
+  const err = t.throws(() => store.commitBatch([ok4, ok5, gap7]));
+  t.true(isWaterbearError(err, 'WB_CHECKPOINT_CORRUPT'), String(err));
+  t.regex(err!.message, /checkpoint 7/);
+  t.is(store.latestEpoch(), 3);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, before.lvm.memory), 0);
+  // The good prefix still applies on its own.
+  store.commitBatch([ok4, ok5]);
+  t.is(store.latestEpoch(), 5);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(5)), 0);
+});
+
+test('an asynchronous batch commit resolves once the batch is stored; a refused batch rejects and applies nothing', async (t) => {
+  const dir = tempDir(t);
+  const store = CheckpointStore.open(dir);
+  t.teardown(() => store.close());
+  const vfs = new SyntheticVfs();
+  await store.commitBatchAsync([1, 2, 3].map((e) => syntheticCheckpoint(e, vfs.step(e))));
+  t.is(store.latestEpoch(), 3);
+  // Another process sees it: it is committed, not only visible to this one.
+  const reader = CheckpointStore.open(dir, { readOnly: true });
+  t.is(reader.latestEpoch(), 3);
+  reader.close();
+  const ok4 = syntheticCheckpoint(4, vfs.step(4));
+  const gap6 = syntheticCheckpoint(6, vfs.step(6));
+  const err = await t.throwsAsync(store.commitBatchAsync([ok4, gap6]));
+  t.true(isWaterbearError(err, 'WB_CHECKPOINT_CORRUPT'), String(err));
+  t.is(store.latestEpoch(), 3);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(3)), 0);
+  // Two batches in flight at once are stored in order.
+  const ok5 = syntheticCheckpoint(5, vfs.step(5));
+  await Promise.all([store.commitBatchAsync([ok4]), store.commitBatchAsync([ok5])]);
+  t.is(store.latestEpoch(), 5);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(5)), 0);
+});
