@@ -73,16 +73,45 @@ export class GuestMemory {
   /** Copy `src` into guest memory at `ptr`. */
   write(ptr: number, src: Uint8Array): void { this.check(ptr, src.length); this.writeObserver?.(ptr, src.length); this.u8view.set(src, ptr); }
 
-  /** Read an array of iovec/ciovec {buf: u32, len: u32} as live views. */
+  /**
+   * Read an array of iovec/ciovec {buf: u32, len: u32} as live views. NOT counted as written:
+   * for data the host reads (writes out of the guest). Reads into the guest use `fillIovecs`.
+   */
   iovecs(iovs: number, count: number): Uint8Array[] {
     this.check(iovs, count * 8);
     const out: Uint8Array[] = [];
     for (let i = 0; i < count; i++) {
       const buf = this.dv.getUint32(iovs + i * 8, true);
       const len = this.dv.getUint32(iovs + i * 8 + 4, true);
-      out.push(this.bytes(buf, len));
+      this.check(buf, len);
+      out.push(this.u8view.subarray(buf, buf + len));
     }
     return out;
+  }
+
+  /**
+   * Let `fill` write into the iovecs and return how many bytes it wrote (from the first one on).
+   * Only those bytes count as written: a 64 KiB receive buffer that gets 40 bytes dirties one
+   * page, not sixteen (every dirty page is copied into the next checkpoint and shipped). If
+   * `fill` throws, every buffer counts as written, since it may have written before throwing.
+   */
+  fillIovecs(iovs: number, count: number, fill: (views: Uint8Array[]) => number): number {
+    const views = this.iovecs(iovs, count);
+    let n: number;
+    try {
+      n = fill(views);
+    } catch (err) {
+      for (const v of views) this.writeObserver?.(v.byteOffset, v.length);
+      throw err;
+    }
+    let left = n;
+    for (const v of views) {
+      if (left <= 0) break;
+      const len = Math.min(left, v.length);
+      this.writeObserver?.(v.byteOffset, len);
+      left -= len;
+    }
+    return n;
   }
 }
 

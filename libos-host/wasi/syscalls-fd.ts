@@ -34,15 +34,9 @@ export function fdSyscalls(host: SyscallHost): SyscallTable {
   return guardSyscalls({
     fd_read(fd: number, iovs: number, iovsLen: number, nreadPtr: number) {
       const e = fds.requireRights(fd, Rights.FD_READ);
-      const views = mem.iovecs(iovs, iovsLen);
-      let n: number;
-      switch (e.kind) {
-        case 'file': n = readFile(host, e, views); break;
-        case 'stdio':
-        case 'socket': n = readStream(host, e, views); break;
-        case 'dir': throw new WasiErrno(Errno.ISDIR);
-        case 'listener': throw new WasiErrno(Errno.NOTCONN);
-      }
+      if (e.kind === 'dir') throw new WasiErrno(Errno.ISDIR);
+      if (e.kind === 'listener') throw new WasiErrno(Errno.NOTCONN);
+      const n = mem.fillIovecs(iovs, iovsLen, (views) => (e.kind === 'file' ? readFile(host, e, views) : readStream(host, e, views)));
       mem.setU32(nreadPtr, n);
     },
     fd_write(fd: number, iovs: number, iovsLen: number, nwrittenPtr: number) {

@@ -65,7 +65,7 @@ export function fileFdSyscalls(host: SyscallHost) {
     fd_pread(fd: number, iovs: number, iovsLen: number, offset: bigint, nreadPtr: number): void {
       const f = fileFd(host, fd, Rights.FD_READ | Rights.FD_SEEK, Errno.ISDIR, Errno.SPIPE);
       mem.check(nreadPtr, 4);
-      const n = readAt(host, f.ino, u64(offset), mem.iovecs(iovs, iovsLen));
+      const n = mem.fillIovecs(iovs, iovsLen, (views) => readAt(host, f.ino, u64(offset), views));
       mem.setU32(nreadPtr, n);
     },
 

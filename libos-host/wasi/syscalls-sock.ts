@@ -41,13 +41,12 @@ export function sockSyscalls(host: SyscallHost): SyscallTable {
       const s = connectedSocket(host, fd);
       if ((s.rightsBase & Rights.FD_READ) === 0n) throw new WasiErrno(Errno.NOTCAPABLE);
       if ((riFlags & ~(Riflags.RECV_PEEK | Riflags.RECV_WAITALL)) !== 0) throw new WasiErrno(Errno.INVAL);
-      const views = mem.iovecs(riData, riDataLen);
       mem.check(roDatalenPtr, 4);
       mem.check(roFlagsPtr, 2);
-      const n = readStream(host, s, views, {
+      const n = mem.fillIovecs(riData, riDataLen, (views) => readStream(host, s, views, {
         peek: (riFlags & Riflags.RECV_PEEK) !== 0,
         waitAll: (riFlags & Riflags.RECV_WAITALL) !== 0,
-      });
+      }));
       mem.setU32(roDatalenPtr, n);
       mem.setU16(roFlagsPtr, 0);
     },
