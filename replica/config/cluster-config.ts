@@ -11,6 +11,8 @@ export const DEFAULT_CHECKPOINT_MIN_INTERVAL_MS = 1;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 50;
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 300;
 export const DEFAULT_MAX_INFLIGHT_EPOCHS = 16;
+/** Checkpoints in flight (captured, not acknowledged) before the next one waits for an ack (see EpochPolicy). */
+export const DEFAULT_CHECKPOINT_PIPELINE_DEPTH = 2;
 export const DEFAULT_MAX_LAG_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
 
@@ -45,6 +47,8 @@ export interface ClusterConfig {
     heartbeatIntervalMs: number;
     heartbeatTimeoutMs: number;
     maxInflightEpochs: number;
+    /** Unacknowledged checkpoints before the next one waits: the guest keeps running and batches. */
+    checkpointPipelineDepth: number;
     maxLagBytes: number;
     /** Dirty-page tracker, cluster-wide: every replica must prepare the same image. */
     tracker: 'instrument' | 'uffd';
@@ -155,12 +159,14 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     heartbeatIntervalMs: dur(rep.heartbeatInterval, 'replication.heartbeatInterval', DEFAULT_HEARTBEAT_INTERVAL_MS, 5, 10_000),
     heartbeatTimeoutMs: dur(rep.heartbeatTimeout, 'replication.heartbeatTimeout', DEFAULT_HEARTBEAT_TIMEOUT_MS, 20, 60_000),
     maxInflightEpochs: rep.maxInflightEpochs === undefined ? DEFAULT_MAX_INFLIGHT_EPOCHS : checkRange(Number(rep.maxInflightEpochs), 1, 1024, `${where}: replication.maxInflightEpochs`),
+    checkpointPipelineDepth: rep.checkpointPipelineDepth === undefined ? DEFAULT_CHECKPOINT_PIPELINE_DEPTH : checkRange(Number(rep.checkpointPipelineDepth), 1, 1024, `${where}: replication.checkpointPipelineDepth`),
     maxLagBytes: rep.maxLagBytes === undefined ? DEFAULT_MAX_LAG_BYTES : parseSize(String(rep.maxLagBytes), `${where}: replication.maxLagBytes`),
     tracker: (rep.tracker === undefined ? 'instrument' : rep.tracker) as 'instrument' | 'uffd',
   };
   if (replication.tracker !== 'instrument' && replication.tracker !== 'uffd') {
     bad('replication.tracker', `must be "instrument" (portable) or "uffd" (Linux >= 6.7 on every machine): got ${JSON.stringify(rep.tracker)}`);
   }
+  if (replication.checkpointPipelineDepth > replication.maxInflightEpochs) bad('replication.checkpointPipelineDepth', `must not exceed maxInflightEpochs (${replication.maxInflightEpochs})`);
   if (replication.checkpointMinIntervalMs > replication.checkpointMaxIntervalMs) bad('replication.checkpointMinInterval', 'must not exceed checkpointMaxInterval');
   if (replication.heartbeatTimeoutMs < 3 * replication.heartbeatIntervalMs) bad('replication.heartbeatTimeout', `must be at least 3 heartbeat intervals (${3 * replication.heartbeatIntervalMs} ms)`);
 

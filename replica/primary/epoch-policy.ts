@@ -7,6 +7,14 @@ export interface EpochPolicyOptions {
   minIntervalMs: number;
   /** Checkpoints captured but not yet acknowledged by every backup, before the guest is slowed. */
   maxInflightEpochs: number;
+  /**
+   * Checkpoints in flight before the next one waits for an acknowledgement. The guest is not
+   * slowed meanwhile: it keeps serving, and everything it does until the ack goes into one
+   * epoch. This is what batches under load: without it a busy guest ends an epoch at every
+   * block, the backup falls behind by up to `maxInflightEpochs` small checkpoints, and each
+   * reply waits for all of them.
+   */
+  pipelineDepth: number;
   /** Bytes captured but not yet acknowledged, before the guest is slowed. */
   maxLagBytes: number;
 }
@@ -15,6 +23,7 @@ export interface EpochPolicyOptions {
 export type EpochDecision =
   | { kind: 'checkpoint' }
   | { kind: 'wait'; untilMs: number } // checkpoint when this time comes, if the guest is still suspended
+  | { kind: 'after-ack' } // a checkpoint is due, but the pipeline is full: take it when an ack arrives
   | { kind: 'none' };
 
 /**
@@ -29,14 +38,25 @@ export class EpochPolicy {
   private lastCheckpointMs: number;
 
   constructor(private readonly o: EpochPolicyOptions, nowMs: number) {
+    if (!(o.pipelineDepth >= 1) || o.pipelineDepth > o.maxInflightEpochs) {
+      throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint pipeline depth must be between 1 and the max in-flight epochs (${o.maxInflightEpochs}): got ${o.pipelineDepth}`);
+    }
     if (o.minIntervalMs > o.maxIntervalMs) {
       throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint min interval (${o.minIntervalMs} ms) must not exceed the max interval (${o.maxIntervalMs} ms)`);
     }
     this.lastCheckpointMs = nowMs;
   }
 
-  /** At a suspension point: `heldOutput` = output of the current epoch is held; `ran` = the guest ran since the last checkpoint. */
-  decide(nowMs: number, heldOutput: boolean, ran: boolean): EpochDecision {
+  /**
+   * At a suspension point: `heldOutput` = output of the current epoch is held; `ran` = the guest
+   * ran since the last checkpoint; `inflight` = checkpoints not yet acknowledged by every backup.
+   */
+  decide(nowMs: number, heldOutput: boolean, ran: boolean, inflight = 0): EpochDecision {
+    const d = this.due(nowMs, heldOutput, ran);
+    return d.kind === 'checkpoint' && inflight >= this.o.pipelineDepth ? { kind: 'after-ack' } : d;
+  }
+
+  private due(nowMs: number, heldOutput: boolean, ran: boolean): EpochDecision {
     const since = nowMs - this.lastCheckpointMs;
     if (heldOutput) {
       return since >= this.o.minIntervalMs ? { kind: 'checkpoint' } : { kind: 'wait', untilMs: this.lastCheckpointMs + this.o.minIntervalMs };

@@ -73,6 +73,8 @@ export class PrimaryDriver extends EventEmitter {
   private readonly nowMs: () => number;
   private ran = true;
   private pendingTimer: NodeJS.Timeout | null = null;
+  /** A checkpoint is due but the pipeline is full: take it at the next acknowledgement. */
+  private dueAfterAck = false;
   private leaseTimer: NodeJS.Timeout | null = null;
   private ackWaiters: Array<() => void> = [];
   private ended: PrimaryEnd | null = null;
@@ -97,7 +99,7 @@ export class PrimaryDriver extends EventEmitter {
     const r = o.config.replication;
     this.policy = new EpochPolicy({
       maxIntervalMs: r.checkpointMaxIntervalMs, minIntervalMs: r.checkpointMinIntervalMs,
-      maxInflightEpochs: r.maxInflightEpochs, maxLagBytes: r.maxLagBytes,
+      maxInflightEpochs: r.maxInflightEpochs, pipelineDepth: r.checkpointPipelineDepth, maxLagBytes: r.maxLagBytes,
     }, this.nowMs());
     this.captured = o.startEpoch;
     this.protocol = new PrimaryProtocol(o.self, o.view, o.startEpoch);
@@ -125,13 +127,15 @@ export class PrimaryDriver extends EventEmitter {
   async onSuspended(): Promise<void> {
     if (this.ended !== null) return;
     const now = this.nowMs();
-    const d = this.policy.decide(now, this.o.nb.holdsOutputOfCurrentEpoch, this.ran);
+    const d = this.policy.decide(now, this.o.nb.holdsOutputOfCurrentEpoch, this.ran, this.inflightEpochs());
     this.ran = true; // it runs again after this suspension
     if (d.kind === 'checkpoint' || this.anyLinkNeedsFull()) this.checkpointNow();
     else if (d.kind === 'wait') this.checkpointAt(d.untilMs);
-    // A guest that computes for long is interrupted at the next deadline (yield points, imports).
+    else if (d.kind === 'after-ack') this.dueAfterAck = true;
+    // A guest that computes for long is interrupted at the next deadline (yield points, imports);
+    // with a checkpoint waiting for an ack, the ack interrupts it instead.
     const deadlineNs = this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((this.policy.nextDeadlineMs() - now) * 1e6)));
-    this.o.lvm.requestSuspend(deadlineNs);
+    this.o.lvm.requestSuspend(this.dueAfterAck ? null : deadlineNs);
     // Backpressure: a lagging backup slows the guest instead of growing buffers without bound.
     while (this.ended === null && this.policy.mustThrottle(this.inflightEpochs(), this.inflightBytes())) {
       await new Promise<void>((resolve) => this.ackWaiters.push(resolve));
@@ -238,13 +242,25 @@ export class PrimaryDriver extends EventEmitter {
     if (this.pendingTimer !== null) return;
     this.pendingTimer = setTimeout(() => {
       this.pendingTimer = null;
-      if (this.ended === null && this.o.lvm.suspended !== null && this.o.lvm.isQuiescent()) this.checkpointNow();
+      if (this.ended !== null || this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) return;
+      if (this.inflightEpochs() >= this.o.config.replication.checkpointPipelineDepth && !this.anyLinkNeedsFull()) this.dueAfterAck = true;
+      else this.checkpointNow();
     }, Math.max(0, atMs - this.nowMs()));
+  }
+
+  /** After an acknowledgement: the checkpoint that waited for room in the pipeline is taken now. */
+  private takeDueCheckpoint(): void {
+    if (!this.dueAfterAck || this.ended !== null || this.frozen) return;
+    if (this.inflightEpochs() >= this.o.config.replication.checkpointPipelineDepth) return;
+    this.dueAfterAck = false;
+    if (this.o.lvm.suspended !== null && this.o.lvm.isQuiescent()) this.checkpointNow();
+    else this.o.lvm.requestSuspend(0n); // at its next suspension point, which decides again
   }
 
   private checkpointNow(): void {
     if (this.ended !== null) return;
     if (this.pendingTimer !== null) { clearTimeout(this.pendingTimer); this.pendingTimer = null; }
+    this.dueAfterAck = false;
     // A backup without the chain needs a full image: start a new chain for everyone.
     if (this.anyLinkNeedsFull()) this.o.checkpointer.startNewChain();
     // Close the network buffer's epoch first, so the captured state says "producing epoch+1".
@@ -300,6 +316,8 @@ export class PrimaryDriver extends EventEmitter {
       }
     }
     this.wakeAckWaiters();
+    // An ack, or a view with fewer backups, may have made room in the pipeline.
+    this.takeDueCheckpoint();
   }
 
   private openLink(backup: string): void {

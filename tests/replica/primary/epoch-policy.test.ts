@@ -1,7 +1,7 @@
 import test from 'ava';
 import { EpochPolicy } from '../../../replica/primary/epoch-policy.js';
 
-const opts = { maxIntervalMs: 25, minIntervalMs: 2, maxInflightEpochs: 4, maxLagBytes: 1000 };
+const opts = { maxIntervalMs: 25, minIntervalMs: 2, maxInflightEpochs: 4, pipelineDepth: 4, maxLagBytes: 1000 };
 
 test('a guest that blocks with held output is checkpointed at once, but not within the min interval', (t) => {
   const p = new EpochPolicy(opts, 0);
@@ -29,4 +29,21 @@ test('the guest is throttled when too many epochs or bytes are unacknowledged', 
 test('a min interval above the max interval is refused', (t) => {
   const err = t.throws(() => new EpochPolicy({ ...opts, minIntervalMs: 50 }, 0));
   t.is((err as { code?: string }).code, 'WB_CONFIG_INVALID');
+});
+
+test('a due checkpoint waits for an acknowledgement while the pipeline is full; the guest is not throttled for it', (t) => {
+  const p = new EpochPolicy({ ...opts, pipelineDepth: 2 }, 0);
+  t.deepEqual(p.decide(5, true, true, 1), { kind: 'checkpoint' });
+  t.deepEqual(p.decide(5, true, true, 2), { kind: 'after-ack' });
+  t.deepEqual(p.decide(30, false, true, 2), { kind: 'after-ack' }, 'the max interval waits too');
+  t.deepEqual(p.decide(1, true, true, 2), { kind: 'wait', untilMs: 2 }, 'not due yet: a plain wait');
+  t.deepEqual(p.decide(30, false, false, 2), { kind: 'none' });
+  t.false(p.mustThrottle(2, 0));
+});
+
+test('a pipeline depth of 0 or above the max in-flight epochs is refused', (t) => {
+  for (const pipelineDepth of [0, 5, Number.NaN]) {
+    const err = t.throws(() => new EpochPolicy({ ...opts, pipelineDepth }, 0));
+    t.is((err as { code?: string }).code, 'WB_CONFIG_INVALID');
+  }
 });
