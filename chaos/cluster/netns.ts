@@ -25,12 +25,23 @@ export const NETNS_COMMAND_TIMEOUT_MS = 10_000;
 /** The tools --netns needs (Debian: iproute2, nftables). */
 export const NETNS_TOOLS = ['ip', 'nft'] as const;
 
+/** What `netnsProblem` looks at; tests pass their own. */
+export interface NetnsHost {
+  uid: number | undefined;
+  hasCommand(name: string): boolean;
+}
+
+const THIS_HOST: NetnsHost = {
+  uid: typeof process.getuid === 'function' ? process.getuid() : undefined,
+  hasCommand: (name) => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0,
+};
+
 /** Why --netns cannot run here (not root, a tool missing), or null when it can. */
-export function netnsProblem(): string | null {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+export function netnsProblem(host: NetnsHost = THIS_HOST): string | null {
+  if (host.uid !== undefined && host.uid !== 0) {
     return 'needs root (it creates network namespaces, veth pairs, a bridge and nftables rules); run as root or without --netns (members on loopback with fault proxies)';
   }
-  const missing = NETNS_TOOLS.filter((t) => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status !== 0);
+  const missing = NETNS_TOOLS.filter((t) => !host.hasCommand(t));
   if (missing.length > 0) return `needs ${missing.join(' and ')} on PATH (Debian packages: iproute2, nftables); install them or run without --netns`;
   return null;
 }
