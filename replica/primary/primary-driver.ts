@@ -75,6 +75,8 @@ export class PrimaryDriver extends EventEmitter {
   private pendingTimer: NodeJS.Timeout | null = null;
   /** A checkpoint is due but the pipeline is full: take it at the next acknowledgement. */
   private dueAfterAck = false;
+  /** Takes a checkpoint that waited for an ack too long (see markDue). */
+  private dueTimer: NodeJS.Timeout | null = null;
   private leaseTimer: NodeJS.Timeout | null = null;
   private ackWaiters: Array<() => void> = [];
   private ended: PrimaryEnd | null = null;
@@ -131,11 +133,11 @@ export class PrimaryDriver extends EventEmitter {
     this.ran = true; // it runs again after this suspension
     if (d.kind === 'checkpoint' || this.anyLinkNeedsFull()) this.checkpointNow();
     else if (d.kind === 'wait') this.checkpointAt(d.untilMs);
-    else if (d.kind === 'after-ack') this.dueAfterAck = true;
+    else if (d.kind === 'after-ack') this.markDue();
     // A guest that computes for long is interrupted at the next deadline (yield points, imports);
     // with a checkpoint waiting for an ack, the ack interrupts it instead.
     const deadlineNs = this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((this.policy.nextDeadlineMs() - now) * 1e6)));
-    this.o.lvm.requestSuspend(this.dueAfterAck ? null : deadlineNs);
+    this.o.lvm.requestSuspend(deadlineNs);
     // Backpressure: a lagging backup slows the guest instead of growing buffers without bound.
     while (this.ended === null && this.policy.mustThrottle(this.inflightEpochs(), this.inflightBytes())) {
       await new Promise<void>((resolve) => this.ackWaiters.push(resolve));
@@ -243,9 +245,25 @@ export class PrimaryDriver extends EventEmitter {
     this.pendingTimer = setTimeout(() => {
       this.pendingTimer = null;
       if (this.ended !== null || this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) return;
-      if (this.inflightEpochs() >= this.o.config.replication.checkpointPipelineDepth && !this.anyLinkNeedsFull()) this.dueAfterAck = true;
+      if (this.inflightEpochs() >= this.o.config.replication.checkpointPipelineDepth && !this.anyLinkNeedsFull()) this.markDue();
       else this.checkpointNow();
     }, Math.max(0, atMs - this.nowMs()));
+  }
+
+  /**
+   * A checkpoint is due and waits for room in the pipeline. The pipeline limit is there to batch,
+   * not to gate: if no ack makes room within the max interval, the checkpoint is taken anyway,
+   * so held output can never wait on an ack that does not come.
+   */
+  private markDue(): void {
+    this.dueAfterAck = true;
+    if (this.dueTimer !== null) return;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = null;
+      if (!this.dueAfterAck || this.ended !== null || this.frozen) return;
+      if (this.o.lvm.suspended !== null && this.o.lvm.isQuiescent()) this.checkpointNow();
+      else this.markDue();
+    }, this.o.config.replication.checkpointMaxIntervalMs);
   }
 
   /** After an acknowledgement: the checkpoint that waited for room in the pipeline is taken now. */
@@ -261,6 +279,7 @@ export class PrimaryDriver extends EventEmitter {
     if (this.ended !== null) return;
     if (this.pendingTimer !== null) { clearTimeout(this.pendingTimer); this.pendingTimer = null; }
     this.dueAfterAck = false;
+    if (this.dueTimer !== null) { clearTimeout(this.dueTimer); this.dueTimer = null; }
     // A backup without the chain needs a full image: start a new chain for everyone.
     if (this.anyLinkNeedsFull()) this.o.checkpointer.startNewChain();
     // Close the network buffer's epoch first, so the captured state says "producing epoch+1".
@@ -435,6 +454,7 @@ export class PrimaryDriver extends EventEmitter {
     this.ended = e;
     this.emit('ended', e);
     if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
+    if (this.dueTimer !== null) clearTimeout(this.dueTimer);
     if (this.nackResendTimer !== null) clearTimeout(this.nackResendTimer);
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
     for (const l of this.links.values()) l.close();
