@@ -309,16 +309,6 @@ export class CheckpointStore {
     return bytesAfter - before.bytes;
   }
 
-  /**
-   * Decode an encoded checkpoint (as received from a primary) and commit it. Throws what
-   * `decodeCheckpoint` and `commit` throw; a refused checkpoint changes nothing.
-   */
-  commitEncoded(bytes: Uint8Array): CheckpointData {
-    const cp = decodeCheckpoint(bytes);
-    this.commit(cp);
-    return cp;
-  }
-
   private writeError(epoch: number, neededBytes: number, err: unknown): WaterbearError {
     if (isWaterbearError(err)) return err;
     const e = err as NodeJS.ErrnoException & { code?: unknown };

@@ -206,7 +206,7 @@ export class BackupDriver extends EventEmitter {
     this.emit('applied', { epoch: r.epoch, full: r.full, bytes: r.bytes.length });
   }
 
-  /** `r` could not be decoded: nothing of it (or what follows it) is stored. */
+  /** `r` could not be decoded or stored: nothing of it (or what follows it) is, and the primary is told. */
   private refuse(r: Received, err: unknown): void {
     const code = isWaterbearError(err) ? err.code : 'WB_STORE_IO';
     this.o.log.warn({ epoch: r.epoch, code, err: (err as Error).message }, 'checkpoint refused');

@@ -53,8 +53,11 @@ export class EpochPolicy {
    */
   decide(nowMs: number, heldOutput: boolean, ran: boolean, inflight = 0): EpochDecision {
     const d = this.due(nowMs, heldOutput, ran);
-    return d.kind === 'checkpoint' && inflight >= this.o.pipelineDepth ? { kind: 'after-ack' } : d;
+    return d.kind === 'checkpoint' && this.pipelineFull(inflight) ? { kind: 'after-ack' } : d;
   }
+
+  /** True when `inflight` unacknowledged checkpoints leave no room for another. */
+  pipelineFull(inflight: number): boolean { return inflight >= this.o.pipelineDepth; }
 
   private due(nowMs: number, heldOutput: boolean, ran: boolean): EpochDecision {
     const since = nowMs - this.lastCheckpointMs;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { open } from 'lmdb';
-import { encodeCheckpoint, encodeCheckpointBody, wrapEnvelope } from '../../checkpoint/format/checkpoint-codec.js';
+import { decodeCheckpoint, encodeCheckpoint, encodeCheckpointBody, wrapEnvelope } from '../../checkpoint/format/checkpoint-codec.js';
 import { CheckpointStore, MAX_EPOCH_SUMMARIES } from '../../checkpoint/store/checkpoint-store.js';
 import { isWaterbearError } from '../../libos-host/errors.js';
 import { Vfs } from '../../libos-host/wasi/vfs.js';
@@ -100,7 +100,7 @@ test('refused checkpoints (torn, corrupt, wrong version, out of order) change no
     ['out of order', encodeCheckpoint(syntheticCheckpoint(6, { full: false, bytes: next.libos.vfs.bytes })), 'WB_CHECKPOINT_CORRUPT'],
   ];
   for (const [what, bytes, code] of cases) {
-    const err = t.throws(() => store.commitEncoded(bytes), undefined, what);
+    const err = t.throws(() => store.commit(decodeCheckpoint(bytes)), undefined, what);
     t.is((err as { code?: string }).code, code, what);
     t.is(store.latestEpoch(), 3, what);
     const image = store.loadImage()!;
@@ -108,7 +108,8 @@ test('refused checkpoints (torn, corrupt, wrong version, out of order) change no
     t.deepEqual(image.libos.vfs.map((b) => b.length), before.libos.vfs.map((b) => b.length), what);
   }
   // And the good one still applies afterwards.
-  t.is(store.commitEncoded(good).epoch, 4);
+  store.commit(decodeCheckpoint(good));
+  t.is(store.latestEpoch(), 4);
   t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(4)), 0);
 });
 
