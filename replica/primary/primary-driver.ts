@@ -134,10 +134,13 @@ export class PrimaryDriver extends EventEmitter {
     if (d.kind === 'checkpoint' || this.anyLinkNeedsFull()) this.checkpointNow();
     else if (d.kind === 'wait') this.checkpointAt(d.untilMs);
     else if (d.kind === 'after-ack') this.markDue();
-    // A guest that computes for long is interrupted at the next deadline (yield points, imports);
-    // with a checkpoint waiting for an ack, the ack interrupts it instead.
-    const deadlineNs = this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((this.policy.nextDeadlineMs() - now) * 1e6)));
-    this.o.lvm.requestSuspend(deadlineNs);
+    // A guest that computes for long is interrupted at the next deadline (yield points, imports).
+    // With a checkpoint waiting for an ack, that deadline has passed: interrupt it one max interval
+    // from now instead (not at every yield point), and give the event loop a turn at each such
+    // interruption, since acks are only read while the guest is suspended.
+    const nextMs = this.dueAfterAck ? now + this.o.config.replication.checkpointMaxIntervalMs : this.policy.nextDeadlineMs();
+    this.o.lvm.requestSuspend(this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((nextMs - now) * 1e6))));
+    if (this.dueAfterAck && this.o.lvm.suspended?.forced === true) await new Promise<void>((resolve) => setImmediate(resolve));
     // Backpressure: a lagging backup slows the guest instead of growing buffers without bound.
     while (this.ended === null && this.policy.mustThrottle(this.inflightEpochs(), this.inflightBytes())) {
       await new Promise<void>((resolve) => this.ackWaiters.push(resolve));
@@ -245,7 +248,7 @@ export class PrimaryDriver extends EventEmitter {
     this.pendingTimer = setTimeout(() => {
       this.pendingTimer = null;
       if (this.ended !== null || this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) return;
-      if (this.inflightEpochs() >= this.o.config.replication.checkpointPipelineDepth && !this.anyLinkNeedsFull()) this.markDue();
+      if (this.policy.pipelineFull(this.inflightEpochs()) && !this.anyLinkNeedsFull()) this.markDue();
       else this.checkpointNow();
     }, Math.max(0, atMs - this.nowMs()));
   }
@@ -269,7 +272,7 @@ export class PrimaryDriver extends EventEmitter {
   /** After an acknowledgement: the checkpoint that waited for room in the pipeline is taken now. */
   private takeDueCheckpoint(): void {
     if (!this.dueAfterAck || this.ended !== null || this.frozen) return;
-    if (this.inflightEpochs() >= this.o.config.replication.checkpointPipelineDepth) return;
+    if (this.policy.pipelineFull(this.inflightEpochs())) return;
     this.dueAfterAck = false;
     if (this.o.lvm.suspended !== null && this.o.lvm.isQuiescent()) this.checkpointNow();
     else this.o.lvm.requestSuspend(0n); // at its next suspension point, which decides again
