@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
 import type { View } from '../protocol/view.js';
 import {
-  REPLICATION_PROTOCOL_VERSION, ReplicaClient,
+  REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream,
   type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage,
 } from '../wire/replication-wire.js';
 
@@ -99,7 +99,7 @@ export class BackupDriver extends EventEmitter {
    * rogue peer's stream cannot cut the real primary's; views and the primary id decide what counts.
    */
   handleStream(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>): void {
-    if (this.stopped) { call.destroy(new Error('this replica is not a backup')); return; }
+    if (this.stopped) { refuseStream(call, grpc.status.FAILED_PRECONDITION, `${this.o.self} is no longer a backup`); return; }
     this.o.log.debug('replication stream opened');
     this.streams.add(call);
     const assembly: { current: Assembly | null } = { current: null };

@@ -15,7 +15,7 @@ import { PrimaryDriver, type PrimaryEnd, type PrimaryGuestSnapshot, type Primary
 import { formatView, type View } from '../protocol/view.js';
 import { channelCredentials, serverCredentials } from '../wire/credentials.js';
 import {
-  MAX_MESSAGE_BYTES, replicaService,
+  MAX_MESSAGE_BYTES, refuseStream, replicaService,
   type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage, type StatusReply,
 } from '../wire/replication-wire.js';
 import { assertGuestReadable, startPrimaryLvm } from './primary-lvm.js';
@@ -77,7 +77,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     mkdirSync(this.member.dataDir, { recursive: true });
     this.server.addService(replicaService, {
       replicate: (call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>) => {
-        if (this.backup === null) { call.destroy(Object.assign(new Error(`${this.self} is ${this.role}, not a backup`), { code: grpc.status.FAILED_PRECONDITION })); return; }
+        if (this.backup === null) { refuseStream(call, grpc.status.FAILED_PRECONDITION, `${this.self} is ${this.role}, not a backup`); return; }
         this.backup.handleStream(call);
       },
       join: (call: grpc.ServerUnaryCall<JoinRequest, JoinReply>, cb: grpc.sendUnaryData<JoinReply>) => {

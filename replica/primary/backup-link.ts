@@ -10,6 +10,8 @@ export const STALL_FACTOR = 3;
 export interface BackupLinkEvents {
   ack(backup: string, view: number, epoch: number): void;
   nack(backup: string, epoch: number, code: string, reason: string): void;
+  /** The stream broke and was reopened: the backup needs a full image on the new one. */
+  reopened(backup: string, reason: string): void;
   /** The link is dead (stream error or heartbeat timeout); the primary decides what follows. */
   failed(backup: string, reason: string): void;
 }
@@ -37,9 +39,10 @@ export class BackupLink {
   private lastHeardMs: number;
   private lastTickMs: number;
   private timer: NodeJS.Timeout | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  /** True until a full image was sent on this link (and again after a nack). */
-  needsFull = true;
+  /** Until a full image was sent on this stream (again after a nack or a reopened stream). */
+  private fullWanted = true;
   /** Bytes written but not yet acknowledged, by epoch. */
   private readonly unacked = new Map<number, number>();
   ackedEpoch = 0;
@@ -56,6 +59,9 @@ export class BackupLink {
 
   get backup(): string { return this.o.backup; }
 
+  /** The next checkpoint must be a full image for this backup (and the stream can take it now). */
+  get needsFull(): boolean { return this.fullWanted && this.stream !== null && !this.closed; }
+
   /** Bytes sent but not acknowledged (for backpressure). */
   get inflightBytes(): number {
     let n = 0;
@@ -64,19 +70,43 @@ export class BackupLink {
   }
 
   start(): void {
-    const stream = this.client.replicate();
-    this.stream = stream;
-    stream.on('data', (m: BackupMessage) => this.onMessage(m));
-    stream.on('error', (err: Error) => this.fail(`stream error: ${err.message}`));
-    stream.on('end', () => this.fail('the backup ended the stream'));
-    this.write({ hello: { backupId: this.o.backup, imageSha256: this.o.imageSha256 } });
+    this.connect();
     this.timer = setInterval(() => this.tick(), this.o.heartbeatIntervalMs);
   }
 
-  /** Send one encoded checkpoint. */
+  /**
+   * Open the stream. A broken stream is reopened (every heartbeat interval) rather than declared
+   * a failure: a backup that is still starting refuses or is not listening yet, and a lost TCP
+   * connection is not a dead peer. Only silence for the heartbeat timeout fails the link (tick).
+   */
+  private connect(): void {
+    const stream = this.client.replicate();
+    this.stream = stream;
+    stream.on('data', (m: BackupMessage) => { if (stream === this.stream) this.onMessage(m); });
+    stream.on('error', (err: Error) => this.streamLost(stream, `stream error: ${err.message}`));
+    stream.on('end', () => this.streamLost(stream, 'the backup ended the stream'));
+    this.write({ hello: { backupId: this.o.backup, imageSha256: this.o.imageSha256 } });
+  }
+
+  private streamLost(stream: grpc.ClientDuplexStream<PrimaryMessage, BackupMessage>, reason: string): void {
+    if (this.closed || stream !== this.stream) return;
+    this.stream = null;
+    stream.cancel();
+    // What was in flight on the old stream may be lost: the new one starts with a full image.
+    this.fullWanted = true;
+    this.unacked.clear();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (this.closed) return;
+      this.connect();
+      this.events.reopened(this.o.backup, reason);
+    }, this.o.heartbeatIntervalMs);
+  }
+
+  /** Send one encoded checkpoint (dropped while the stream is being reopened: a full image follows). */
   sendCheckpoint(epoch: number, full: boolean, bytes: Uint8Array): void {
-    if (this.closed) return;
-    if (full) this.needsFull = false;
+    if (this.closed || this.stream === null) return;
+    if (full) this.fullWanted = false;
     const count = Math.max(1, Math.ceil(bytes.length / CHECKPOINT_CHUNK_BYTES));
     for (let i = 0; i < count; i++) {
       const data = bytes.subarray(i * CHECKPOINT_CHUNK_BYTES, Math.min(bytes.length, (i + 1) * CHECKPOINT_CHUNK_BYTES));
@@ -89,6 +119,7 @@ export class BackupLink {
     if (this.closed) return;
     this.closed = true;
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.stream?.end();
     this.stream?.cancel();
     this.client.close();
@@ -108,7 +139,7 @@ export class BackupLink {
       this.ackedEpoch = Math.max(this.ackedEpoch, m.ack.epoch);
       this.events.ack(this.o.backup, m.view, m.ack.epoch);
     } else if (m.nack != null) {
-      this.needsFull = true;
+      this.fullWanted = true;
       this.unacked.clear();
       this.events.nack(this.o.backup, m.nack.epoch, m.nack.code, m.nack.reason);
     }

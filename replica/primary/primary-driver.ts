@@ -377,6 +377,10 @@ export class PrimaryDriver extends EventEmitter {
         this.o.log.warn({ backup: b, epoch, code, reason }, 'backup refused a checkpoint; sending a full image');
         this.checkpointSoon();
       },
+      reopened: (b, reason) => {
+        this.o.log.debug({ backup: b, reason }, 'replication stream reopened; sending a full image');
+        this.checkpointSoon();
+      },
       failed: (b, reason) => {
         if (this.links.get(b) !== link) return;
         this.links.delete(b);

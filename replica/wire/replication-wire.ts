@@ -83,3 +83,12 @@ export const replicaService = {
 } satisfies grpc.ServiceDefinition;
 
 export const ReplicaClient = grpc.makeGenericClientConstructor(replicaService, 'Replica');
+
+/**
+ * End a server stream with an error status the client sees. Not `call.destroy(err)`: grpc-js
+ * then never sends a status, and the client's stream hangs with no error (a primary opening its
+ * link while the backup was still starting waited a whole heartbeat timeout on it).
+ */
+export function refuseStream(call: grpc.ServerDuplexStream<unknown, unknown>, code: grpc.status, message: string): void {
+  call.emit('error', Object.assign(new Error(message), { code }));
+}

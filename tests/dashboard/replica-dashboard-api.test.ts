@@ -25,15 +25,16 @@ test.before(async () => {
 test.after.always(async () => { await c?.stop(); });
 
 /**
- * Wait until the cluster is protected and `id`'s dashboard sees it (on a loaded machine a backup
- * link can time out and the cluster runs unprotected until the backup rejoins).
+ * Wait until the cluster is protected and `id`'s dashboard sees it and has heard from every member
+ * (on a loaded machine a backup link can time out and the cluster runs unprotected until the
+ * backup rejoins, and a first Status probe can miss its deadline while the channel connects).
  */
 async function settled(id?: string): Promise<{ primary: string; backup: string; view: number }> {
   const p = await c.protectedPrimary();
   const backup = p.replicaId === 'a' ? 'b' : 'a';
   await until(`dashboard ${id ?? backup} sees the protected view ${p.view}`, async () => {
     const s = (await getJson<ClusterState>(url(id ?? backup, '/api/cluster'))).body;
-    return s.protection === 'PROTECTED' && s.view === p.view && s.members.find((m) => m.id === backup)?.role === 'backup' || null;
+    return s.protection === 'PROTECTED' && s.view === p.view && s.members.find((m) => m.id === backup)?.role === 'backup' && s.members.every((m) => m.up) || null;
   });
   return { primary: p.replicaId, backup, view: p.view };
 }

@@ -1,0 +1,119 @@
+import * as grpc from '@grpc/grpc-js';
+import test from 'ava';
+import { BackupLink, type BackupLinkEvents } from '../../../replica/primary/backup-link.js';
+import {
+  REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream, replicaService,
+  type BackupMessage, type PrimaryMessage,
+} from '../../../replica/wire/replication-wire.js';
+
+type Stream = grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>;
+
+/** A real gRPC Replica server whose Replicate handler the test supplies. */
+async function server(replicate: (call: Stream) => void): Promise<{ address: string; close(): void }> {
+  const s = new grpc.Server();
+  s.addService(replicaService, {
+    replicate,
+    join: (_c: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED }),
+    status: (_c: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  });
+  const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e === null ? resolve(p) : reject(e))));
+  return { address: `127.0.0.1:${port}`, close: () => s.forceShutdown() };
+}
+
+/** Acknowledges every checkpoint and answers heartbeats, like a healthy backup. */
+function healthyBackup(call: Stream): void {
+  call.on('data', (m: PrimaryMessage) => {
+    const reply = (body: Partial<BackupMessage>): void => { call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: m.view, backupId: 'b', ...body }); };
+    if (m.heartbeat != null) reply({ heartbeat: { sentAtMs: 0, epoch: 0 } });
+    if (m.checkpoint != null) reply({ ack: { epoch: m.checkpoint.epoch } });
+  });
+}
+
+function link(address: string, timeoutMs: number): { link: BackupLink; log: string[]; acks: number[] } {
+  const log: string[] = [];
+  const acks: number[] = [];
+  const events: BackupLinkEvents = {
+    ack: (_b, _v, epoch) => { acks.push(epoch); },
+    nack: (_b, epoch, code) => { log.push(`nack ${epoch} ${code}`); },
+    reopened: (_b, reason) => { log.push(`reopened: ${reason}`); },
+    failed: (_b, reason) => { log.push(`failed: ${reason}`); },
+  };
+  const l = new BackupLink({
+    self: 'a', backup: 'b', address, credentials: grpc.credentials.createInsecure(), view: () => 1, imageSha256: '',
+    heartbeatIntervalMs: 20, heartbeatTimeoutMs: timeoutMs, nowMs: () => performance.now(),
+  }, events);
+  return { link: l, log, acks };
+}
+
+const until = async (f: () => boolean, ms = 5000): Promise<boolean> => {
+  const end = Date.now() + ms;
+  while (!f() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  return f();
+};
+
+test('refuseStream ends the client stream with its status at once (call.destroy would leave it hanging)', async (t) => {
+  const s = await server((call) => refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is starting, not a backup'));
+  t.teardown(() => s.close());
+  const client = new ReplicaClient(s.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { replicate(): grpc.ClientDuplexStream<PrimaryMessage, BackupMessage> };
+  t.teardown(() => client.close());
+  const stream = client.replicate();
+  const started = Date.now();
+  const err = await new Promise<grpc.ServiceError>((resolve) => {
+    stream.on('error', resolve);
+    stream.on('data', () => {});
+    stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: 1, primaryId: 'a', hello: { backupId: 'b', imageSha256: '' } });
+  });
+  t.is(err.code, grpc.status.FAILED_PRECONDITION);
+  t.regex(err.details, /not a backup/);
+  t.true(Date.now() - started < 2000);
+});
+
+test('a backup that refuses while starting is not a failure: the link reopens and sends the full image on the new stream', async (t) => {
+  let streams = 0;
+  const s = await server((call) => {
+    if (++streams <= 2) { refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is starting, not a backup'); return; }
+    healthyBackup(call);
+  });
+  t.teardown(() => s.close());
+  const { link: l, log, acks } = link(s.address, 2000);
+  t.teardown(() => l.close());
+  l.start();
+  t.true(l.needsFull);
+  l.sendCheckpoint(1, true, new Uint8Array(10)); // lost with the refused stream
+  t.false(l.needsFull);
+  t.true(await until(() => streams >= 3 && l.needsFull), 'a reopened stream wants a full image again');
+  t.deepEqual(log.filter((x) => x.startsWith('failed')), []);
+  t.true(log.some((x) => x.startsWith('reopened: stream error: 9 FAILED_PRECONDITION')), log.join('\n'));
+  l.sendCheckpoint(2, true, new Uint8Array(10));
+  t.true(await until(() => acks.includes(2)));
+  t.is(l.ackedEpoch, 2);
+  t.false(l.needsFull);
+  t.deepEqual(log.filter((x) => x.startsWith('failed')), []);
+});
+
+test('a backup nobody listens for fails the link after the heartbeat timeout, not before', async (t) => {
+  const s = await server(healthyBackup);
+  const address = s.address;
+  s.close(); // nothing listens there any more: every connection attempt is refused
+  const { link: l, log } = link(address, 300);
+  t.teardown(() => l.close());
+  const started = performance.now();
+  l.start();
+  t.true(await until(() => log.some((x) => x.startsWith('failed'))));
+  const elapsed = performance.now() - started;
+  t.true(elapsed >= 280, `failed after ${elapsed} ms`);
+  t.regex(log.find((x) => x.startsWith('failed'))!, /no message for \d+ ms \(timeout 300 ms\)/);
+  t.true(log.some((x) => x.startsWith('reopened')), 'it kept trying meanwhile');
+});
+
+test('a peer that answers as someone else fails the link at once', async (t) => {
+  const s = await server((call) => {
+    call.on('data', (m: PrimaryMessage) => call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: m.view, backupId: 'mallory', heartbeat: { sentAtMs: 0, epoch: 0 } }));
+  });
+  t.teardown(() => s.close());
+  const { link: l, log } = link(s.address, 5000);
+  t.teardown(() => l.close());
+  l.start();
+  t.true(await until(() => log.some((x) => x.startsWith('failed'))));
+  t.regex(log.find((x) => x.startsWith('failed'))!, /peer says it is mallory, expected b/);
+});
