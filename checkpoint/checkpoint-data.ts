@@ -33,7 +33,10 @@ export interface CaptureStats {
 export interface CheckpointData {
   /** Checkpoint N is the LVM state at the end of epoch N; epochs start at 1. */
   epoch: number;
-  /** First of a chain: every non-zero page and the whole VFS; else applies on top of epoch - 1. */
+  /**
+   * First of a chain: every non-zero page and the whole VFS; else applies on top of epoch - 1.
+   * A full checkpoint with `stagedFrom` holds only the pages not already staged (or changed since).
+   */
   full: boolean;
   imageSha256: string;
   /** Size of linear memory (bytes); pages absent from the chain are zero. */
@@ -46,6 +49,12 @@ export interface CheckpointData {
   /** The extension stack's state, or null without extensions. */
   extensions: SavedStack | null;
   stats: CaptureStats;
+  /**
+   * Only on a full checkpoint: the token of the store's staging area that holds the rest of its
+   * image (`CheckpointStore.stagePagesAsync`). The image is the staged pages overwritten by
+   * `pages`; pages in neither are zero. Absent: `pages` is the whole image.
+   */
+  stagedFrom?: string;
 }
 
 /** Compute the CRC-32C of every page that has none yet. */

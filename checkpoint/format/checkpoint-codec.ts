@@ -89,6 +89,7 @@ export function encodeCheckpointBody(cp: CheckpointData): Uint8Array {
     },
     extensionsJson: cp.extensions === null ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(cp.extensions)),
     stats: { pauseUs: Math.round(cp.stats.pauseUs), capturedAtMs: cp.stats.capturedAtMs, trackerPages: cp.stats.trackerPages, tracker: cp.stats.tracker },
+    ...(cp.stagedFrom !== undefined ? { stagedFrom: cp.stagedFrom } : {}),
   };
   return Checkpoint.encode(message).finish();
 }
@@ -263,6 +264,8 @@ export function decodeCheckpointBody(body: Uint8Array): CheckpointData {
       throw corrupt('the extension state is not JSON', err);
     }
   }
+  const stagedFrom = isSet(m, 'stagedFrom') ? String(m.stagedFrom) : undefined;
+  if (stagedFrom !== undefined && !m.full) throw corrupt(`incremental checkpoint ${epoch} names a staging area`);
   const s = m.stats ?? {};
   return {
     epoch, full: m.full, imageSha256: m.imageSha256, memoryBytes, pages,
@@ -273,6 +276,7 @@ export function decodeCheckpointBody(body: Uint8Array): CheckpointData {
     },
     libos, extensions,
     stats: { pauseUs: s.pauseUs ?? 0, capturedAtMs: num(s.capturedAtMs, 'capture time'), trackerPages: s.trackerPages ?? 0, tracker: s.tracker ?? '' },
+    ...(stagedFrom !== undefined ? { stagedFrom } : {}),
   };
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

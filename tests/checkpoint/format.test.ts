@@ -91,3 +91,15 @@ test('a checkpoint of another format version is refused with WB_CHECKPOINT_VERSI
     t.is((t.throws(() => decodeCheckpoint(bytes.subarray(0, 10))) as { code?: string }).code, 'WB_CHECKPOINT_VERSION');
   }
 });
+
+test('a full checkpoint completing a staging area carries its token with only some pages; an incremental one naming a staging area is refused', (t) => {
+  const [full, inc] = syntheticChain(2);
+  const staged = { ...full, pages: full.pages.slice(3, 5), stagedFrom: 'view2-epoch9' };
+  const back = decodeCheckpoint(encodeCheckpoint(staged));
+  t.is(back.stagedFrom, 'view2-epoch9');
+  t.true(back.full);
+  t.deepEqual(back.pages.map((p) => p.index), [3, 4]);
+  t.false('stagedFrom' in decodeCheckpoint(encodeCheckpoint(full)), 'absent unless set');
+  const err = t.throws(() => decodeCheckpoint(encodeCheckpoint({ ...inc, stagedFrom: 'view2-epoch9' })));
+  t.true(isWaterbearError(err, 'WB_CHECKPOINT_CORRUPT'), String(err));
+});
