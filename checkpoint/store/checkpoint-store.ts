@@ -12,16 +12,28 @@
  * Layout (STORE_FORMAT_VERSION 1). Named databases:
  * - "meta" (string keys, binary values): "format" → JSON {version}; "head" → the latest
  *   checkpoint WITHOUT its pages and VFS bytes, encoded by format/checkpoint-codec.ts (so it
- *   carries a format version and a CRC-32C).
- * - "pages" (uint32 key = page index): u32 CRC-32C | u32 epoch written | 4096 bytes. Only the
- *   latest version of every page is kept: a page written again replaces the old one, a full
- *   checkpoint (new chain) replaces them all. Pages absent are zero.
+ *   carries a format version and a CRC-32C); "pagesDb" → the name of the active page database
+ *   (absent: "pages", as in every store written before staging existed); "staging" → the token of
+ *   the open staging area (absent: none).
+ * - "pages" and "pages-b" (uint32 key = page index): u32 CRC-32C | u32 epoch written (0: staged)
+ *   | 4096 bytes. The ACTIVE one holds the latest version of every page of the chain: a page
+ *   written again replaces the old one, a full checkpoint (new chain) replaces them all. Pages
+ *   absent are zero. The other one is the STAGING area, empty unless one is open.
  * - "vfs" (uint32 key): 0 → a full VFS image, N → the VFS delta of epoch N, each u32 CRC-32C |
  *   bytes. When the deltas outgrow the base image they are folded into a new base (compaction),
  *   so the VFS part is bounded by about twice the VFS size.
  * - "epochs" (uint32 key = epoch): JSON summary of the last MAX_EPOCH_SUMMARIES epochs, for
  *   `waterbear checkpoint inspect`.
- * Storage is thus bounded by memory size + ~2 × VFS size + a few KiB, whatever the run length.
+ * Storage is thus bounded by memory size (twice that while a staging area is open) + ~2 × VFS
+ * size + a few KiB, whatever the run length.
+ *
+ * Staging (iterative pre-copy of a large full image). `beginStagingAsync(token)` empties the
+ * staging database and opens a staging area named `token`; `stagePagesAsync(token, pages)` adds
+ * pages to it, each call its own small transaction, so the event loop never waits for a whole
+ * image; then a full checkpoint with `stagedFrom: token` completes it in ONE transaction: its pages
+ * go into the staging database, which becomes the active one, and the previously active one is
+ * emptied. Until then the active chain is untouched and restorable; a crash or a refused commit
+ * leaves it so.
  *
  * Reads (`latestEpoch`, `loadImage`) verify every checksum and refuse what does not check out:
  * WB_CHECKPOINT_CORRUPT / _VERSION / _TRUNCATED. One writer process at a time; readers may run
@@ -32,7 +44,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import { Vfs } from '../../libos-host/wasi/vfs.js';
 import { decodeVfsDelta } from '../../libos-host/wasi/vfs-delta.js';
-import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData } from '../checkpoint-data.js';
+import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData, type CheckpointPage } from '../checkpoint-data.js';
 import { crc32c } from '../format/crc32c.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../format/checkpoint-codec.js';
 import type { RestoreImage } from '../restore-image.js';
@@ -45,9 +57,19 @@ export const MAX_EPOCH_SUMMARIES = 256;
 export const VFS_COMPACT_MIN_BYTES = 1024 * 1024;
 /** At most this many VFS deltas are kept before they are folded into the base image. */
 export const VFS_MAX_DELTAS = 64;
+/** Longest staging-area token (characters). */
+export const MAX_STAGING_TOKEN_CHARS = 256;
 /** Per-page bytes in the store: CRC-32C, epoch, data. */
 const PAGE_HEADER_BYTES = 8;
 const STORED_PAGE_BYTES = PAGE_HEADER_BYTES + CHECKPOINT_PAGE_BYTES;
+/** Page indices a wasm32 memory can have (4 GiB / 4 KiB). */
+const MAX_PAGE_INDEX_EXCLUSIVE = 65536 * 65536 / CHECKPOINT_PAGE_BYTES;
+/** The two page databases; meta "pagesDb" names the active one, absent meaning the first. */
+const PAGE_DB_NAMES = ['pages', 'pages-b'] as const;
+type PageDbName = typeof PAGE_DB_NAMES[number];
+const otherPageDb = (name: PageDbName): PageDbName => (name === 'pages' ? 'pages-b' : 'pages');
+const META_PAGES_DB = 'pagesDb';
+const META_STAGING = 'staging';
 
 /** One epoch as `inspect` shows it. */
 export interface EpochSummary {
@@ -57,6 +79,8 @@ export interface EpochSummary {
   pages: number;
   /** Pages the tracker reported (before the Asyncify pages). */
   trackerPages: number;
+  /** A full checkpoint completing a staging area: the pages it took from there (`pages` counts only its own). */
+  stagedPages?: number;
   /** Bytes of page data, VFS data and everything else in the checkpoint. */
   pageBytes: number;
   vfsBytes: number;
@@ -70,7 +94,9 @@ export interface StoreStats {
   latestEpoch: number;
   /** Pages held (the latest version of each). */
   pages: number;
-  /** Bytes held by pages, VFS images/deltas and the head record. */
+  /** Pages in the staging area (0 when none is open). */
+  stagedPages: number;
+  /** Bytes held by pages (staged ones too), VFS images/deltas and the head record. */
   bytes: number;
   vfsBytes: number;
   memoryBytes: number;
@@ -87,8 +113,9 @@ export interface CheckpointStoreOptions {
   /** Fold VFS deltas into the base once they exceed max(base size, this). Default VFS_COMPACT_MIN_BYTES. */
   vfsCompactMinBytes?: number;
   /**
-   * TEST AND CHAOS ONLY: asked at every commit whether to simulate a slow or failing disk (see
-   * StoreFault). Never set from a config file; the replica sets it only under WATERBEAR_CHAOS_CONTROL.
+   * TEST AND CHAOS ONLY: asked at every write (commit, beginStaging, stagePages) whether to
+   * simulate a slow or failing disk (see StoreFault). Never set from a config file; the replica
+   * sets it only under WATERBEAR_CHAOS_CONTROL.
    */
   faultHook?: () => StoreFault | null;
 }
@@ -112,6 +139,30 @@ function storeCorrupt(what: string): WaterbearError {
   return new WaterbearError('WB_CHECKPOINT_CORRUPT', `the checkpoint store is corrupt (${what}); nothing was restored: restore from another replica or an older copy of the store`);
 }
 
+function storeFull(path: string, what: string, needed: number, limit: number, latest: number): WaterbearError {
+  return new WaterbearError('WB_STORE_FULL',
+    `the checkpoint store ${path} is full: ${what} needs ${needed} bytes, the limit is ${limit}; ` +
+    `it was not applied (the store still holds epoch ${latest}): raise the store limit or give the guest less memory`,
+    { details: { needed, limit, latest } });
+}
+
+/** Refuse a staging token that is not 1 to MAX_STAGING_TOKEN_CHARS characters. */
+function checkStagingToken(token: unknown): asserts token is string {
+  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_STAGING_TOKEN_CHARS) {
+    throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `a staging token must be a string of 1 to ${MAX_STAGING_TOKEN_CHARS} characters: got ${JSON.stringify(token)?.slice(0, 80)}`);
+  }
+}
+
+/** A page sent for staging, checked: index, size and CRC-32C (the sender's, recomputed). */
+function checkStagedPage(p: CheckpointPage, token: string): void {
+  const bad = (what: string): WaterbearError => new WaterbearError('WB_CHECKPOINT_CORRUPT',
+    `staged page ${p.index} for "${token}" ${what}; no page of this call was staged: send these pages again`, { details: { index: p.index } });
+  if (!Number.isInteger(p.index) || p.index < 0 || p.index >= MAX_PAGE_INDEX_EXCLUSIVE) throw bad('has an index outside a wasm32 memory');
+  if (p.data.length !== CHECKPOINT_PAGE_BYTES) throw bad(`has ${p.data.length} bytes`);
+  if (p.crc32c === undefined) throw bad('carries no checksum');
+  if (crc32c(p.data) !== p.crc32c >>> 0) throw bad('checksum does not match');
+}
+
 function withCrc(data: Uint8Array, crc: number, epoch?: number): Buffer {
   const header = epoch === undefined ? 4 : PAGE_HEADER_BYTES;
   const out = Buffer.allocUnsafe(header + data.length);
@@ -125,7 +176,8 @@ function withCrc(data: Uint8Array, crc: number, epoch?: number): Buffer {
 export class CheckpointStore {
   private readonly env: RootDatabase;
   private readonly meta: Database<Buffer, string>;
-  private readonly pages: Database<Buffer, number>;
+  /** "pages", then "pages-b": null when read-only and the store was written before staging existed. */
+  private readonly pageDbs: Record<PageDbName, Database<Buffer, number> | null>;
   private readonly vfs: Database<Buffer, number>;
   private readonly epochs: Database<EpochSummary, number>;
   private readonly maxBytes: number;
@@ -144,7 +196,9 @@ export class CheckpointStore {
       if (!this.readOnly) mkdirSync(path, { recursive: true });
       this.env = open({ path, overlappingSync: false, compression: false, maxDbs: 8, readOnly: this.readOnly });
       this.meta = this.env.openDB<Buffer, string>('meta', { encoding: 'binary' });
-      this.pages = this.env.openDB<Buffer, number>('pages', { keyEncoding: 'uint32', encoding: 'binary' });
+      // Read-only, lmdb returns undefined for a database the store does not have yet.
+      const pageDb = (name: PageDbName): Database<Buffer, number> | null => this.env.openDB<Buffer, number>(name, { keyEncoding: 'uint32', encoding: 'binary' }) ?? null;
+      this.pageDbs = { pages: pageDb('pages'), 'pages-b': pageDb('pages-b') };
       this.vfs = this.env.openDB<Buffer, number>('vfs', { keyEncoding: 'uint32', encoding: 'binary' });
       this.epochs = this.env.openDB<EpochSummary, number>('epochs', { keyEncoding: 'uint32', encoding: 'json' });
     } catch (err) {
@@ -223,7 +277,7 @@ export class CheckpointStore {
     try {
       this.env.transactionSync(() => this.writeBatch(cps, fault, at));
     } catch (err) {
-      throw this.writeError(at.epoch, at.neededBytes, err);
+      throw this.writeError(`epoch ${at.epoch}`, at.neededBytes, err);
     }
   }
 
@@ -242,8 +296,107 @@ export class CheckpointStore {
     try {
       await this.env.childTransaction(() => { this.writeBatch(cps, fault, at); });
     } catch (err) {
-      throw this.writeError(at.epoch, at.neededBytes, err);
+      throw this.writeError(`epoch ${at.epoch}`, at.neededBytes, err);
     }
+  }
+
+  /**
+   * Discard the staging area (if any) and open an empty one named `token` (1 to
+   * MAX_STAGING_TOKEN_CHARS characters, chosen by the sender, e.g. view and epoch). The active
+   * chain is untouched and still restorable. Runs like `commitBatchAsync` (a child transaction;
+   * resolves once durable). Throws WB_STORE_FULL / WB_STORE_IO when the write fails, and then the
+   * previous staging area, if any, is still open.
+   */
+  async beginStagingAsync(token: string): Promise<void> {
+    if (this.readOnly) throw storeIo('opened read-only');
+    checkStagingToken(token);
+    const fault = this.faultHook?.() ?? null;
+    try {
+      await this.env.childTransaction(() => {
+        this.pageDb(this.stagingName()).clearSync();
+        this.meta.putSync(META_STAGING, Buffer.from(token, 'utf8'));
+        if (fault !== null) simulateDiskFault(fault);
+      });
+    } catch (err) {
+      throw this.writeError(`the staging area "${token}"`, 0, err);
+    }
+  }
+
+  /**
+   * Write `pages` into the open staging area `token` (a later write of an index replaces the
+   * earlier one), in one transaction like `commitBatchAsync`. Every page must carry the sender's
+   * CRC-32C, which is checked here. All or nothing: WB_CHECKPOINT_CORRUPT when a page is malformed
+   * or its checksum does not match, or when `token` is not the open staging area (none open, or
+   * replaced by a newer `beginStagingAsync`: the sender must send a full image again);
+   * WB_STORE_FULL when the staged pages would take the store over `maxBytes` or the disk is
+   * full; WB_STORE_IO for other write failures.
+   */
+  async stagePagesAsync(token: string, pages: readonly CheckpointPage[]): Promise<void> {
+    if (this.readOnly) throw storeIo('opened read-only');
+    checkStagingToken(token);
+    for (const p of pages) checkStagedPage(p, token);
+    if (pages.length === 0) { this.requireStaging(token); return; }
+    // Built outside the transaction: lmdb's writer waits while the callback runs.
+    const records = pages.map((p) => ({ index: p.index, value: withCrc(p.data, p.crc32c as number, 0) }));
+    const fault = this.faultHook?.() ?? null;
+    const at = { neededBytes: 0 };
+    try {
+      await this.env.childTransaction(() => {
+        this.requireStaging(token);
+        const staging = this.pageDb(this.stagingName());
+        const before = this.stats();
+        const added = new Set<number>();
+        for (const r of records) if (!staging.doesExist(r.index)) added.add(r.index);
+        at.neededBytes = added.size * STORED_PAGE_BYTES;
+        if (before.bytes + at.neededBytes > this.maxBytes) {
+          throw storeFull(this.path, `staging ${added.size} more pages for "${token}"`, before.bytes + at.neededBytes, this.maxBytes, before.latestEpoch);
+        }
+        for (const r of records) staging.putSync(r.index, r.value);
+        if (fault !== null) simulateDiskFault(fault);
+      });
+    } catch (err) {
+      throw this.writeError(`the pages staged for "${token}"`, at.neededBytes, err);
+    }
+  }
+
+  /** The token of the open staging area, or null when none is open. */
+  stagingToken(): string | null {
+    return this.meta.getBinary(META_STAGING)?.toString('utf8') ?? null;
+  }
+
+  /** Throw WB_CHECKPOINT_CORRUPT unless `token` names the open staging area. */
+  private requireStaging(token: string): void {
+    const open = this.stagingToken();
+    if (open === token) return;
+    throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
+      `the staging area "${token}" is not open (${open === null ? 'none is' : `"${open}" replaced it`}); nothing was staged: send a full image again`,
+      { details: { token, open } });
+  }
+
+  /** The active page database's name (meta "pagesDb"; absent, as before staging existed: "pages"). */
+  private activeName(): PageDbName {
+    const raw = this.meta.getBinary(META_PAGES_DB);
+    if (raw === undefined) return 'pages';
+    const name = raw.toString('utf8');
+    if (!(PAGE_DB_NAMES as readonly string[]).includes(name)) throw storeCorrupt(`its active page database is "${name}"`);
+    return name as PageDbName;
+  }
+
+  /** The staging page database's name: the one that is not active. */
+  private stagingName(): PageDbName {
+    return otherPageDb(this.activeName());
+  }
+
+  /** A page database that must exist (the active one, or any in a writable store). */
+  private pageDb(name: PageDbName): Database<Buffer, number> {
+    const db = this.pageDbs[name];
+    if (db === null) throw storeCorrupt(`its page database "${name}" is missing`);
+    return db;
+  }
+
+  /** Pages in the staging database (0 when it does not exist yet). */
+  private stagedCount(): number {
+    return this.pageDbs[this.stagingName()]?.getCount() ?? 0;
   }
 
   /** Inside a write transaction: check and write each checkpoint in order (reads see the earlier ones). */
@@ -265,7 +418,26 @@ export class CheckpointStore {
         { details: { epoch: cp.epoch, latest } });
     }
     if (cp.full !== cp.libos.vfs.full) throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `checkpoint ${cp.epoch}: a full checkpoint needs a full VFS image, an incremental one a delta`);
-    const head = Buffer.from(encodeCheckpoint({ ...cp, pages: [], libos: { ...cp.libos, vfs: { full: cp.libos.vfs.full, bytes: new Uint8Array(0) } } }));
+    const activeName = this.activeName();
+    const active = this.pageDb(activeName);
+    // Completing a staging area: the pages go there, and it becomes the active database.
+    const staged = cp.stagedFrom !== undefined;
+    const stagingName = otherPageDb(activeName);
+    if (staged) {
+      if (!cp.full) throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `checkpoint ${cp.epoch} is incremental but names the staging area "${cp.stagedFrom}"; it was not applied: send a full checkpoint`);
+      const open = this.stagingToken();
+      if (open !== cp.stagedFrom) {
+        throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
+          `checkpoint ${cp.epoch} completes the staging area "${cp.stagedFrom}", but ${open === null ? 'none is open' : `the open one is "${open}"`}; it was not applied: send a full image`,
+          { details: { epoch: cp.epoch, stagedFrom: cp.stagedFrom, open } });
+      }
+      const last = [...this.pageDb(stagingName).getKeys({ reverse: true, limit: 1 })][0] as number | undefined;
+      if (last !== undefined && (last + 1) * CHECKPOINT_PAGE_BYTES > cp.memoryBytes) {
+        throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `checkpoint ${cp.epoch}: staged page ${last} lies outside its ${cp.memoryBytes}-byte memory; it was not applied: send a full image`);
+      }
+    }
+    const target = staged ? this.pageDb(stagingName) : active;
+    const head = Buffer.from(encodeCheckpoint({ ...cp, stagedFrom: undefined, pages: [], libos: { ...cp.libos, vfs: { full: cp.libos.vfs.full, bytes: new Uint8Array(0) } } }));
 
     // The VFS: a new base on a full checkpoint, else a delta — or a compacted base when the deltas outgrow it.
     const vfsEntries = cp.full ? [] : this.vfsEntries();
@@ -278,27 +450,30 @@ export class CheckpointStore {
       vfsWrite = { replace: true, key: 0, bytes: compactVfs([...vfsEntries.map((e) => e.bytes), cp.libos.vfs.bytes], cp.libos.vfsMaxBytes) };
     } else vfsWrite = { replace: false, key: cp.epoch, bytes: cp.libos.vfs.bytes };
 
-    // The budget, checked before writing anything.
+    // The budget, checked before writing anything. Staged pages count; after completing a
+    // staging area they are the active pages and the old active ones are gone.
     const before = this.stats();
     let newPages = cp.pages.length;
-    if (!cp.full) for (const p of cp.pages) if (this.pages.doesExist(p.index)) newPages--;
+    if (!cp.full || staged) for (const p of cp.pages) if (target.doesExist(p.index)) newPages--;
     const vfsAfter = vfsWrite.replace ? vfsWrite.bytes.length : before.vfsBytes + vfsWrite.bytes.length;
-    const pagesAfter = (cp.full ? 0 : before.pages) + newPages;
-    const bytesAfter = pagesAfter * STORED_PAGE_BYTES + vfsAfter + head.length;
-    if (bytesAfter > this.maxBytes) {
-      throw new WaterbearError('WB_STORE_FULL',
-        `the checkpoint store ${this.path} is full: epoch ${cp.epoch} needs ${bytesAfter} bytes, the limit is ${this.maxBytes}; ` +
-        'it was not applied (the store still holds epoch ' + before.latestEpoch + '): raise the store limit or give the guest less memory',
-        { details: { needed: bytesAfter, limit: this.maxBytes, latest: before.latestEpoch } });
-    }
+    const activeAfter = (staged ? before.stagedPages : cp.full ? 0 : before.pages) + newPages;
+    const stagedAfter = staged ? 0 : before.stagedPages;
+    const bytesAfter = (activeAfter + stagedAfter) * STORED_PAGE_BYTES + vfsAfter + head.length;
+    if (bytesAfter > this.maxBytes) throw storeFull(this.path, `epoch ${cp.epoch}`, bytesAfter, this.maxBytes, before.latestEpoch);
 
     const summary: EpochSummary = {
       epoch: cp.epoch, full: cp.full, pages: cp.pages.length, trackerPages: cp.stats.trackerPages,
       pageBytes: cp.pages.length * CHECKPOINT_PAGE_BYTES, vfsBytes: cp.libos.vfs.bytes.length, memoryBytes: cp.memoryBytes,
       pauseUs: Math.round(cp.stats.pauseUs), capturedAtMs: cp.stats.capturedAtMs, tracker: cp.stats.tracker,
+      ...(staged ? { stagedPages: activeAfter - cp.pages.length } : {}),
     };
-    if (cp.full) this.pages.clearSync();
-    for (const p of cp.pages) this.pages.putSync(p.index, withCrc(p.data, p.crc32c as number, cp.epoch));
+    if (cp.full && !staged) active.clearSync();
+    for (const p of cp.pages) target.putSync(p.index, withCrc(p.data, p.crc32c as number, cp.epoch));
+    if (staged) {
+      this.meta.putSync(META_PAGES_DB, Buffer.from(stagingName, 'utf8'));
+      this.meta.removeSync(META_STAGING);
+      active.clearSync(); // one image on disk, not two
+    }
     if (vfsWrite.replace) this.vfs.clearSync();
     this.vfs.putSync(vfsWrite.key, withCrc(vfsWrite.bytes, crc32c(vfsWrite.bytes)));
     this.epochs.putSync(cp.epoch, summary);
@@ -309,7 +484,8 @@ export class CheckpointStore {
     return bytesAfter - before.bytes;
   }
 
-  private writeError(epoch: number, neededBytes: number, err: unknown): WaterbearError {
+  /** The error for a failed write of `what` ("epoch 7", "the pages staged for …"); nothing of it was applied. */
+  private writeError(what: string, neededBytes: number, err: unknown): WaterbearError {
     if (isWaterbearError(err)) return err;
     const e = err as NodeJS.ErrnoException & { code?: unknown };
     let freeBytes = Infinity;
@@ -321,9 +497,9 @@ export class CheckpointStore {
     if (e.code === 'ENOSPC' || /MDB_MAP_FULL|ENOSPC|No space left/i.test(String(e.message)) || freeBytes < Math.max(neededBytes, 0) + 1024 * 1024) {
       return new WaterbearError('WB_STORE_FULL',
         `the disk holding the checkpoint store ${this.path} is full (${Number.isFinite(freeBytes) ? `${freeBytes} bytes free` : 'no space'}); ` +
-        `epoch ${epoch} was not applied and the store still holds the previous epoch: free space on that disk`, { cause: err });
+        `nothing of ${what} was applied and the store still holds the previous epoch: free space on that disk`, { cause: err });
     }
-    return storeIo(`writing epoch ${epoch} failed (${String(e.message)}); it was not applied`, err);
+    return storeIo(`writing ${what} failed (${String(e.message)}); nothing of it was applied`, err);
   }
 
   /** The VFS base image and deltas in order, checksums verified. */
@@ -348,11 +524,14 @@ export class CheckpointStore {
     const head = this.head();
     if (head === null) return null;
     const memory = new Uint8Array(head.memoryBytes);
-    for (const { key, value } of this.pages.getRange({})) {
+    for (const { key, value } of this.pageDb(this.activeName()).getRange({})) {
       if (value.length !== STORED_PAGE_BYTES) throw storeCorrupt(`page ${key} has ${value.length} bytes`);
       if ((key + 1) * CHECKPOINT_PAGE_BYTES > head.memoryBytes) throw storeCorrupt(`page ${key} lies outside the ${head.memoryBytes}-byte memory`);
       const data = value.subarray(PAGE_HEADER_BYTES);
-      if (crc32c(data) !== value.readUInt32LE(0)) throw storeCorrupt(`page ${key} (written at epoch ${value.readUInt32LE(4)}) checksum does not match`);
+      if (crc32c(data) !== value.readUInt32LE(0)) {
+        const written = value.readUInt32LE(4);
+        throw storeCorrupt(`page ${key} (${written === 0 ? 'staged' : `written at epoch ${written}`}) checksum does not match`);
+      }
       memory.set(data, key * CHECKPOINT_PAGE_BYTES);
     }
     const vfs = this.vfsEntries();
@@ -375,26 +554,28 @@ export class CheckpointStore {
     const head = this.meta.getBinary('head');
     let vfsBytes = 0;
     for (const { value } of this.vfs.getRange({})) vfsBytes += value.length - 4;
-    const pages = this.pages.getCount();
+    const pages = this.pageDb(this.activeName()).getCount();
+    const stagedPages = this.stagedCount();
     const cp = head === undefined ? null : decodeCheckpoint(head);
     return {
-      latestEpoch: cp?.epoch ?? 0, pages, vfsBytes, memoryBytes: cp?.memoryBytes ?? 0,
-      bytes: pages * STORED_PAGE_BYTES + vfsBytes + (head?.length ?? 0),
+      latestEpoch: cp?.epoch ?? 0, pages, stagedPages, vfsBytes, memoryBytes: cp?.memoryBytes ?? 0,
+      bytes: (pages + stagedPages) * STORED_PAGE_BYTES + vfsBytes + (head?.length ?? 0),
     };
   }
 
   /** TEST ONLY: overwrite one byte of a stored page's data, bypassing the checksum (to prove corruption is caught). */
   unsafeCorruptPage(index: number, byteOffset = 0): void {
-    const v = this.pages.getBinary(index);
+    const pages = this.pageDb(this.activeName());
+    const v = pages.getBinary(index);
     if (v === undefined) throw new Error(`no page ${index}`);
     const copy = Buffer.from(v);
     copy[PAGE_HEADER_BYTES + byteOffset] ^= 0xff;
-    this.env.transactionSync(() => { this.pages.putSync(index, copy); });
+    this.env.transactionSync(() => { pages.putSync(index, copy); });
   }
 
-  /** Page indices held (ascending). */
+  /** Page indices held by the active chain (ascending). */
   pageIndices(): number[] {
-    return [...this.pages.getKeys({})] as number[];
+    return [...this.pageDb(this.activeName()).getKeys({})] as number[];
   }
 
   close(): void {

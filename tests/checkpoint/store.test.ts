@@ -7,26 +7,12 @@ import { open } from 'lmdb';
 import { decodeCheckpoint, encodeCheckpoint, encodeCheckpointBody, wrapEnvelope } from '../../checkpoint/format/checkpoint-codec.js';
 import { CheckpointStore, MAX_EPOCH_SUMMARIES } from '../../checkpoint/store/checkpoint-store.js';
 import { isWaterbearError } from '../../libos-host/errors.js';
-import { Vfs } from '../../libos-host/wasi/vfs.js';
-import { decodeVfsDelta } from '../../libos-host/wasi/vfs-delta.js';
-import { SyntheticVfs, expectedMemory, syntheticCheckpoint } from './helpers/synthetic.js';
+import { SyntheticVfs, commitChain, expectedMemory, syntheticCheckpoint, vfsOf } from './helpers/synthetic.js';
 
 function tempDir(t: import('ava').ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'wb-store-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/** The VFS a RestoreImage describes, saved as a full image (for comparison). */
-function vfsOf(images: readonly Uint8Array[]): Uint8Array {
-  const v = new Vfs({ now: () => 1n, maxBytes: 1 << 20 });
-  v.load(images[0]);
-  for (const d of images.slice(1)) v.applyDelta(decodeVfsDelta(d));
-  return v.save();
-}
-
-function commitChain(store: CheckpointStore, from: number, to: number, vfs: SyntheticVfs): void {
-  for (let e = from; e <= to; e++) store.commit(syntheticCheckpoint(e, vfs.step(e)));
 }
 
 test('the store rebuilds the latest epoch of a chain: memory, globals, pending block, fds and VFS', (t) => {

@@ -1,7 +1,9 @@
 /** Synthetic checkpoints (no guest needed) for format and store tests. */
-import type { CheckpointData } from '../../../checkpoint/checkpoint-data.js';
+import type { CheckpointData, CheckpointPage } from '../../../checkpoint/checkpoint-data.js';
+import { crc32c } from '../../../checkpoint/format/crc32c.js';
+import type { CheckpointStore } from '../../../checkpoint/store/checkpoint-store.js';
 import { Vfs } from '../../../libos-host/wasi/vfs.js';
-import { encodeVfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
+import { decodeVfsDelta, encodeVfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
 
 export const SYNTH_MEMORY_BYTES = 4 * 65536;
 const PAGES = SYNTH_MEMORY_BYTES / 4096;
@@ -47,6 +49,20 @@ export class SyntheticVfs {
     }
     return { full: false, bytes: encodeVfsDelta(this.vfs.takeDelta()) };
   }
+
+  /** The VFS part of a FULL checkpoint at `epoch` (a new chain, e.g. completing a staging area). */
+  stepFull(epoch: number): { full: boolean; bytes: Uint8Array } {
+    this.step(epoch);
+    return { full: true, bytes: this.vfs.save() };
+  }
+}
+
+/** Pages `indices` of `memory`, sealed (with their CRC-32C), as a sender stages them. */
+export function imagePages(memory: Uint8Array, indices: readonly number[]): CheckpointPage[] {
+  return indices.map((index) => {
+    const data = memory.slice(index * 4096, (index + 1) * 4096);
+    return { index, data, crc32c: crc32c(data) };
+  });
 }
 
 /** Checkpoint `epoch` of the synthetic chain. */
@@ -75,6 +91,19 @@ export function syntheticCheckpoint(epoch: number, vfs: { full: boolean; bytes: 
     extensions: epoch % 2 === 0 ? { v: 1, extensions: [{ name: 'metrics', state: { v: 1, n: epoch } }] } : null,
     stats: { pauseUs: 12, capturedAtMs: 1_700_000_000_000 + epoch, trackerPages: pagesOf(epoch).length, tracker: epoch === 1 ? 'full' : 'shadow' },
   };
+}
+
+/** Commit epochs from..to of the synthetic chain into `store`. */
+export function commitChain(store: CheckpointStore, from: number, to: number, vfs: SyntheticVfs): void {
+  for (let e = from; e <= to; e++) store.commit(syntheticCheckpoint(e, vfs.step(e)));
+}
+
+/** The VFS a RestoreImage describes (base image, then deltas), saved as one full image for comparison. */
+export function vfsOf(images: readonly Uint8Array[]): Uint8Array {
+  const v = new Vfs({ now: () => 1n, maxBytes: 1 << 20 });
+  v.load(images[0]);
+  for (const d of images.slice(1)) v.applyDelta(decodeVfsDelta(d));
+  return v.save();
 }
 
 /** Synthetic checkpoints 1..n. */
