@@ -3,9 +3,9 @@ import { EventEmitter } from 'node:events';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
-import type { CheckpointData } from '../../checkpoint/checkpoint-data.js';
+import { CHECKPOINT_PAGE_BYTES, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
 import type { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
-import { isWaterbearError } from '../../libos-host/errors.js';
+import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { STALL_FACTOR } from '../primary/backup-link.js';
 import type { Coordinator } from '../coord/coordinator.js';
@@ -14,7 +14,7 @@ import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.j
 import type { View } from '../protocol/view.js';
 import {
   REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream,
-  type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage,
+  type BackupMessage, type JoinReply, type JoinRequest, type PrecopyMsg, type PrimaryMessage,
 } from '../wire/replication-wire.js';
 
 /** How often a replica outside the view asks the primary to protect it. */
@@ -36,12 +36,21 @@ interface Assembly { epoch: number; full: boolean; chunks: Uint8Array[]; receive
 
 /** A whole checkpoint off the stream, waiting to be applied. */
 interface Received {
+  kind: 'checkpoint';
   call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>;
   from: string;
   view: number;
   epoch: number;
   full: boolean;
   bytes: Uint8Array;
+}
+
+/** Pre-copy pages off the stream, waiting to be staged (in order with the checkpoints). */
+interface ReceivedStage {
+  kind: 'stage';
+  call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>;
+  view: number;
+  msg: PrecopyMsg;
 }
 
 /**
@@ -59,8 +68,10 @@ export class BackupDriver extends EventEmitter {
   private watchdog: NodeJS.Timeout | null = null;
   private joinTimer: NodeJS.Timeout | null = null;
   private readonly streams = new Set<grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>>();
-  /** Checkpoints received and not yet applied, in arrival order. */
-  private received: Received[] = [];
+  /** Checkpoints and pre-copy pages received and not yet applied, in arrival order. */
+  private received: Array<Received | ReceivedStage> = [];
+  /** A pre-copy whose staging failed: its later pages and its final checkpoint are refused. */
+  private brokenStaging: string | null = null;
   /** Resolves when the current drain (apply + commit of a batch) is over; null when idle. */
   private draining: Promise<void> | null = null;
   private checkingLease = false;
@@ -122,6 +133,12 @@ export class BackupDriver extends EventEmitter {
       this.send(call, view?.view ?? 0, { heartbeat: { sentAtMs: Math.round(this.nowMs()), epoch: this.protocol.durableEpoch } });
       return;
     }
+    if (m.precopy != null) {
+      if (!this.protocol.mayStage(m.primaryId, m.view)) return; // not our primary: the final checkpoint will be nacked
+      this.received.push({ kind: 'stage', call, view: m.view, msg: m.precopy });
+      this.scheduleDrain();
+      return;
+    }
     if (m.checkpoint == null) return;
     const c = m.checkpoint;
     if (c.chunkIndex === 0) assembly.current = { epoch: c.epoch, full: c.full, chunks: [], received: 0 };
@@ -136,7 +153,7 @@ export class BackupDriver extends EventEmitter {
     if (a.received < c.chunkCount) return;
     assembly.current = null;
     const bytes = a.chunks.length === 1 ? a.chunks[0] : Buffer.concat(a.chunks);
-    this.received.push({ call, from: m.primaryId, view: m.view, epoch: a.epoch, full: a.full, bytes });
+    this.received.push({ kind: 'checkpoint', call, from: m.primaryId, view: m.view, epoch: a.epoch, full: a.full, bytes });
     this.scheduleDrain();
   }
 
@@ -159,6 +176,45 @@ export class BackupDriver extends EventEmitter {
 
   private async drain(): Promise<void> {
     const batch = this.received.splice(0);
+    // In arrival order: consecutive checkpoints form one group commit; staged pages go between.
+    let group: Received[] = [];
+    for (const item of batch) {
+      if (this.stopped) return;
+      if (item.kind === 'checkpoint') { group.push(item); continue; }
+      await this.applyCheckpoints(group);
+      group = [];
+      await this.stage(item);
+    }
+    if (!this.stopped) await this.applyCheckpoints(group);
+  }
+
+  /**
+   * Stage pre-copy pages outside the chain. A failure breaks that pre-copy for good (a final
+   * checkpoint over a staging area with a hole would be a wrong image): the primary is told and
+   * starts over with a new one.
+   */
+  private async stage(r: ReceivedStage): Promise<void> {
+    const m = r.msg;
+    if (m.start) this.brokenStaging = null;
+    else if (this.brokenStaging === m.token) return;
+    try {
+      if (m.indices.length * CHECKPOINT_PAGE_BYTES !== m.data.length || m.crc32c.length !== m.indices.length) {
+        throw new WaterbearError('WB_PROTOCOL', `pre-copy ${m.token}: ${m.indices.length} pages but ${m.data.length} bytes and ${m.crc32c.length} checksums`);
+      }
+      if (m.start) await this.o.store.beginStagingAsync(m.token);
+      await this.o.store.stagePagesAsync(m.token, m.indices.map((index, k) => ({
+        index, crc32c: m.crc32c[k], data: m.data.subarray(k * CHECKPOINT_PAGE_BYTES, (k + 1) * CHECKPOINT_PAGE_BYTES),
+      })));
+      this.send(r.call, r.view, { staged: { token: m.token, pages: m.indices.length } });
+    } catch (err) {
+      this.brokenStaging = m.token;
+      const code = isWaterbearError(err) ? err.code : 'WB_STORE_IO';
+      this.o.log.warn({ token: m.token, code, err: (err as Error).message }, 'staging pre-copy pages failed');
+      this.send(r.call, r.view, { nack: { epoch: 0, code, reason: `pre-copy ${m.token} could not be staged: ${(err as Error).message}` } });
+    }
+  }
+
+  private async applyCheckpoints(batch: Received[]): Promise<void> {
     if (this.stopped || batch.length === 0) return;
     const accepted: Array<{ r: Received; cp: CheckpointData }> = [];
     for (const r of batch) {
@@ -168,7 +224,11 @@ export class BackupDriver extends EventEmitter {
         if (action.kind === 'nack') { this.send(r.call, action.view, { nack: { epoch: action.epoch, code: action.code, reason: action.reason } }); continue; }
         if (action.kind !== 'apply') continue;
         try {
-          accepted.push({ r, cp: decodeCheckpoint(r.bytes) }); // verified: version, checksums
+          const cp = decodeCheckpoint(r.bytes); // verified: version, checksums
+          if (cp.stagedFrom !== undefined && cp.stagedFrom === this.brokenStaging) {
+            throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `checkpoint ${cp.epoch} completes pre-copy ${cp.stagedFrom}, whose staging failed; send a full image`);
+          }
+          accepted.push({ r, cp });
         } catch (err) {
           this.refuse(r, err);
         }

@@ -14,6 +14,8 @@ export const DEFAULT_MAX_INFLIGHT_EPOCHS = 16;
 /** Checkpoints in flight (captured, not acknowledged) before the next one waits for an ack (see EpochPolicy). */
 export const DEFAULT_CHECKPOINT_PIPELINE_DEPTH = 2;
 export const DEFAULT_MAX_LAG_BYTES = 256 * 1024 * 1024;
+/** A backup needing a full image of a guest this large gets it by iterative pre-copy (see docs/replication.md). */
+export const DEFAULT_PRECOPY_MIN_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
 
 export type AckAfter = 'disk' | 'memory';
@@ -50,6 +52,11 @@ export interface ClusterConfig {
     /** Unacknowledged checkpoints before the next one waits: the guest keeps running and batches. */
     checkpointPipelineDepth: number;
     maxLagBytes: number;
+    /**
+     * Guests with at least this much memory send a backup its full image by iterative pre-copy
+     * (pages read while the guest runs, then a short final delta); smaller ones in one capture.
+     */
+    precopyMinBytes: number;
     /** Dirty-page tracker, cluster-wide: every replica must prepare the same image. */
     tracker: 'instrument' | 'uffd';
   };
@@ -161,6 +168,7 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     maxInflightEpochs: rep.maxInflightEpochs === undefined ? DEFAULT_MAX_INFLIGHT_EPOCHS : checkRange(Number(rep.maxInflightEpochs), 1, 1024, `${where}: replication.maxInflightEpochs`),
     checkpointPipelineDepth: rep.checkpointPipelineDepth === undefined ? DEFAULT_CHECKPOINT_PIPELINE_DEPTH : checkRange(Number(rep.checkpointPipelineDepth), 1, 1024, `${where}: replication.checkpointPipelineDepth`),
     maxLagBytes: rep.maxLagBytes === undefined ? DEFAULT_MAX_LAG_BYTES : parseSize(String(rep.maxLagBytes), `${where}: replication.maxLagBytes`),
+    precopyMinBytes: rep.precopyMinBytes === undefined ? DEFAULT_PRECOPY_MIN_BYTES : parseSize(String(rep.precopyMinBytes), `${where}: replication.precopyMinBytes`),
     tracker: (rep.tracker === undefined ? 'instrument' : rep.tracker) as 'instrument' | 'uffd',
   };
   if (replication.tracker !== 'instrument' && replication.tracker !== 'uffd') {

@@ -1,4 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
+import { CHECKPOINT_PAGE_BYTES } from '../../checkpoint/checkpoint-data.js';
+import { PRECOPY_SLICE_PAGES, type Precopy, type PrecopySlice } from './precopy.js';
 import {
   CHECKPOINT_CHUNK_BYTES, REPLICATION_PROTOCOL_VERSION, ReplicaClient,
   type BackupMessage, type PrimaryMessage,
@@ -6,6 +8,19 @@ import {
 
 /** A tick this many intervals late means our own process stalled, not the peer. */
 export const STALL_FACTOR = 3;
+/**
+ * Pre-copy messages (1 MiB each) sent and not yet reported staged by the backup. Small, so that
+ * a heartbeat never waits behind more than a few MiB on the stream, and the backup never queues
+ * more than that in memory.
+ */
+export const PRECOPY_WINDOW_MESSAGES = 8;
+/**
+ * Extra silence granted per MiB the backup still has to verify and store (unacknowledged
+ * checkpoints, unstaged pre-copy pages): while it applies a 32 MiB checkpoint it cannot answer
+ * heartbeats, and that is work we gave it, not a sign of death. About 35 MB/s.
+ */
+export const LINK_GRACE_MS_PER_MIB = 30;
+const MIB = 1024 * 1024;
 
 export interface BackupLinkEvents {
   ack(backup: string, view: number, epoch: number): void;
@@ -43,6 +58,11 @@ export class BackupLink {
   private closed = false;
   /** Until a full image was sent on this stream (again after a nack or a reopened stream). */
   private fullWanted = true;
+  /** The full image being sent by iterative pre-copy (the driver pumps it), or null. */
+  precopy: Precopy | null = null;
+  /** Pre-copy messages not yet reported staged, and who waits for one to be. */
+  private precopyUnstaged = 0;
+  private stagedWaiter: (() => void) | null = null;
   /** Bytes written but not yet acknowledged, by epoch. */
   private readonly unacked = new Map<number, number>();
   ackedEpoch = 0;
@@ -60,7 +80,34 @@ export class BackupLink {
   get backup(): string { return this.o.backup; }
 
   /** The next checkpoint must be a full image for this backup (and the stream can take it now). */
-  get needsFull(): boolean { return this.fullWanted && this.stream !== null && !this.closed; }
+  get needsFull(): boolean { return this.fullWanted && this.precopy === null && this.stream !== null && !this.closed; }
+
+  /** Send the full image by pre-copy: incremental checkpoints are not sent until its final one. */
+  beginPrecopy(p: Precopy): void {
+    this.precopy = p;
+    this.precopyUnstaged = 0;
+  }
+
+  /** True when another pre-copy message may be sent now (the window has room). */
+  get precopyWindowOpen(): boolean { return this.precopyUnstaged < PRECOPY_WINDOW_MESSAGES; }
+
+  /** Send one pre-copy slice (check `precopyWindowOpen` first). */
+  sendPrecopySlice(p: Precopy, slice: PrecopySlice): void {
+    if (this.closed || this.stream === null || this.precopy !== p) return;
+    const start = !p.started;
+    p.started = true;
+    this.precopyUnstaged++;
+    this.write({ precopy: { token: p.token, start, ...slice } });
+  }
+
+  /** Call `f` once the backup reported a pre-copy message staged (or the pre-copy ended). */
+  onStaged(f: () => void): void { this.stagedWaiter = f; }
+
+  private wakeStaged(): void {
+    const w = this.stagedWaiter;
+    this.stagedWaiter = null;
+    w?.();
+  }
 
   /** Bytes sent but not acknowledged (for backpressure). */
   get inflightBytes(): number {
@@ -94,6 +141,7 @@ export class BackupLink {
     stream.cancel();
     // What was in flight on the old stream may be lost: the new one starts with a full image.
     this.fullWanted = true;
+    this.precopy = null;
     this.unacked.clear();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
@@ -106,7 +154,7 @@ export class BackupLink {
   /** Send one encoded checkpoint (dropped while the stream is being reopened: a full image follows). */
   sendCheckpoint(epoch: number, full: boolean, bytes: Uint8Array): void {
     if (this.closed || this.stream === null) return;
-    if (full) this.fullWanted = false;
+    if (full) { this.fullWanted = false; this.precopy = null; }
     const count = Math.max(1, Math.ceil(bytes.length / CHECKPOINT_CHUNK_BYTES));
     for (let i = 0; i < count; i++) {
       const data = bytes.subarray(i * CHECKPOINT_CHUNK_BYTES, Math.min(bytes.length, (i + 1) * CHECKPOINT_CHUNK_BYTES));
@@ -125,9 +173,9 @@ export class BackupLink {
     this.client.close();
   }
 
-  private write(body: Omit<PrimaryMessage, 'protocolVersion' | 'view' | 'primaryId'>): void {
-    if (this.closed || this.stream === null) return;
-    this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view(), primaryId: this.o.self, ...body });
+  private write(body: Omit<PrimaryMessage, 'protocolVersion' | 'view' | 'primaryId'>): boolean {
+    if (this.closed || this.stream === null) return false;
+    return this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view(), primaryId: this.o.self, ...body });
   }
 
   private onMessage(m: BackupMessage): void {
@@ -138,8 +186,13 @@ export class BackupLink {
       for (const e of [...this.unacked.keys()]) if (e <= m.ack.epoch) this.unacked.delete(e);
       this.ackedEpoch = Math.max(this.ackedEpoch, m.ack.epoch);
       this.events.ack(this.o.backup, m.view, m.ack.epoch);
+    } else if (m.staged != null) {
+      if (this.precopy?.token === m.staged.token && this.precopyUnstaged > 0) this.precopyUnstaged--;
+      this.wakeStaged();
     } else if (m.nack != null) {
       this.fullWanted = true;
+      this.precopy = null;
+      this.wakeStaged();
       this.unacked.clear();
       this.events.nack(this.o.backup, m.nack.epoch, m.nack.code, m.nack.reason);
     }
@@ -152,8 +205,10 @@ export class BackupLink {
     // in the socket. Do not blame the peer for our pause.
     if (now - this.lastTickMs > STALL_FACTOR * this.o.heartbeatIntervalMs) this.lastHeardMs = Math.max(this.lastHeardMs, now - this.o.heartbeatIntervalMs);
     this.lastTickMs = now;
-    if (now - this.lastHeardMs > this.o.heartbeatTimeoutMs) {
-      this.fail(`no message for ${Math.round(now - this.lastHeardMs)} ms (timeout ${this.o.heartbeatTimeoutMs} ms)`);
+    const pendingBytes = this.inflightBytes + this.precopyUnstaged * PRECOPY_SLICE_PAGES * CHECKPOINT_PAGE_BYTES;
+    const timeoutMs = this.o.heartbeatTimeoutMs + Math.round((pendingBytes / MIB) * LINK_GRACE_MS_PER_MIB);
+    if (now - this.lastHeardMs > timeoutMs) {
+      this.fail(`no message for ${Math.round(now - this.lastHeardMs)} ms (timeout ${timeoutMs} ms${timeoutMs > this.o.heartbeatTimeoutMs ? ` with ${Math.round(pendingBytes / MIB)} MiB to apply` : ''})`);
       return;
     }
     this.write({ heartbeat: { sentAtMs: Math.round(now), epoch: this.ackedEpoch } });

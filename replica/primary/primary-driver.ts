@@ -1,7 +1,8 @@
 import type * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { encodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
-import { sealPages } from '../../checkpoint/checkpoint-data.js';
+import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
 import type { Checkpointer } from '../../checkpoint/checkpointer.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { NodePlatform, PlatformIoStats } from '../../libos-host/platform/node-platform.js';
@@ -10,10 +11,11 @@ import type { NetworkBuffer, NetworkBufferStats } from '../../network-buffer/net
 import type { ClusterConfig } from '../config/cluster-config.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import type { Logger } from '../log.js';
-import { PrimaryProtocol, type PrimaryAction } from '../protocol/primary-protocol.js';
+import { JOIN_CATCH_UP_EPOCHS, PrimaryProtocol, type PrimaryAction } from '../protocol/primary-protocol.js';
 import { formatView, type View } from '../protocol/view.js';
 import { BackupLink } from './backup-link.js';
 import { EpochPolicy } from './epoch-policy.js';
+import { Precopy } from './precopy.js';
 
 /** How often the primary renews its coordinator lease. */
 export const LEASE_RENEW_INTERVAL_MS = 100;
@@ -49,6 +51,9 @@ export interface PrimaryStats {
   lastCheckpointBytes: number;
   capturedEpoch: number;
   releasedEpoch: number;
+  /** Full images sent by iterative pre-copy (final checkpoints), and the pages they staged. */
+  precopies: number;
+  precopyPages: number;
 }
 
 /** What `PrimaryDriver.guestSnapshot` returns. */
@@ -104,8 +109,8 @@ export class PrimaryDriver extends EventEmitter {
       maxInflightEpochs: r.maxInflightEpochs, pipelineDepth: r.checkpointPipelineDepth, maxLagBytes: r.maxLagBytes,
     }, this.nowMs());
     this.captured = o.startEpoch;
-    this.protocol = new PrimaryProtocol(o.self, o.view, o.startEpoch);
-    this.stats = { checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch };
+    this.protocol = new PrimaryProtocol(o.self, o.view, o.startEpoch, Math.max(JOIN_CATCH_UP_EPOCHS, r.maxInflightEpochs));
+    this.stats = { checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch, precopies: 0, precopyPages: 0 };
   }
 
   /** Run until fenced, the guest exits, or `stop`. */
@@ -131,7 +136,7 @@ export class PrimaryDriver extends EventEmitter {
     const now = this.nowMs();
     const d = this.policy.decide(now, this.o.nb.holdsOutputOfCurrentEpoch, this.ran, this.inflightEpochs());
     this.ran = true; // it runs again after this suspension
-    if (d.kind === 'checkpoint' || this.anyLinkNeedsFull()) this.checkpointNow();
+    if (d.kind === 'checkpoint' || this.anyLinkNeedsFull() || this.anyPrecopyReady()) this.checkpointNow();
     else if (d.kind === 'wait') this.checkpointAt(d.untilMs);
     else if (d.kind === 'after-ack') this.markDue();
     // A guest that computes for long is interrupted at the next deadline (yield points, imports).
@@ -230,9 +235,23 @@ export class PrimaryDriver extends EventEmitter {
     return false;
   }
 
+  private anyPrecopyReady(): boolean {
+    for (const l of this.links.values()) if (l.precopy?.ready === true) return true;
+    return false;
+  }
+
   private inflightEpochs(): number {
     let min = this.captured;
-    for (const b of this.protocol.currentView.backups) min = Math.min(min, this.protocol.ackedBy(b) ?? 0);
+    const backups = this.protocol.currentView.backups;
+    for (const b of backups) min = Math.min(min, this.protocol.ackedBy(b) ?? 0);
+    // A joiner that holds a chain paces the guest too: a busy guest would otherwise outrun it and
+    // it would never get close enough to the head to be added (found with pre-copied rejoins).
+    // Not before it has one (pre-copy, a full image in flight): that would stop the guest.
+    for (const l of this.links.values()) {
+      if (backups.includes(l.backup) || l.precopy !== null || l.needsFull) continue;
+      const acked = this.protocol.ackedBy(l.backup) ?? 0;
+      if (acked > 0) min = Math.min(min, acked);
+    }
     return this.captured - min;
   }
 
@@ -283,7 +302,9 @@ export class PrimaryDriver extends EventEmitter {
     if (this.pendingTimer !== null) { clearTimeout(this.pendingTimer); this.pendingTimer = null; }
     this.dueAfterAck = false;
     if (this.dueTimer !== null) { clearTimeout(this.dueTimer); this.dueTimer = null; }
-    // A backup without the chain needs a full image: start a new chain for everyone.
+    // A backup without the chain needs a full image: a large guest sends it by pre-copy (the
+    // others keep their chain); otherwise start a new chain for everyone.
+    this.startPrecopies();
     if (this.anyLinkNeedsFull()) this.o.checkpointer.startNewChain();
     // Close the network buffer's epoch first, so the captured state says "producing epoch+1".
     const epoch = this.o.nb.advanceEpoch();
@@ -299,7 +320,13 @@ export class PrimaryDriver extends EventEmitter {
     this.stats.lastCheckpointBytes = bytes.length;
     this.stats.lastPauseUs = cp.stats.pauseUs;
     this.stats.capturedEpoch = epoch;
-    for (const link of this.links.values()) link.sendCheckpoint(epoch, cp.full, bytes);
+    for (const link of this.links.values()) {
+      const p = link.precopy;
+      if (p === null) { link.sendCheckpoint(epoch, cp.full, bytes); continue; }
+      // Pre-copying: this backup has no chain yet; what this epoch changed is sent again later.
+      p.noteDirty(cp.pages.map((x) => x.index));
+      if (p.ready) this.sendPrecopyFinal(link, p, cp);
+    }
     this.emit('checkpoint', { epoch, bytes: bytes.length, pauseUs: cp.stats.pauseUs, full: cp.full, pages: cp.pages.length });
     this.apply(this.protocol.onCaptured(epoch));
   }
@@ -394,6 +421,56 @@ export class PrimaryDriver extends EventEmitter {
     this.o.log.debug({ backup, address: member.address }, 'opening replication link');
     link.start();
     this.checkpointSoon();
+  }
+
+  /** Links that need a full image of a large guest get it by iterative pre-copy. */
+  private startPrecopies(): void {
+    const memory = this.o.lvm.memory.buffer.byteLength;
+    if (memory < this.o.config.replication.precopyMinBytes) return;
+    for (const link of this.links.values()) {
+      if (!link.needsFull) continue;
+      const p = new Precopy(`${this.o.self}-${randomUUID()}`, memory / CHECKPOINT_PAGE_BYTES);
+      link.beginPrecopy(p);
+      this.o.log.debug({ backup: link.backup, token: p.token, memoryBytes: memory }, 'pre-copying the full image');
+      this.pumpPrecopy(link, p);
+    }
+  }
+
+  /**
+   * Send pre-copy slices, one per event-loop turn (the guest runs in between), as fast as the
+   * stream takes them; when the rounds are over, the next checkpoint carries the final delta.
+   */
+  private pumpPrecopy(link: BackupLink, p: Precopy): void {
+    const step = (): void => {
+      if (this.ended !== null || link.precopy !== p || this.links.get(link.backup) !== link) return;
+      if (!link.precopyWindowOpen) { link.onStaged(step); return; }
+      const slice = p.nextSlice(new Uint8Array(this.o.lvm.memory.buffer));
+      if (slice === null) { this.checkpointSoon(); return; }
+      link.sendPrecopySlice(p, slice);
+      setImmediate(step);
+    };
+    setImmediate(step);
+  }
+
+  /**
+   * The final checkpoint of a pre-copy, at epoch `cp.epoch`: the same state as `cp` (captured at
+   * this same suspension), as a full checkpoint whose pages are what changed since the pre-copy
+   * read them; the backup adds the staged pages and switches to the new chain atomically.
+   */
+  private sendPrecopyFinal(link: BackupLink, p: Precopy, cp: CheckpointData): void {
+    const memory = new Uint8Array(this.o.lvm.memory.buffer);
+    const pages = p.finalPages(cp.pages.map((x) => x.index)).map((index) => ({
+      index, data: memory.slice(index * CHECKPOINT_PAGE_BYTES, (index + 1) * CHECKPOINT_PAGE_BYTES),
+    }));
+    const final: CheckpointData = {
+      ...cp, full: true, stagedFrom: p.token, pages,
+      libos: { ...cp.libos, vfs: { full: true, bytes: this.o.lvm.os.vfs.save() } },
+    };
+    const bytes = encodeCheckpoint(final);
+    this.o.log.debug({ backup: link.backup, epoch: cp.epoch, rounds: p.rounds, staged: p.pagesSent, finalPages: pages.length, ms: Math.round(performance.now() - p.startedAtMs) }, 'pre-copy final checkpoint');
+    link.sendCheckpoint(cp.epoch, true, bytes);
+    this.stats.precopies++;
+    this.stats.precopyPages += p.pagesSent;
   }
 
   /** Capture as soon as the guest is suspended (a new link needs its full image). */

@@ -100,6 +100,15 @@ export class BackupProtocol {
     return [{ kind: 'apply', epoch, full }];
   }
 
+  /**
+   * Pre-copy pages from `from` in `view` may be staged: the same fence as checkpoints (the
+   * primary of our current view). Staging never touches the chain, so no order applies here;
+   * the final full checkpoint goes through `onCheckpoint`.
+   */
+  mayStage(from: string, view: number): boolean {
+    return !this.promoted && this.view !== null && view === this.view.view && from === this.view.primary;
+  }
+
   /** Epochs accepted and not yet applied or failed, oldest first. */
   get pendingEpochs(): number[] { return this.applying.map((a) => a.epoch); }
 

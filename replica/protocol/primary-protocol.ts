@@ -38,8 +38,13 @@ export class PrimaryProtocol {
   /** Replicas an operator removed: their join requests are refused until they are added again. */
   private readonly excluded = new Set<string>();
 
-  /** `capturedEpoch`: the epoch of the checkpoint the guest was restored from (0 for a fresh start). */
-  constructor(readonly self: string, view: View, capturedEpoch = 0) {
+  /**
+   * `capturedEpoch`: the epoch of the checkpoint the guest was restored from (0 for a fresh start).
+   * `joinCatchUpEpochs`: how close to the head a joiner must get before output is held for it
+   * (the driver passes its backpressure bound: a busy guest keeps a paced joiner about that far
+   * behind, and a tighter bound would never be met).
+   */
+  constructor(readonly self: string, view: View, capturedEpoch = 0, private readonly joinCatchUpEpochs = JOIN_CATCH_UP_EPOCHS) {
     this.view = view;
     this.captured = capturedEpoch;
     this.released = capturedEpoch;
@@ -70,7 +75,7 @@ export class PrimaryProtocol {
     // A joiner close enough to the head: hold output from here on, so that once it acks this
     // epoch it has everything clients have seen, and only then propose the view with it.
     for (const [id, j] of this.joiners) {
-      if (j.holdAfterEpoch === null && this.proposing === null && this.captured - j.acked <= JOIN_CATCH_UP_EPOCHS) {
+      if (j.holdAfterEpoch === null && this.proposing === null && this.captured - j.acked <= this.joinCatchUpEpochs) {
         j.holdAfterEpoch = epoch;
         if (this.passthrough) { this.passthrough = false; out.push({ kind: 'passthrough', on: false }); }
       }
@@ -88,7 +93,7 @@ export class PrimaryProtocol {
       j.acked = Math.max(j.acked, epoch);
       // Caught up: hold output from here on, and end the epoch now (an idle guest would not),
       // so that once the joiner acks it, it holds everything clients have seen.
-      if (j.holdAfterEpoch === null && this.proposing === null && this.captured - j.acked <= JOIN_CATCH_UP_EPOCHS) {
+      if (j.holdAfterEpoch === null && this.proposing === null && this.captured - j.acked <= this.joinCatchUpEpochs) {
         const out: PrimaryAction[] = [];
         if (this.passthrough) { this.passthrough = false; out.push({ kind: 'passthrough', on: false }); }
         j.holdAfterEpoch = this.captured + 1;
@@ -227,5 +232,5 @@ export class PrimaryProtocol {
   }
 }
 
-/** A joiner this close (in epochs) to the primary's head is considered caught up. */
+/** A joiner this close (in epochs) to the primary's head is considered caught up (default). */
 export const JOIN_CATCH_UP_EPOCHS = 2;

@@ -5,7 +5,7 @@ import { packageFile } from '../../libos-host/platform/package-files.js';
 import { openFrame, sealFrame } from './frame-checksum.js';
 
 /** Version of the replication protocol; a peer speaking another is refused with WB_PROTOCOL. */
-export const REPLICATION_PROTOCOL_VERSION = 1;
+export const REPLICATION_PROTOCOL_VERSION = 2;
 /** Largest gRPC message we accept (a checkpoint chunk plus framing). */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /** Checkpoints larger than this travel in several chunks. */
@@ -14,13 +14,16 @@ export const CHECKPOINT_CHUNK_BYTES = 4 * 1024 * 1024;
 export interface HelloMsg { backupId: string; imageSha256: string }
 export interface CheckpointChunkMsg { epoch: number; full: boolean; chunkIndex: number; chunkCount: number; data: Uint8Array }
 export interface HeartbeatMsg { sentAtMs: number; epoch: number }
+/** Pages of a pre-copy (`start` on the first message of one); `data` holds indices.length pages. */
+export interface PrecopyMsg { token: string; start: boolean; indices: number[]; crc32c: number[]; data: Uint8Array }
 export interface PrimaryMessage {
   protocolVersion: number; view: number; primaryId: string;
-  hello?: HelloMsg; checkpoint?: CheckpointChunkMsg; heartbeat?: HeartbeatMsg;
+  hello?: HelloMsg; checkpoint?: CheckpointChunkMsg; heartbeat?: HeartbeatMsg; precopy?: PrecopyMsg;
 }
 export interface BackupMessage {
   protocolVersion: number; view: number; backupId: string;
   ack?: { epoch: number }; nack?: { epoch: number; code: string; reason: string }; heartbeat?: HeartbeatMsg;
+  staged?: { token: string; pages: number };
 }
 export interface JoinRequest { protocolVersion: number; replicaId: string; replicationAddress: string }
 export interface JoinReply { accepted: boolean; view: number; primaryId: string; reason: string }

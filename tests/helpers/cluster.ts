@@ -37,14 +37,14 @@ export async function until<T>(what: string, f: () => Promise<T | null | undefin
  * A real local cluster for a test: replicas a and b and witness w, each its own process
  * (`waterbear replica` / `waterbear witness` from dist/), on free loopback ports, in a temp dir.
  */
-export async function startTestCluster(o: { replication?: string; guest?: string; restart?: boolean; extraYaml?: string; dashboards?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TestCluster> {
+export async function startTestCluster(o: { replication?: string; guest?: string; guestEnv?: Record<string, string>; restart?: boolean; extraYaml?: string; dashboards?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-cluster-'));
   const [svc, pa, pb, pw] = [await freePort(), await freePort(), await freePort(), await freePort()];
   // With dashboards: true, replicas a and b serve their dashboards (config.replicas[i].dashboard).
   const dash = o.dashboards === true ? [`, dashboard: 127.0.0.1:${await freePort()}`, `, dashboard: 127.0.0.1:${await freePort()}`] : ['', ''];
   const file = join(dir, 'waterbear.yaml');
   writeFileSync(file, `cluster: test
-guest: { module: ${o.guest ?? `${REPO}guests/kv.wasm`} }
+guest: { module: ${o.guest ?? `${REPO}guests/kv.wasm`}${o.guestEnv !== undefined ? `, env: ${JSON.stringify(o.guestEnv)}` : ''} }
 listen: [127.0.0.1:${svc}]
 replicas:
   - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a${dash[0]} }
