@@ -178,12 +178,16 @@ export class BackupDriver extends EventEmitter {
     const batch = this.received.splice(0);
     // In arrival order: consecutive checkpoints form one group commit; staged pages go between.
     let group: Received[] = [];
-    for (const item of batch) {
+    for (let i = 0; i < batch.length; i++) {
       if (this.stopped) return;
+      const item = batch[i];
       if (item.kind === 'checkpoint') { group.push(item); continue; }
       await this.applyCheckpoints(group);
       group = [];
-      await this.stage(item);
+      // Consecutive pages of one pre-copy are staged in one transaction (one fdatasync).
+      const stages = [item];
+      for (let n = batch[i + 1]; n?.kind === 'stage' && !n.msg.start && n.msg.token === item.msg.token; n = batch[i + 1]) { stages.push(n); i++; }
+      await this.stage(stages);
     }
     if (!this.stopped) await this.applyCheckpoints(group);
   }
@@ -193,19 +197,21 @@ export class BackupDriver extends EventEmitter {
    * checkpoint over a staging area with a hole would be a wrong image): the primary is told and
    * starts over with a new one.
    */
-  private async stage(r: ReceivedStage): Promise<void> {
+  private async stage(rs: ReceivedStage[]): Promise<void> {
+    const r = rs[0];
     const m = r.msg;
     if (m.start) this.brokenStaging = null;
     else if (this.brokenStaging === m.token) return;
     try {
-      if (m.indices.length * CHECKPOINT_PAGE_BYTES !== m.data.length || m.crc32c.length !== m.indices.length) {
-        throw new WaterbearError('WB_PROTOCOL', `pre-copy ${m.token}: ${m.indices.length} pages but ${m.data.length} bytes and ${m.crc32c.length} checksums`);
-      }
+      const pages = rs.flatMap(({ msg }) => {
+        if (msg.indices.length * CHECKPOINT_PAGE_BYTES !== msg.data.length || msg.crc32c.length !== msg.indices.length) {
+          throw new WaterbearError('WB_PROTOCOL', `pre-copy ${msg.token}: ${msg.indices.length} pages but ${msg.data.length} bytes and ${msg.crc32c.length} checksums`);
+        }
+        return msg.indices.map((index, k) => ({ index, crc32c: msg.crc32c[k], data: msg.data.subarray(k * CHECKPOINT_PAGE_BYTES, (k + 1) * CHECKPOINT_PAGE_BYTES) }));
+      });
       if (m.start) await this.o.store.beginStagingAsync(m.token);
-      await this.o.store.stagePagesAsync(m.token, m.indices.map((index, k) => ({
-        index, crc32c: m.crc32c[k], data: m.data.subarray(k * CHECKPOINT_PAGE_BYTES, (k + 1) * CHECKPOINT_PAGE_BYTES),
-      })));
-      this.send(r.call, r.view, { staged: { token: m.token, pages: m.indices.length } });
+      await this.o.store.stagePagesAsync(m.token, pages);
+      for (const x of rs) this.send(x.call, x.view, { staged: { token: x.msg.token, pages: x.msg.indices.length } });
     } catch (err) {
       this.brokenStaging = m.token;
       const code = isWaterbearError(err) ? err.code : 'WB_STORE_IO';

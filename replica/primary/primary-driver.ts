@@ -405,18 +405,29 @@ export class PrimaryDriver extends EventEmitter {
         this.checkpointSoon();
       },
       reopened: (b, reason) => {
+        // A backup of the view that lost its stream needs a full image. For a large guest that
+        // takes seconds, and its output would be held all along: drop it instead, run
+        // unprotected meanwhile, and let it rejoin (pre-copied as a joiner). A backup that
+        // never acknowledged anything (cluster start) has no protection to lose yet.
+        const large = this.o.lvm.memory.buffer.byteLength >= this.o.config.replication.precopyMinBytes;
+        if (large && this.protocol.currentView.backups.includes(b) && (this.protocol.ackedBy(b) ?? 0) > 0) {
+          link.close();
+          failed(b, `${reason}; a full image of this guest takes a pre-copy, so it rejoins instead`);
+          return;
+        }
         this.o.log.debug({ backup: b, reason }, 'replication stream reopened; sending a full image');
         this.checkpointSoon();
       },
-      failed: (b, reason) => {
-        if (this.links.get(b) !== link) return;
-        this.links.delete(b);
-        this.failedBackups.add(b);
-        this.o.log.warn({ backup: b, reason }, 'backup link failed');
-        this.emit('backup-failed', { backup: b, reason });
-        this.apply(this.protocol.onBackupFailed(b));
-      },
+      failed: (b, reason) => failed(b, reason),
     });
+    const failed = (b: string, reason: string): void => {
+      if (this.links.get(b) !== link) return;
+      this.links.delete(b);
+      this.failedBackups.add(b);
+      this.o.log.warn({ backup: b, reason }, 'backup link failed');
+      this.emit('backup-failed', { backup: b, reason });
+      this.apply(this.protocol.onBackupFailed(b));
+    };
     this.links.set(backup, link);
     this.o.log.debug({ backup, address: member.address }, 'opening replication link');
     link.start();
