@@ -117,3 +117,17 @@ test('a peer that answers as someone else fails the link at once', async (t) => 
   t.true(await until(() => log.some((x) => x.startsWith('failed'))));
   t.regex(log.find((x) => x.startsWith('failed'))!, /peer says it is mallory, expected b/);
 });
+
+test('a backup still applying checkpoints we sent gets more time before the link fails: 30 ms per MiB', async (t) => {
+  const s = await server(() => { /* reads, never answers: as busy applying */ });
+  t.teardown(() => s.close());
+  const { link: l, log } = link(s.address, 300);
+  t.teardown(() => l.close());
+  const started = performance.now();
+  l.start();
+  l.sendCheckpoint(1, true, new Uint8Array(10 * 1024 * 1024));
+  t.true(await until(() => log.some((x) => x.startsWith('failed')), 5000));
+  const elapsed = performance.now() - started;
+  t.true(elapsed >= 550, `failed after ${Math.round(elapsed)} ms; 300 ms + 10 MiB x 30 ms expected`);
+  t.regex(log.find((x) => x.startsWith('failed'))!, /timeout 600 ms with 10 MiB to apply/);
+});
