@@ -243,7 +243,10 @@ export class PrimaryDriver extends EventEmitter {
   private inflightEpochs(): number {
     let min = this.captured;
     const backups = this.protocol.currentView.backups;
-    for (const b of backups) min = Math.min(min, this.protocol.ackedBy(b) ?? 0);
+    // A backup being pre-copied acknowledges nothing until the final checkpoint: waiting for it
+    // would stop the guest for the whole copy (or for good, if the final cannot be captured while
+    // the guest waits). Its output stays held all the same.
+    for (const b of backups) if (this.links.get(b)?.precopy == null) min = Math.min(min, this.protocol.ackedBy(b) ?? 0);
     // A joiner that holds a chain paces the guest too: a busy guest would otherwise outrun it and
     // it would never get close enough to the head to be added (found with pre-copied rejoins).
     // Not before it has one (pre-copy, a full image in flight): that would stop the guest.
