@@ -642,8 +642,8 @@ async function sectionReprotection(): Promise<void> {
   say('# backup\'s first "checkpoint received" with full=true (debug log: the whole image arrived). "link fails" = "backup link failed" lines meanwhile.');
   say('');
   const scenarios: ReprotectScenario[] = [
-    { label: `default timeouts (heartbeat ${DEFAULT_HEARTBEAT_INTERVAL_MS} ms, timeout ${DEFAULT_HEARTBEAT_TIMEOUT_MS} ms)`, replication: {}, runs: reprotections, boundMs: REPROTECT_BOUND_MS, judged: true },
-    { label: `heartbeatTimeout ${RELAXED_HEARTBEAT_TIMEOUT} (not the default: shows what the copy itself takes)`, replication: { heartbeatTimeout: RELAXED_HEARTBEAT_TIMEOUT }, runs: Math.min(2, reprotections), boundMs: RELAXED_BOUND_MS, judged: false },
+    { label: `default timeouts (heartbeat ${DEFAULT_HEARTBEAT_INTERVAL_MS} ms, timeout ${DEFAULT_HEARTBEAT_TIMEOUT_MS} ms)`, replication: { precopyMinBytes: '16MiB' }, runs: reprotections, boundMs: REPROTECT_BOUND_MS, judged: true },
+    { label: `heartbeatTimeout ${RELAXED_HEARTBEAT_TIMEOUT} (not the default: shows what the copy itself takes)`, replication: { heartbeatTimeout: RELAXED_HEARTBEAT_TIMEOUT, precopyMinBytes: '16MiB' }, runs: Math.min(2, reprotections), boundMs: RELAXED_BOUND_MS, judged: false },
   ];
   const results: Array<[ReprotectScenario, ReprotectRun[]]> = [];
   for (const sc of scenarios) {

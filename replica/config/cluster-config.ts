@@ -14,8 +14,12 @@ export const DEFAULT_MAX_INFLIGHT_EPOCHS = 16;
 /** Checkpoints in flight (captured, not acknowledged) before the next one waits for an ack (see EpochPolicy). */
 export const DEFAULT_CHECKPOINT_PIPELINE_DEPTH = 2;
 export const DEFAULT_MAX_LAG_BYTES = 256 * 1024 * 1024;
-/** A backup needing a full image of a guest this large gets it by iterative pre-copy (see docs/replication.md). */
-export const DEFAULT_PRECOPY_MIN_BYTES = 16 * 1024 * 1024;
+/**
+ * A backup needing a full image of a guest this large gets it by iterative pre-copy (see
+ * docs/replication.md). Off by default (opt in with e.g. `precopyMinBytes: 16MiB`): in loaded
+ * full-suite runs a 32 MiB guest's first reply after protection was held for > 20 s; not yet found.
+ */
+export const DEFAULT_PRECOPY_MIN_BYTES = Number.POSITIVE_INFINITY;
 export const DEFAULT_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
 
 export type AckAfter = 'disk' | 'memory';
