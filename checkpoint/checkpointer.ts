@@ -32,7 +32,7 @@ export interface CheckpointerOptions {
 }
 
 /** True when the 4 KiB page at `byteOffset` of `words` (a Uint32Array over memory) is all zero. */
-function isZeroPage(words: Uint32Array, byteOffset: number): boolean {
+export function isZeroPage(words: Uint32Array, byteOffset: number): boolean {
   const start = byteOffset >>> 2;
   const end = start + CHECKPOINT_PAGE_BYTES / 4;
   for (let i = start; i < end; i++) if (words[i] !== 0) return false;
@@ -102,19 +102,7 @@ export class Checkpointer {
       trackerPages = dirty.length;
       indices = withAsyncifyPages(dirty, lvm.asyncifyRanges());
     }
-    const copy = new Uint8Array(indices.length * CHECKPOINT_PAGE_BYTES);
-    const pages: CheckpointPage[] = new Array(indices.length);
-    // Copy runs of adjacent pages with one memcpy each.
-    for (let i = 0; i < indices.length;) {
-      let j = i + 1;
-      while (j < indices.length && indices[j] === indices[j - 1] + 1) j++;
-      const at = indices[i] * CHECKPOINT_PAGE_BYTES;
-      copy.set(bytes.subarray(at, at + (j - i) * CHECKPOINT_PAGE_BYTES), i * CHECKPOINT_PAGE_BYTES);
-      for (let k = i; k < j; k++) {
-        pages[k] = { index: indices[k], data: copy.subarray(k * CHECKPOINT_PAGE_BYTES, (k + 1) * CHECKPOINT_PAGE_BYTES) };
-      }
-      i = j;
-    }
+    const { pages } = copyPages(bytes, indices);
     const libos = lvm.os.saveState({ full });
     const extensions = this.extensions.length > 0 ? saveStackState(this.extensions) : null;
     const pauseUs = (performance.now() - started) * 1000;
@@ -129,6 +117,26 @@ export class Checkpointer {
 
   /** Release the tracker. */
   close(): void { this.tracker.close(); }
+}
+
+/**
+ * Copy the pages `indices` (ascending) of `bytes` into one new buffer, runs of adjacent pages with
+ * one memcpy each; the pages are views of that buffer, in order.
+ */
+export function copyPages(bytes: Uint8Array, indices: ArrayLike<number>): { copy: Uint8Array; pages: CheckpointPage[] } {
+  const copy = new Uint8Array(indices.length * CHECKPOINT_PAGE_BYTES);
+  const pages: CheckpointPage[] = new Array(indices.length);
+  for (let i = 0; i < indices.length;) {
+    let j = i + 1;
+    while (j < indices.length && indices[j] === indices[j - 1] + 1) j++;
+    const at = indices[i] * CHECKPOINT_PAGE_BYTES;
+    copy.set(bytes.subarray(at, at + (j - i) * CHECKPOINT_PAGE_BYTES), i * CHECKPOINT_PAGE_BYTES);
+    for (let k = i; k < j; k++) {
+      pages[k] = { index: indices[k], data: copy.subarray(k * CHECKPOINT_PAGE_BYTES, (k + 1) * CHECKPOINT_PAGE_BYTES) };
+    }
+    i = j;
+  }
+  return { copy, pages };
 }
 
 /** `dirty` (ascending) plus the pages covering `ranges`, ascending without duplicates. */

@@ -214,7 +214,7 @@ export class BackupDriver extends EventEmitter {
       for (const x of rs) this.send(x.call, x.view, { staged: { token: x.msg.token, pages: x.msg.indices.length } });
     } catch (err) {
       this.brokenStaging = m.token;
-      const code = isWaterbearError(err) ? err.code : 'WB_STORE_IO';
+      const code = storeErrorCode(err);
       this.o.log.warn({ token: m.token, code, err: (err as Error).message }, 'staging pre-copy pages failed');
       this.send(r.call, r.view, { nack: { epoch: 0, code, reason: `pre-copy ${m.token} could not be staged: ${(err as Error).message}` } });
     }
@@ -274,7 +274,7 @@ export class BackupDriver extends EventEmitter {
 
   /** `r` could not be decoded or stored: nothing of it (or what follows it) is, and the primary is told. */
   private refuse(r: Received, err: unknown): void {
-    const code = isWaterbearError(err) ? err.code : 'WB_STORE_IO';
+    const code = storeErrorCode(err);
     this.o.log.warn({ epoch: r.epoch, code, err: (err as Error).message }, 'checkpoint refused');
     this.reply(r.call, this.protocol.onApplyFailed(r.epoch, code, (err as Error).message));
   }
@@ -383,6 +383,11 @@ export class BackupDriver extends EventEmitter {
     ask();
     this.joinTimer = setInterval(ask, JOIN_RETRY_INTERVAL_MS);
   }
+}
+
+/** The stable code to report for a failure to decode or store: a WaterbearError's own, else WB_STORE_IO. */
+function storeErrorCode(err: unknown): string {
+  return isWaterbearError(err) ? err.code : 'WB_STORE_IO';
 }
 
 const CHAIN_RECORD = 'chain.json';

@@ -173,9 +173,9 @@ export class BackupLink {
     this.client.close();
   }
 
-  private write(body: Omit<PrimaryMessage, 'protocolVersion' | 'view' | 'primaryId'>): boolean {
-    if (this.closed || this.stream === null) return false;
-    return this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view(), primaryId: this.o.self, ...body });
+  private write(body: Omit<PrimaryMessage, 'protocolVersion' | 'view' | 'primaryId'>): void {
+    if (this.closed || this.stream === null) return;
+    this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view(), primaryId: this.o.self, ...body });
   }
 
   private onMessage(m: BackupMessage): void {

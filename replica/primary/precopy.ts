@@ -1,4 +1,5 @@
 import { CHECKPOINT_PAGE_BYTES } from '../../checkpoint/checkpoint-data.js';
+import { copyPages, isZeroPage } from '../../checkpoint/checkpointer.js';
 import { crc32c } from '../../checkpoint/format/crc32c.js';
 
 /** Pages per pre-copy message (1 MiB): small enough that reading and sending one is a short step. */
@@ -45,13 +46,13 @@ export class Precopy {
     for (const i of indices) this.dirty.add(i);
   }
 
-  /** Pages the final checkpoint must carry (ascending); `extra` are the pages it captured anyway. */
-  finalPages(extra: Iterable<number>): number[] {
-    const all = new Set(this.dirty);
-    for (const i of extra) all.add(i);
-    // Pages never sent because a round was cut short are in neither: finish the queue too.
-    for (let p = this.pos; !this.done && p < this.queue.length; p++) all.add(this.at(p));
-    return [...all].sort((a, b) => a - b);
+  /**
+   * Pages the final checkpoint must carry (ascending), once `ready`: every page dirtied since it
+   * was last read (note the final checkpoint's own pages with `noteDirty` first).
+   */
+  finalPages(): number[] {
+    if (!this.done) throw new Error('Precopy.finalPages: the rounds are not over');
+    return [...this.dirty].sort((a, b) => a - b);
   }
 
   /**
@@ -61,25 +62,19 @@ export class Precopy {
    */
   nextSlice(memory: Uint8Array): PrecopySlice | null {
     const indices: number[] = [];
+    const words = new Uint32Array(memory.buffer, memory.byteOffset, memory.length >>> 2);
     while (indices.length < PRECOPY_SLICE_PAGES && !this.done) {
       if (this.pos >= this.queue.length) { this.endRound(); continue; }
       const page = this.at(this.pos++);
       const at = page * CHECKPOINT_PAGE_BYTES;
       if (at + CHECKPOINT_PAGE_BYTES > memory.length) continue; // past the end (cannot happen: memory only grows)
-      if (this.round === 0 && isZero(memory, at)) continue;
+      if (this.round === 0 && isZeroPage(words, at)) continue;
       indices.push(page);
     }
     if (indices.length === 0) return null;
-    const data = new Uint8Array(indices.length * CHECKPOINT_PAGE_BYTES);
-    const crcs = new Array<number>(indices.length);
-    for (let k = 0; k < indices.length; k++) {
-      const at = indices[k] * CHECKPOINT_PAGE_BYTES;
-      const page = data.subarray(k * CHECKPOINT_PAGE_BYTES, (k + 1) * CHECKPOINT_PAGE_BYTES);
-      page.set(memory.subarray(at, at + CHECKPOINT_PAGE_BYTES));
-      crcs[k] = crc32c(page);
-    }
+    const { copy, pages } = copyPages(memory, indices);
     this.pagesSent += indices.length;
-    return { indices, crc32c: crcs, data };
+    return { indices, crc32c: pages.map((p) => crc32c(p.data)), data: copy };
   }
 
   private at(position: number): number {
@@ -93,10 +88,4 @@ export class Precopy {
     this.pos = 0;
     this.round++;
   }
-}
-
-function isZero(memory: Uint8Array, at: number): boolean {
-  const words = new Uint32Array(memory.buffer, memory.byteOffset + at, CHECKPOINT_PAGE_BYTES / 4);
-  for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false;
-  return true;
 }

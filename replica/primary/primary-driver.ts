@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { encodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
 import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
-import type { Checkpointer } from '../../checkpoint/checkpointer.js';
+import { copyPages, type Checkpointer } from '../../checkpoint/checkpointer.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { NodePlatform, PlatformIoStats } from '../../libos-host/platform/node-platform.js';
 import type { Lvm, LvmExit } from '../../libos-host/runtime/lvm.js';
@@ -323,11 +323,12 @@ export class PrimaryDriver extends EventEmitter {
     this.stats.lastCheckpointBytes = bytes.length;
     this.stats.lastPauseUs = cp.stats.pauseUs;
     this.stats.capturedEpoch = epoch;
+    let captured: number[] | null = null;
     for (const link of this.links.values()) {
       const p = link.precopy;
       if (p === null) { link.sendCheckpoint(epoch, cp.full, bytes); continue; }
       // Pre-copying: this backup has no chain yet; what this epoch changed is sent again later.
-      p.noteDirty(cp.pages.map((x) => x.index));
+      p.noteDirty(captured ??= cp.pages.map((x) => x.index));
       if (p.ready) this.sendPrecopyFinal(link, p, cp);
     }
     this.emit('checkpoint', { epoch, bytes: bytes.length, pauseUs: cp.stats.pauseUs, full: cp.full, pages: cp.pages.length });
@@ -472,10 +473,7 @@ export class PrimaryDriver extends EventEmitter {
    * read them; the backup adds the staged pages and switches to the new chain atomically.
    */
   private sendPrecopyFinal(link: BackupLink, p: Precopy, cp: CheckpointData): void {
-    const memory = new Uint8Array(this.o.lvm.memory.buffer);
-    const pages = p.finalPages(cp.pages.map((x) => x.index)).map((index) => ({
-      index, data: memory.slice(index * CHECKPOINT_PAGE_BYTES, (index + 1) * CHECKPOINT_PAGE_BYTES),
-    }));
+    const { pages } = copyPages(new Uint8Array(this.o.lvm.memory.buffer), p.finalPages());
     const final: CheckpointData = {
       ...cp, full: true, stagedFrom: p.token, pages,
       libos: { ...cp.libos, vfs: { full: true, bytes: this.o.lvm.os.vfs.save() } },
