@@ -17,6 +17,11 @@ import {
   type BackupMessage, type JoinReply, type JoinRequest, type PrecopyMsg, type PrimaryMessage,
 } from '../wire/replication-wire.js';
 
+/**
+ * Verified checkpoints (and pre-copy pages) waiting for the store, beyond which the backup stops
+ * verifying, and so acknowledging from memory, until the store catches up.
+ */
+export const MAX_UNSTORED_BYTES = 64 * 1024 * 1024;
 /** How often a replica outside the view asks the primary to protect it. */
 export const JOIN_RETRY_INTERVAL_MS = 500;
 
@@ -46,6 +51,9 @@ interface Received {
 }
 
 /** Pre-copy pages off the stream, waiting to be staged (in order with the checkpoints). */
+/** A checkpoint that decoded and that the protocol accepted, waiting for the store. */
+interface Verified { kind: 'verified'; r: Received; cp: CheckpointData; ackedFromMemory: boolean }
+
 interface ReceivedStage {
   kind: 'stage';
   call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>;
@@ -68,11 +76,18 @@ export class BackupDriver extends EventEmitter {
   private watchdog: NodeJS.Timeout | null = null;
   private joinTimer: NodeJS.Timeout | null = null;
   private readonly streams = new Set<grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>>();
-  /** Checkpoints and pre-copy pages received and not yet applied, in arrival order. */
+  /** Checkpoints and pre-copy pages received and not yet verified, in arrival order. */
   private received: Array<Received | ReceivedStage> = [];
+  private verifyScheduled = false;
+  /** Store failures so far: a batch stops storing checkpoints after one (see storeFailed). */
+  private storeFailures = 0;
+  /** Promoting: the store stage writes every checkpoint already acknowledged, although stopped. */
+  private finishStore = false;
+  /** Verified checkpoints and pre-copy pages waiting for the store, in arrival order. */
+  private toStore: Array<Verified | ReceivedStage> = [];
   /** A pre-copy whose staging failed: its later pages and its final checkpoint are refused. */
   private brokenStaging: string | null = null;
-  /** Resolves when the current drain (apply + commit of a batch) is over; null when idle. */
+  /** Resolves when the current store batch is written (or failed); null when idle. */
   private draining: Promise<void> | null = null;
   private checkingLease = false;
   private stopped = false;
@@ -158,38 +173,93 @@ export class BackupDriver extends EventEmitter {
   }
 
   /**
-   * Checkpoints are applied in arrival order, in batches: everything that arrived while the
-   * previous batch was being written is stored in ONE transaction (group commit), so a backup
-   * that falls behind catches up with one fdatasync instead of one per epoch.
+   * Two stages, both in arrival order. Verify (at once, per event-loop turn): decode and check
+   * each checkpoint against the protocol, and with ackAfter: memory acknowledge it right there.
+   * Store (one batch at a time): everything verified while the previous batch was being written
+   * goes into ONE transaction (group commit), so a backup that falls behind catches up with one
+   * fdatasync instead of one per epoch. The stages are separate so that an acknowledgement from
+   * memory never waits for the fdatasync of an earlier epoch (it did: that made ackAfter: memory
+   * barely faster than disk).
    */
   private scheduleDrain(): void {
-    if (this.draining !== null) return;
-    this.draining = new Promise<void>((resolve) => setImmediate(() => {
-      this.drain().catch((err: Error) => this.o.log.error({ err: err.message }, 'applying checkpoints failed'))
-        .finally(() => {
-          this.draining = null;
-          resolve();
-          if (this.received.length > 0 && !this.stopped) this.scheduleDrain();
-        });
-    }));
+    if (this.verifyScheduled) return;
+    this.verifyScheduled = true;
+    setImmediate(() => {
+      this.verifyScheduled = false;
+      if (this.stopped) return;
+      this.verify();
+      this.scheduleStore();
+    });
   }
 
-  private async drain(): Promise<void> {
-    const batch = this.received.splice(0);
+  private verify(): void {
+    const memory = this.o.config.replication.ackAfter === 'memory';
+    // Bounded: acknowledgements from memory must not outrun a slow disk without limit (the
+    // primary paces itself on acks); the rest waits in `received` for the store to catch up.
+    while (this.received.length > 0 && this.unstoredBytes() < MAX_UNSTORED_BYTES) {
+      const item = this.received.shift()!;
+      if (item.kind === 'stage') { this.toStore.push(item); continue; }
+      const actions = this.protocol.onCheckpoint(item.from, item.view, item.epoch, item.full);
+      this.o.log.debug({ from: item.from, view: item.view, epoch: item.epoch, full: item.full, bytes: item.bytes.length, actions: actions.map((x) => x.kind) }, 'checkpoint received');
+      for (const action of actions) {
+        if (action.kind === 'nack') { this.send(item.call, action.view, { nack: { epoch: action.epoch, code: action.code, reason: action.reason } }); continue; }
+        if (action.kind !== 'apply') continue;
+        let cp: CheckpointData;
+        try {
+          cp = decodeCheckpoint(item.bytes); // verified: version, checksums
+        } catch (err) {
+          this.refuse(item, err);
+          continue;
+        }
+        // Verified in memory: with ackAfter memory, acknowledge before writing.
+        if (memory) this.reply(item.call, this.protocol.onApplied(item.epoch, item.full));
+        this.toStore.push({ kind: 'verified', r: item, cp, ackedFromMemory: memory });
+      }
+    }
+  }
+
+  private scheduleStore(): void {
+    if (this.draining !== null || this.toStore.length === 0 || this.halted()) return;
+    this.draining = this.store().catch((err: Error) => this.o.log.error({ err: err.message }, 'applying checkpoints failed'))
+      .finally(() => {
+        this.draining = null;
+        if (this.received.length > 0 && !this.stopped) this.scheduleDrain();
+        this.scheduleStore();
+      });
+  }
+
+  /** Bytes verified (or pre-copied) and not yet written. */
+  private unstoredBytes(): number {
+    let n = 0;
+    for (const x of this.toStore) n += x.kind === 'verified' ? x.r.bytes.length : x.msg.data.length;
+    return n;
+  }
+
+  /** Stopped, and not finishing the store for a promotion. */
+  private halted(): boolean { return this.stopped && !this.finishStore; }
+
+  private async store(): Promise<void> {
+    const batch = this.toStore.splice(0);
+    const failures = this.storeFailures;
     // In arrival order: consecutive checkpoints form one group commit; staged pages go between.
-    let group: Received[] = [];
+    let group: Verified[] = [];
     for (let i = 0; i < batch.length; i++) {
-      if (this.stopped) return;
+      if (this.halted()) return;
       const item = batch[i];
-      if (item.kind === 'checkpoint') { group.push(item); continue; }
-      await this.applyCheckpoints(group);
+      if (item.kind === 'verified') {
+        // After a failure, what follows builds on what was not stored (see storeFailed).
+        if (this.storeFailures === failures) group.push(item);
+        continue;
+      }
+      if (this.stopped) continue; // promoting: only checkpoints already acknowledged matter
+      await this.storeCheckpoints(group);
       group = [];
       // Consecutive pages of one pre-copy are staged in one transaction (one fdatasync).
       const stages = [item];
       for (let n = batch[i + 1]; n?.kind === 'stage' && !n.msg.start && n.msg.token === item.msg.token; n = batch[i + 1]) { stages.push(n); i++; }
       await this.stage(stages);
     }
-    if (!this.stopped) await this.applyCheckpoints(group);
+    if (!this.halted()) await this.storeCheckpoints(group);
   }
 
   /**
@@ -220,53 +290,46 @@ export class BackupDriver extends EventEmitter {
     }
   }
 
-  private async applyCheckpoints(batch: Received[]): Promise<void> {
-    if (this.stopped || batch.length === 0) return;
-    const accepted: Array<{ r: Received; cp: CheckpointData }> = [];
-    for (const r of batch) {
-      const actions = this.protocol.onCheckpoint(r.from, r.view, r.epoch, r.full);
-      this.o.log.debug({ from: r.from, view: r.view, epoch: r.epoch, full: r.full, bytes: r.bytes.length, actions: actions.map((x) => x.kind) }, 'checkpoint received');
-      for (const action of actions) {
-        if (action.kind === 'nack') { this.send(r.call, action.view, { nack: { epoch: action.epoch, code: action.code, reason: action.reason } }); continue; }
-        if (action.kind !== 'apply') continue;
-        try {
-          const cp = decodeCheckpoint(r.bytes); // verified: version, checksums
-          if (cp.stagedFrom !== undefined && cp.stagedFrom === this.brokenStaging) {
-            throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `checkpoint ${cp.epoch} completes pre-copy ${cp.stagedFrom}, whose staging failed; send a full image`);
-          }
-          accepted.push({ r, cp });
-        } catch (err) {
-          this.refuse(r, err);
-        }
-      }
+  private async storeCheckpoints(group: Verified[]): Promise<void> {
+    if (this.halted() || group.length === 0) return;
+    // Checked here, not when verified: the staging it completes may have failed since.
+    const broken = group.findIndex((v) => v.cp.stagedFrom !== undefined && v.cp.stagedFrom === this.brokenStaging);
+    if (broken >= 0) {
+      await this.storeCheckpoints(group.slice(0, broken));
+      const v = group[broken];
+      this.storeFailed(v, new WaterbearError('WB_CHECKPOINT_CORRUPT', `checkpoint ${v.cp.epoch} completes pre-copy ${v.cp.stagedFrom}, whose staging failed; send a full image`));
+      return;
     }
-    if (accepted.length === 0) return;
-    const memory = this.o.config.replication.ackAfter === 'memory';
-    // Verified in memory: with ackAfter memory, acknowledge before writing.
-    if (memory) for (const { r } of accepted) this.reply(r.call, this.protocol.onApplied(r.epoch, r.full));
     // The write and its fdatasync run off this thread: the stream keeps being read meanwhile,
     // and what arrives forms the next batch.
     try {
-      await this.o.store.commitBatchAsync(accepted.map((x) => x.cp));
-      for (const { r } of accepted) this.stored(r, memory);
+      await this.o.store.commitBatchAsync(group.map((x) => x.cp));
+      for (const v of group) this.stored(v);
     } catch (err) {
-      if (accepted.length === 1) { this.storeFailed(accepted[0].r, err, memory); return; }
+      if (group.length === 1) { this.storeFailed(group[0], err); return; }
       // Find the one that fails: the ones before it are stored and acknowledged.
-      for (const { r, cp } of accepted) {
+      for (const v of group) {
         try {
-          await this.o.store.commitBatchAsync([cp]);
-          this.stored(r, memory);
+          await this.o.store.commitBatchAsync([v.cp]);
+          this.stored(v);
         } catch (err1) {
-          this.storeFailed(r, err1, memory);
+          this.storeFailed(v, err1);
           return;
         }
       }
     }
   }
 
-  /** `r` is in the store. */
-  private stored(r: Received, ackedFromMemory: boolean): void {
-    if (!ackedFromMemory) this.reply(r.call, this.protocol.onApplied(r.epoch, r.full));
+  /** Resolves when the store stage has written everything queued. */
+  private async storeIdle(): Promise<void> {
+    this.scheduleStore();
+    while (this.draining !== null) await this.draining;
+  }
+
+  /** `v` is in the store. */
+  private stored(v: Verified): void {
+    const { r } = v;
+    if (!v.ackedFromMemory) this.reply(r.call, this.protocol.onApplied(r.epoch, r.full));
     // Written after the commit: a stale record only ever stops a takeover, never allows a wrong one.
     if (r.full) writeChainRecord(this.o.dataDir, r.from);
     this.emit('applied', { epoch: r.epoch, full: r.full, bytes: r.bytes.length });
@@ -279,8 +342,15 @@ export class BackupDriver extends EventEmitter {
     this.reply(r.call, this.protocol.onApplyFailed(r.epoch, code, (err as Error).message));
   }
 
-  private storeFailed(r: Received, err: unknown, ackedFromMemory: boolean): void {
-    if (!ackedFromMemory) { this.refuse(r, err); return; }
+  /**
+   * `v` could not be stored. What was verified after it builds on it (or, if full, was dropped
+   * from the protocol's pending list by the refusal): none of it is stored.
+   */
+  private storeFailed(v: Verified, err: unknown): void {
+    this.storeFailures++;
+    this.toStore = this.toStore.filter((x) => x.kind === 'stage');
+    if (!v.ackedFromMemory) { this.refuse(v.r, err); return; }
+    const r = v.r;
     // Already acknowledged from memory, and the store cannot hold it: this replica's state is now
     // older than what clients may have seen, so it must never take over with it. The next
     // incremental checkpoint is refused, and the primary sends a full image.
@@ -301,12 +371,11 @@ export class BackupDriver extends EventEmitter {
         case 'propose': void this.propose(a.view); break;
         case 'promote': {
           this.o.log.warn({ view: a.view, epoch: a.epoch }, 'promoted: restoring the latest acknowledged checkpoint');
+          this.finishStore = true;
           this.stop();
-          // Checkpoints acknowledged from memory are written by the drain in progress: the store
+          // Checkpoints acknowledged from memory may still wait for the store stage: the store
           // must hold them before the restore reads it.
-          const promoted = (): void => { this.emit('promote', a.view, this.o.store.latestEpoch()); };
-          if (this.draining === null) promoted();
-          else void this.draining.then(promoted);
+          void this.storeIdle().then(() => { this.emit('promote', a.view, this.o.store.latestEpoch()); });
           break;
         }
         case 'join': this.startJoining(a.primary); break;

@@ -1,0 +1,176 @@
+import type * as grpc from '@grpc/grpc-js';
+import test from 'ava';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { sealPages, type CheckpointData } from '../../../checkpoint/checkpoint-data.js';
+import { encodeCheckpoint } from '../../../checkpoint/format/checkpoint-codec.js';
+import type { CheckpointStore } from '../../../checkpoint/store/checkpoint-store.js';
+import { encodeVfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
+import { BackupDriver } from '../../../replica/backup/backup-driver.js';
+import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
+import type { Coordinator } from '../../../replica/coord/coordinator.js';
+import type { View } from '../../../replica/protocol/view.js';
+import { REPLICATION_PROTOCOL_VERSION, type BackupMessage, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
+
+/*
+ * The backup's two stages (verify, then store) with a store whose commits the test finishes by
+ * hand: the real store's fdatasync cannot be held open on purpose. The stream is a fake too; the
+ * cluster tests run the same driver over real gRPC and LMDB.
+ */
+
+const VIEW: View = { view: 1, primary: 'a', backups: ['b'] };
+
+function config(ackAfter: 'memory' | 'disk') {
+  return parseClusterConfig(`
+cluster: t
+guest: { module: kv.wasm }
+listen: [127.0.0.1:7000]
+replicas:
+  - { id: a, address: 127.0.0.1:1, dataDir: a }
+  - { id: b, address: 127.0.0.1:2, dataDir: b }
+witnesses:
+  - { id: w, address: 127.0.0.1:3, dataDir: w }
+replication: { ackAfter: ${ackAfter} }
+`, 'test.yaml');
+}
+
+function checkpoint(epoch: number, full: boolean): Uint8Array {
+  const data = new Uint8Array(4096).fill(epoch);
+  const cp: CheckpointData = {
+    epoch, full, imageSha256: 'x', memoryBytes: 65536, pages: [{ index: 0, data }], globals: [],
+    pending: { deadlineNs: null, blockedAtNs: 0n, forced: false },
+    libos: {
+      args: [], env: [], fds: [], vfsMaxBytes: 1 << 20, clock: { monotonicNs: '0' },
+      vfs: { full, bytes: encodeVfsDelta({ version: 1, full, nextIno: 2, dev: '1', roots: [], removed: [], inodes: [], entries: [], chunks: [] }) },
+    },
+    extensions: null, stats: { pauseUs: 0, capturedAtMs: 0, trackerPages: 1, tracker: 'test' },
+  };
+  sealPages(cp);
+  return encodeCheckpoint(cp);
+}
+
+/** A store whose commits stay pending until `finish` (or `fail`) is called, in order. */
+class HeldStore {
+  readonly commits: Array<{ epochs: number[]; finish: () => void; fail: (e: Error) => void }> = [];
+  latest = 0;
+  latestEpoch(): number { return this.latest; }
+  commitBatchAsync(cps: readonly CheckpointData[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.commits.push({
+        epochs: cps.map((c) => c.epoch),
+        finish: () => { this.latest = cps.at(-1)!.epoch; resolve(); },
+        fail: reject,
+      });
+    });
+  }
+}
+
+const coordinator = {
+  watchViews: () => () => {},
+  readView: async () => VIEW,
+  proposeView: async (_n: number, v: View) => v,
+  awaitLeaseExpiry: () => new Promise<void>(() => {}),
+} as unknown as Coordinator;
+
+function start(ackAfter: 'memory' | 'disk') {
+  const store = new HeldStore();
+  const driver = new BackupDriver({
+    self: 'b', dataDir: mkdtempSync(join(tmpdir(), 'wb-pipeline-')), config: config(ackAfter), store: store as unknown as CheckpointStore,
+    coordinator, credentials: null as unknown as grpc.ChannelCredentials, log: pino({ level: 'silent' }),
+  }, VIEW);
+  const call = Object.assign(new EventEmitter(), {
+    destroyed: false, writableEnded: false, sent: [] as BackupMessage[],
+    write(m: BackupMessage) { this.sent.push(m); return true; },
+    end() { this.writableEnded = true; },
+  });
+  driver.handleStream(call as unknown as grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>);
+  const send = (epoch: number, full: boolean): void => {
+    call.emit('data', { protocolVersion: REPLICATION_PROTOCOL_VERSION, view: 1, primaryId: 'a', checkpoint: { epoch, full, chunkIndex: 0, chunkCount: 1, data: checkpoint(epoch, full) } });
+  };
+  const acks = (): number[] => call.sent.flatMap((m) => (m.ack != null ? [m.ack.epoch] : []));
+  return { driver, store, send, acks, call };
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+async function until(f: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !f(); i++) await turn();
+}
+
+test('with ackAfter memory, a checkpoint is acknowledged while the previous one is still being written', async (t) => {
+  const b = start('memory');
+  await turn(); // the view is applied in a microtask
+  b.send(1, true);
+  await until(() => b.store.commits.length === 1);
+  t.deepEqual(b.acks(), [1]);
+  b.send(2, false);
+  b.send(3, false);
+  await until(() => b.acks().length === 3);
+  t.deepEqual(b.acks(), [1, 2, 3], 'acknowledged from memory although epoch 1 is not durable yet');
+  t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'one write at a time');
+  b.store.commits[0].finish();
+  await until(() => b.store.commits.length === 2);
+  t.deepEqual(b.store.commits[1].epochs, [2, 3], 'what was verified meanwhile is one group commit');
+  b.store.commits[1].finish();
+  b.driver.stop();
+});
+
+test('with ackAfter disk, nothing is acknowledged before its write is durable, and acks come in order', async (t) => {
+  const b = start('disk');
+  await turn();
+  b.send(1, true);
+  await until(() => b.store.commits.length === 1);
+  b.send(2, false);
+  await turn();
+  await turn();
+  t.deepEqual(b.acks(), []);
+  b.store.commits[0].finish();
+  await until(() => b.acks().length === 1 && b.store.commits.length === 2);
+  t.deepEqual(b.acks(), [1]);
+  b.store.commits[1].finish();
+  await until(() => b.acks().length === 2);
+  t.deepEqual(b.acks(), [1, 2]);
+  b.driver.stop();
+});
+
+test('a failed write drops what was verified after it: it is not stored and, with ackAfter disk, never acknowledged', async (t) => {
+  const b = start('disk');
+  await turn();
+  b.send(1, true);
+  await until(() => b.store.commits.length === 1);
+  b.send(2, false);
+  b.send(3, false);
+  await turn();
+  await turn();
+  b.store.commits[0].fail(new Error('EIO (test)'));
+  await until(() => b.call.sent.some((m) => m.nack != null));
+  for (let i = 0; i < 5; i++) await turn();
+  t.deepEqual(b.acks(), []);
+  t.is(b.call.sent.find((m) => m.nack != null)?.nack?.epoch, 1);
+  t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'epochs 2 and 3 build on epoch 1: not written');
+  b.driver.stop();
+});
+
+test('a promoted backup restores only after every checkpoint it acknowledged from memory is stored', async (t) => {
+  const b = start('memory');
+  await turn();
+  b.send(1, true);
+  await until(() => b.store.commits.length === 1);
+  b.send(2, false);
+  await until(() => b.acks().length === 2);
+  const promoted: { epoch: number | null } = { epoch: null };
+  b.driver.on('promote', (_v: View, epoch: number) => { promoted.epoch = epoch; });
+  // b becomes primary of view 2: the coordinator committed its takeover.
+  (b.driver as unknown as { apply(a: unknown[]): void }).apply([{ kind: 'promote', view: { view: 2, primary: 'b', backups: [] }, epoch: 2 }]);
+  for (let i = 0; i < 5; i++) await turn();
+  t.is(promoted.epoch, null, 'epoch 1 is still being written');
+  b.store.commits[0].finish();
+  await until(() => b.store.commits.length === 2);
+  for (let i = 0; i < 5; i++) await turn();
+  t.is(promoted.epoch, null, 'epoch 2 was acknowledged: it must be stored first');
+  b.store.commits[1].finish();
+  await until(() => promoted.epoch !== null);
+  t.is(promoted.epoch, 2);
+});
