@@ -21,6 +21,13 @@ export const PRECOPY_WINDOW_MESSAGES = 8;
  */
 export const LINK_GRACE_MS_PER_MIB = 30;
 const MIB = 1024 * 1024;
+/**
+ * A backup that refuses the stream with FAILED_PRECONDITION is up and answering ("b is starting,
+ * not a backup"): for this many heartbeat timeouts in a row that counts as hearing from it. A
+ * backup that starts slowly under load (found: > 300 ms) was otherwise dropped from the view at
+ * cluster start, leaving the primary unprotected; one that refuses for longer is dropped.
+ */
+export const REFUSAL_GRACE_TIMEOUTS = 10;
 
 export interface BackupLinkEvents {
   ack(backup: string, view: number, epoch: number): void;
@@ -53,6 +60,8 @@ export class BackupLink {
   private stream: grpc.ClientDuplexStream<PrimaryMessage, BackupMessage> | null = null;
   private lastHeardMs: number;
   private lastTickMs: number;
+  /** When the backup started refusing the stream (null: it is not refusing). */
+  private refusingSinceMs: number | null = null;
   private timer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -130,7 +139,10 @@ export class BackupLink {
     const stream = this.client.replicate();
     this.stream = stream;
     stream.on('data', (m: BackupMessage) => { if (stream === this.stream) this.onMessage(m); });
-    stream.on('error', (err: Error) => this.streamLost(stream, `stream error: ${err.message}`));
+    stream.on('error', (err: Error & { code?: number }) => {
+      if (err.code === grpc.status.FAILED_PRECONDITION) this.refused();
+      this.streamLost(stream, `stream error: ${err.message}`);
+    });
     stream.on('end', () => this.streamLost(stream, 'the backup ended the stream'));
     this.write({ hello: { backupId: this.o.backup, imageSha256: this.o.imageSha256 } });
   }
@@ -178,9 +190,17 @@ export class BackupLink {
     this.stream.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: this.o.view(), primaryId: this.o.self, ...body });
   }
 
+  /** The backup answered by refusing the stream: alive, for a bounded time (REFUSAL_GRACE_TIMEOUTS). */
+  private refused(): void {
+    const now = this.o.nowMs();
+    this.refusingSinceMs ??= now;
+    if (now - this.refusingSinceMs <= REFUSAL_GRACE_TIMEOUTS * this.o.heartbeatTimeoutMs) this.lastHeardMs = now;
+  }
+
   private onMessage(m: BackupMessage): void {
     if (this.closed) return;
     this.lastHeardMs = this.o.nowMs();
+    this.refusingSinceMs = null;
     if (m.backupId !== this.o.backup) { this.fail(`peer says it is ${m.backupId}, expected ${this.o.backup}`); return; }
     if (m.ack != null) {
       for (const e of [...this.unacked.keys()]) if (e <= m.ack.epoch) this.unacked.delete(e);

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
-import { BackupLink, type BackupLinkEvents } from '../../../replica/primary/backup-link.js';
+import { BackupLink, REFUSAL_GRACE_TIMEOUTS, type BackupLinkEvents } from '../../../replica/primary/backup-link.js';
 import {
   REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream, replicaService,
   type BackupMessage, type PrimaryMessage,
@@ -89,6 +89,37 @@ test('a backup that refuses while starting is not a failure: the link reopens an
   t.is(l.ackedEpoch, 2);
   t.false(l.needsFull);
   t.deepEqual(log.filter((x) => x.startsWith('failed')), []);
+});
+
+test('a backup that refuses while starting for longer than the heartbeat timeout is answering, not silent: the link holds', async (t) => {
+  // Found at cluster start under load: b took > 300 ms to start, refusing meanwhile, and was dropped.
+  let refusing = true;
+  const s = await server((call) => {
+    if (refusing) { refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is starting, not a backup'); return; }
+    healthyBackup(call);
+  });
+  t.teardown(() => s.close());
+  const { link: l, log, acks } = link(s.address, 100);
+  t.teardown(() => l.close());
+  l.start();
+  await new Promise((r) => setTimeout(r, 400)); // 4 heartbeat timeouts of refusals
+  t.deepEqual(log.filter((x) => x.startsWith('failed')), []);
+  refusing = false;
+  t.true(await until(() => l.needsFull));
+  l.sendCheckpoint(1, true, new Uint8Array(10));
+  t.true(await until(() => acks.includes(1)));
+});
+
+test(`a backup that keeps refusing fails the link after ${REFUSAL_GRACE_TIMEOUTS} heartbeat timeouts`, async (t) => {
+  const s = await server((call) => refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is primary, not a backup'));
+  t.teardown(() => s.close());
+  const { link: l, log } = link(s.address, 100);
+  t.teardown(() => l.close());
+  const started = performance.now();
+  l.start();
+  t.true(await until(() => log.some((x) => x.startsWith('failed'))));
+  const elapsed = performance.now() - started;
+  t.true(elapsed >= REFUSAL_GRACE_TIMEOUTS * 100, `failed after ${elapsed} ms`);
 });
 
 test('a backup nobody listens for fails the link after the heartbeat timeout, not before', async (t) => {
