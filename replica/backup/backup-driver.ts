@@ -92,14 +92,17 @@ export class BackupDriver extends EventEmitter {
   private checkingLease = false;
   private stopped = false;
   private unwatch: (() => void) | null = null;
+  /** The view named by the chain record on disk (null: none). */
+  private recordedView: number | null;
 
   constructor(private readonly o: BackupDriverOptions, view: View | null) {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
     this.lastHeardMs = this.nowMs();
     this.lastCheckMs = this.lastHeardMs;
-    const chainPrimary = readChainRecord(o.dataDir);
-    this.protocol = new BackupProtocol(o.self, null, chainPrimary === null ? undefined : { durable: o.store.latestEpoch(), chainPrimary });
+    const chain = readChainRecord(o.dataDir);
+    this.recordedView = chain?.view ?? null;
+    this.protocol = new BackupProtocol(o.self, null, chain === null ? undefined : { durable: o.store.latestEpoch(), chainPrimary: chain.primary, chainView: chain.view });
     if (view !== null) queueMicrotask(() => this.apply(this.protocol.onViewCommitted(view)));
   }
 
@@ -331,7 +334,11 @@ export class BackupDriver extends EventEmitter {
     const { r } = v;
     if (!v.ackedFromMemory) this.reply(r.call, this.protocol.onApplied(r.epoch, r.full));
     // Written after the commit: a stale record only ever stops a takeover, never allows a wrong one.
-    if (r.full) writeChainRecord(this.o.dataDir, r.from);
+    // Rewritten when the view changes (rarely), so that it names the view of the latest epoch.
+    if (r.full || r.view !== this.recordedView) {
+      writeChainRecord(this.o.dataDir, r.from, r.view);
+      this.recordedView = r.view;
+    }
     this.emit('applied', { epoch: r.epoch, full: r.full, bytes: r.bytes.length });
   }
 
@@ -461,18 +468,22 @@ function storeErrorCode(err: unknown): string {
 
 const CHAIN_RECORD = 'chain.json';
 
-/** Whose checkpoint chain the store holds, as recorded after its last full checkpoint. */
-function readChainRecord(dataDir: string): string | null {
+/**
+ * Whose checkpoint chain the store holds and the view its latest epoch arrived in, as recorded
+ * after a full checkpoint and at view changes. Null when missing or written by an older version
+ * (which did not record the view: such a chain is not trusted for a takeover).
+ */
+function readChainRecord(dataDir: string): { primary: string; view: number } | null {
   try {
-    const r = JSON.parse(readFileSync(join(dataDir, CHAIN_RECORD), 'utf8')) as { primary?: unknown };
-    return typeof r.primary === 'string' ? r.primary : null;
+    const r = JSON.parse(readFileSync(join(dataDir, CHAIN_RECORD), 'utf8')) as { primary?: unknown; view?: unknown };
+    return typeof r.primary === 'string' && typeof r.view === 'number' ? { primary: r.primary, view: r.view } : null;
   } catch {
     return null;
   }
 }
 
-function writeChainRecord(dataDir: string, primary: string): void {
+function writeChainRecord(dataDir: string, primary: string, view: number): void {
   const tmp = join(dataDir, `${CHAIN_RECORD}.tmp`);
-  writeFileSync(tmp, JSON.stringify({ primary }));
+  writeFileSync(tmp, JSON.stringify({ primary, view }));
   renameSync(tmp, join(dataDir, CHAIN_RECORD));
 }

@@ -32,16 +32,37 @@ export class BackupProtocol {
   private proposing = false;
   private promoted = false;
 
+  /** The view the restored chain's last checkpoint arrived in (see the constructor). */
+  private restoredView: number | null = null;
+
   /**
-   * `restored`: the chain found in this replica's store at start (its latest epoch and whose
-   * chain it is), so that after a whole-cluster restart a backup can still take over.
+   * `restored`: the chain found in this replica's store at start (its latest epoch, whose chain it
+   * is and the view its last checkpoint arrived in), so that after a whole-cluster restart a
+   * backup can still take over. It counts only if the first view this replica learns is that
+   * same view: a later view may have the same primary on a NEW chain (it was primary, lost the
+   * role and got it back), and taking over with the old chain would send clients back in time
+   * (found: a switchover back to the old primary, then a takeover by the replica that had just
+   * handed over, restored the chain it had stored two views earlier).
    */
-  constructor(readonly self: string, view: View | null = null, restored?: { durable: number; chainPrimary: string }) {
+  constructor(readonly self: string, view: View | null = null, restored?: { durable: number; chainPrimary: string; chainView: number }) {
     this.view = view;
     if (restored !== undefined && restored.durable > 0) {
       this.durable = restored.durable;
       this.chainPrimary = restored.chainPrimary;
+      this.restoredView = restored.chainView;
     }
+    if (view !== null) this.checkRestored(view);
+  }
+
+  private checkRestored(first: View): void {
+    if (this.restoredView !== null && first.view !== this.restoredView) this.forgetChain();
+    this.restoredView = null;
+  }
+
+  private forgetChain(): void {
+    this.durable = 0;
+    this.chainPrimary = null;
+    this.applying = [];
   }
 
   /** Whose chain the store holds (null: none usable). */
@@ -64,6 +85,7 @@ export class BackupProtocol {
     const previous = this.view;
     this.view = view;
     this.proposing = false;
+    if (previous === null) this.checkRestored(view);
     if (view.primary === this.self) {
       // Promote only from a backup of the previous view holding that primary's chain. A replica
       // that finds itself primary after a restart may have served past what its store holds.
@@ -73,8 +95,9 @@ export class BackupProtocol {
       this.promoted = true;
       return [{ kind: 'promote', view, epoch: this.durable }];
     }
-    // A new primary starts a new chain: what we hold is of no use to it.
-    if (previous !== null && previous.primary !== view.primary) { this.durable = 0; this.chainPrimary = null; this.applying = []; }
+    // A new primary starts a new chain: what we hold is of no use to it. So may the same primary
+    // in a view we did not see (another primary's tenure may lie in between): forget it then too.
+    if (previous !== null && (previous.primary !== view.primary || view.view !== previous.view + 1)) this.forgetChain();
     if (view.backups.includes(this.self)) return [];
     return [{ kind: 'join', primary: view.primary, view: view.view }];
   }

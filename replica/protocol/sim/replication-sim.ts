@@ -34,7 +34,11 @@ interface Node {
   streams: Set<string>;
   /** The protocol asked for a capture at the next opportunity. */
   captureSoon: boolean;
+  /** What its store and chain record hold: survives crashes and role changes, like the disk. */
+  disk: StoredChain | null;
 }
+
+type StoredChain = { durable: number; chainPrimary: string; chainView: number };
 
 export interface SimOptions {
   seed: number;
@@ -65,7 +69,7 @@ export function simulateReplication(o: SimOptions): SimResult {
   let violation: string | null = null;
   const log = (s: string): void => { if (trace.length < 400) trace.push(s); };
 
-  const newNode = (id: string): Node => ({ id, alive: true, primary: null, backup: null, epoch: 0, needsFull: new Set(), streams: new Set(), captureSoon: false });
+  const newNode = (id: string, disk: StoredChain | null = null): Node => ({ id, alive: true, primary: null, backup: null, epoch: 0, needsFull: new Set(), streams: new Set(), captureSoon: false, disk });
   for (const id of ids) {
     const node = newNode(id);
     if (id === committed.primary) node.primary = new PrimaryProtocol(id, committed, 0);
@@ -106,7 +110,7 @@ export function simulateReplication(o: SimOptions): SimResult {
         case 'fence':
           log(`${node.id} fenced: ${a.reason}`);
           node.primary = null;
-          node.backup = new BackupProtocol(node.id, null);
+          node.backup = new BackupProtocol(node.id, null, node.disk ?? undefined);
           runBackup(node, node.backup.onViewCommitted(committed));
           return;
         case 'stream-to': node.streams.add(a.backup); node.needsFull.add(a.backup); break;
@@ -124,7 +128,8 @@ export function simulateReplication(o: SimOptions): SimResult {
           // Applying succeeds at once in the model; a real store may take longer (messages reorder).
           runBackup(node, b.onApplied(a.epoch, a.full));
           break;
-        case 'ack': log(`${node.id} ack ${a.epoch} view ${a.view}`); net.push({ kind: 'ack', from: node.id, to: b.currentView!.primary, view: a.view, epoch: a.epoch }); break;
+        case 'ack': log(`${node.id} ack ${a.epoch} view ${a.view}`);
+          node.disk = { durable: a.epoch, chainPrimary: b.chainOf!, chainView: a.view }; net.push({ kind: 'ack', from: node.id, to: b.currentView!.primary, view: a.view, epoch: a.epoch }); break;
         case 'nack': {
           const to = b.currentView?.primary;
           if (to !== undefined) net.push({ kind: 'nack', from: node.id, to, view: a.view, epoch: a.epoch });
@@ -191,12 +196,12 @@ export function simulateReplication(o: SimOptions): SimResult {
       log(`${primaryNode.id} crashed`);
       for (const x of nodes.values()) if (x.alive && x.backup !== null) runBackup(x, x.backup.onPrimaryDead());
     } else if (r < 0.87) {
-      // A dead replica restarts with nothing and rejoins as a backup.
+      // A dead replica restarts with what its disk holds and rejoins as a backup.
       const dead = [...nodes.values()].filter((x) => !x.alive);
       if (dead.length > 0) {
         const d = dead[rnd.int(dead.length)];
-        const fresh = newNode(d.id);
-        fresh.backup = new BackupProtocol(d.id, null);
+        const fresh = newNode(d.id, d.disk);
+        fresh.backup = new BackupProtocol(d.id, null, d.disk ?? undefined);
         nodes.set(d.id, fresh);
         log(`${d.id} restarted`);
         runBackup(fresh, fresh.backup.onViewCommitted(committed));
@@ -205,6 +210,16 @@ export function simulateReplication(o: SimOptions): SimResult {
       // A backup stops answering: the primary drops it.
       const bs = primaryNode.primary!.currentView.backups;
       if (bs.length > 0) runPrimary(primaryNode, primaryNode.primary!.onBackupFailed(bs[rnd.int(bs.length)]));
+    } else if (r < 0.895 && primaryNode !== undefined) {
+      // A planned switchover to a backup (the protocol refuses it until every backup acknowledged
+      // everything captured). The old primary becomes a backup with whatever its disk holds.
+      const p = primaryNode.primary!;
+      const bs = p.currentView.backups;
+      if (bs.length > 0) {
+        const target = bs[rnd.int(bs.length)];
+        const out = p.onSwitchover(target);
+        if (typeof out !== 'string') { log(`${primaryNode.id} switchover to ${target}`); runPrimary(primaryNode, out); }
+      }
     } else if (r < 0.9) {
       // A backup wrongly suspects a live primary (partitioned from it and the lease lapsed).
       const bs = [...nodes.values()].filter((x) => x.alive && x.backup !== null);

@@ -59,3 +59,31 @@ test('a backup whose store lost acknowledged epochs never takes over until it st
   p.onApplied(3, true);
   t.is(p.onPrimaryDead()[0]?.kind, 'propose');
 });
+
+test('a chain restored from disk lets a restarted backup take over only in the view it was stored in', (t) => {
+  // Whole-cluster restart: the view did not change, the chain is the primary's current one.
+  const same = new BackupProtocol('b', null, { durable: 7, chainPrimary: 'a', chainView: 1 });
+  t.deepEqual(same.onViewCommitted(V1), []);
+  t.is(same.durableEpoch, 7);
+  t.is(same.onPrimaryDead()[0]?.kind, 'propose');
+});
+
+test('a chain restored from disk is forgotten in a later view of the same primary: it may be on a new chain', (t) => {
+  // b stored a's chain in view 1, was primary in views 2-3 and handed back to a by switchover:
+  // view 4 {a, [b]}, where a runs a chain that started from b's state. b's disk is two views old.
+  const p = new BackupProtocol('b', null, { durable: 90, chainPrimary: 'a', chainView: 1 });
+  t.deepEqual(p.onViewCommitted({ view: 4, primary: 'a', backups: ['b'] }), []);
+  t.is(p.durableEpoch, 0);
+  t.deepEqual(p.onPrimaryDead(), [], 'no takeover with a state older than what a released');
+  const withView = new BackupProtocol('b', { view: 4, primary: 'a', backups: ['b'] }, { durable: 90, chainPrimary: 'a', chainView: 1 });
+  t.is(withView.durableEpoch, 0, 'the same when the view is known at construction');
+});
+
+test('a backup that did not see every view forgets its chain, even under the same primary', (t) => {
+  const p = backupWithChain();
+  t.deepEqual(p.onViewCommitted({ view: 3, primary: 'a', backups: ['b'] }), []);
+  t.is(p.durableEpoch, 0);
+  const q = backupWithChain();
+  t.deepEqual(q.onViewCommitted({ view: 2, primary: 'a', backups: ['b'] }), []);
+  t.is(q.durableEpoch, 1, 'the next view of the same primary keeps it');
+});
