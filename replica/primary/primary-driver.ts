@@ -92,6 +92,8 @@ export class PrimaryDriver extends EventEmitter {
   /** True once a keepalive succeeded: only a lease once held can be lost. */
   private leaseConfirmed = false;
   private leaseLostSinceMs: number | null = null;
+  /** Lease lost for long, but not stepping down: this replica may hold the only state (logged once). */
+  private holdingSole = false;
   /** Backups whose link died: their removal is proposed until a view without them commits. */
   private readonly failedBackups = new Set<string>();
   /** Nack-triggered full resends are limited to one per heartbeat interval. */
@@ -499,7 +501,7 @@ export class PrimaryDriver extends EventEmitter {
       this.apply(this.protocol.onViewCommitted(committed));
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message, next }, 'view proposal failed');
-      this.apply(this.protocol.onProposalFailed());
+      this.apply(this.protocol.onProposalFailed(isWaterbearError(err, 'WB_VIEW_CONFLICT')));
       if (isWaterbearError(err, 'WB_VIEW_CONFLICT') || isWaterbearError(err, 'WB_TIMEOUT') || isWaterbearError(err, 'WB_COORD_UNAVAILABLE')) {
         try {
           const v = await this.o.coordinator.readView();
@@ -517,8 +519,9 @@ export class PrimaryDriver extends EventEmitter {
     if (this.ended === null && !this.frozen && this.leaseConfirmed && this.o.coordinator.leaseExpired(this.o.self)) {
       this.leaseLostSinceMs ??= this.nowMs();
       if (this.nowMs() - this.leaseLostSinceMs > STEP_DOWN_AFTER_LEASE_LOSS_MS) {
-        this.apply(this.protocol.onLeaseLost());
-        return;
+        if (this.protocol.mayStepDown) { this.apply(this.protocol.onLeaseLost()); return; }
+        if (!this.holdingSole) this.o.log.warn({ view: this.protocol.currentView }, 'coordinator lease lost, but this replica may hold the only copy of the guest state (no backup in the view): keeping it and holding output until the lease returns');
+        this.holdingSole = true;
       }
     }
     // A backup whose link died and whose removal was not committed (the proposal failed or
@@ -533,6 +536,7 @@ export class PrimaryDriver extends EventEmitter {
       await this.o.coordinator.keepAlive(this.o.self);
       this.leaseConfirmed = true;
       this.leaseLostSinceMs = null;
+      this.holdingSole = false;
       this.o.nb.retryGate();
     } catch (err) {
       this.o.log.debug({ err: (err as Error).message }, 'lease keepalive failed');

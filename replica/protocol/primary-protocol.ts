@@ -33,6 +33,8 @@ export class PrimaryProtocol {
   private released = 0;
   private captured = 0;
   private proposing: View | null = null;
+  /** A view without backups we proposed and whose outcome is unknown (it may commit). */
+  private maybeSole: number | null = null;
   private fenced = false;
   private passthrough = false;
   /** Replicas an operator removed: their join requests are refused until they are added again. */
@@ -126,8 +128,7 @@ export class PrimaryProtocol {
     if (this.joiners.delete(backup)) return [{ kind: 'stop-stream', backup }];
     if (!this.view.backups.includes(backup) || this.proposing !== null) return [];
     const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== backup));
-    this.proposing = next;
-    return [{ kind: 'propose', view: next }];
+    return this.proposeView(next);
   }
 
   /** True when `id` may join (not removed by an operator). */
@@ -140,8 +141,7 @@ export class PrimaryProtocol {
     if (this.joiners.delete(id)) return [{ kind: 'stop-stream', backup: id }];
     if (!this.view.backups.includes(id) || this.proposing !== null) return [];
     const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== id));
-    this.proposing = next;
-    return [{ kind: 'propose', view: next }];
+    return this.proposeView(next);
   }
 
   /** Operator: allow `id` to join again (it is added once caught up). */
@@ -163,12 +163,15 @@ export class PrimaryProtocol {
       if ((this.acked.get(b) ?? 0) < this.captured) return `backup ${b} has not acknowledged epoch ${this.captured} yet`;
     }
     const next = nextView(this.view, target, [...this.view.backups.filter((b) => b !== target), this.self]);
-    this.proposing = next;
-    return [{ kind: 'propose', view: next }];
+    return this.proposeView(next);
   }
 
-  /** The coordinator refused our proposal (someone else changed the view first). */
-  onProposalFailed(): PrimaryAction[] {
+  /**
+   * Our proposal failed. `outcomeKnown`: the coordinator refused it (someone else changed the view
+   * first); false when it timed out or the coordinator was unreachable, so it may still commit.
+   */
+  onProposalFailed(outcomeKnown = true): PrimaryAction[] {
+    if (outcomeKnown && this.maybeSole !== null && this.maybeSole === this.proposing?.view) this.maybeSole = null;
     this.proposing = null;
     return this.releasable();
   }
@@ -177,6 +180,7 @@ export class PrimaryProtocol {
   onViewCommitted(view: View): PrimaryAction[] {
     if (this.fenced || view.view <= this.view.view) return [];
     this.proposing = null;
+    if (this.maybeSole !== null && view.view >= this.maybeSole) this.maybeSole = null;
     if (view.primary !== this.self) return this.fence(`view ${view.view} has primary ${view.primary}`);
     const out: PrimaryAction[] = [];
     const old = this.view;
@@ -194,12 +198,21 @@ export class PrimaryProtocol {
   }
 
   /**
-   * The primary cannot prove it is still in the current view (its coordinator lease lapsed):
-   * it must stop releasing output at once.
+   * The primary's coordinator lease has been lost for long (isolated from the coordinator): step
+   * down, freeing the service address for a backup's takeover. Not while this replica may be the
+   * only holder of the guest's state: in a view without backups, or while a proposal of one may
+   * still commit. Nobody could take over then, and stepping down would throw the only copy away
+   * and leave the view naming a primary that holds nothing (chaos finding 8: the cluster stayed
+   * down for good). It keeps the state and holds output (the release gate needs the lease) until
+   * its lease returns or a newer view fences it.
    */
   onLeaseLost(): PrimaryAction[] {
-    return this.fenced ? [] : this.fence('coordinator lease lapsed: cannot prove this replica is still primary');
+    if (this.fenced || !this.mayStepDown) return [];
+    return this.fence('coordinator lease lapsed: cannot prove this replica is still primary');
   }
+
+  /** False while this replica may hold the only copy of the guest's state (see onLeaseLost). */
+  get mayStepDown(): boolean { return !isUnprotected(this.view) && this.maybeSole === null; }
 
   private releasable(): PrimaryAction[] {
     if (isUnprotected(this.view)) return [];
@@ -221,7 +234,12 @@ export class PrimaryProtocol {
     // It must hold every state whose output has left: the hold point, and all released epochs.
     if (j.acked < j.holdAfterEpoch || j.acked < this.released) return [];
     const next = nextView(this.view, this.self, [...this.view.backups, id]);
+    return this.proposeView(next);
+  }
+
+  private proposeView(next: View): PrimaryAction[] {
     this.proposing = next;
+    if (isUnprotected(next)) this.maybeSole = next.view;
     return [{ kind: 'propose', view: next }];
   }
 
