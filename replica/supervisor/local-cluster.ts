@@ -24,8 +24,8 @@ export interface LocalClusterOptions {
   config: ClusterConfig;
   /** Restart members that exit. Default true. */
   restart?: boolean;
-  /** Where members' stderr goes (default: inherited). */
-  stdio?: 'inherit' | 'ignore' | 'pipe';
+  /** Where members' stderr goes (default: inherited; a number is an open file descriptor). */
+  stdio?: 'inherit' | 'ignore' | 'pipe' | number;
   env?: NodeJS.ProcessEnv;
   /** Extra arguments for every `waterbear replica` (e.g. test-only switches). */
   replicaArgs?: string[];

@@ -1,6 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { freePort } from '../../bench/support/servers.js';
 import { RespClient } from '../../chaos/clients/resp-client.js';
 import { loadClusterConfig, type ClusterConfig } from '../../replica/config/cluster-config.js';
@@ -53,18 +53,29 @@ witnesses:
   - { id: w, address: 127.0.0.1:${pw}, dataDir: ${dir}/w }
 ${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extraYaml ?? ''}`);
   const config = loadClusterConfig(file);
+  // WB_TEST_CLUSTER_LOGS=DIR: the members' stderr goes straight to DIR/<cluster dir>.log (one file
+  // descriptor shared by the members; no pipe through the test process that could hold them up).
+  const logDir = process.env.WB_TEST_CLUSTER_LOGS;
+  if (logDir !== undefined) mkdirSync(logDir, { recursive: true });
+  const logFd = logDir === undefined ? undefined : openSync(join(logDir, `${basename(dir)}.log`), 'a');
   const cluster = new LocalCluster({
-    configPath: file, config, restart: o.restart ?? true, stdio: process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore',
+    configPath: file, config, restart: o.restart ?? true, stdio: logFd ?? (process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore'),
     env: { WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: process.env.WATERBEAR_LOG_LEVEL ?? 'error', ...o.env },
   });
   cluster.start();
   const primary = (): Promise<StatusReply> => until('a primary', () => cluster.primary());
   return {
     cluster, config, dir, servicePort: svc,
-    stop: () => cluster.stop('SIGKILL'),
+    stop: async () => { await cluster.stop('SIGKILL'); if (logFd !== undefined) closeSync(logFd); },
     primary,
     protectedPrimary: (backups = 1, timeoutMs = 30_000) =>
-      until(`a primary with ${backups} backup(s)`, async () => { const p = await cluster.primary(); return p !== null && p.protected && p.backups.length >= backups ? p : null; }, timeoutMs),
+      until(`a primary with ${backups} backup(s) that acknowledged a checkpoint`, async () => {
+        const p = await cluster.primary();
+        if (p === null || !p.protected || p.backups.length < backups) return null;
+        // In the view is not enough: at cluster start a backup is in view 1 before it holds anything.
+        const links = (JSON.parse(p.statusJson) as { links: Array<{ backup: string; acked: number }> }).links;
+        return p.backups.every((b) => links.some((l) => l.backup === b && l.acked > 0)) ? p : null;
+      }, timeoutMs),
     client: () => until('a connection to the service', () => RespClient.connect(svc, '127.0.0.1', 1000)),
   };
 }
