@@ -91,6 +91,15 @@ export class BackupLink {
   /** The next checkpoint must be a full image for this backup (and the stream can take it now). */
   get needsFull(): boolean { return this.fullWanted && this.precopy === null && this.stream !== null && !this.closed; }
 
+  /**
+   * A full image for this backup was captured and will be sent (encoding may take a few turns):
+   * do not ask for another meanwhile.
+   */
+  fullCaptured(): void {
+    this.fullWanted = false;
+    this.precopy = null;
+  }
+
   /** Send the full image by pre-copy: incremental checkpoints are not sent until its final one. */
   beginPrecopy(p: Precopy): void {
     this.precopy = p;
@@ -166,6 +175,8 @@ export class BackupLink {
   /** Send one encoded checkpoint (dropped while the stream is being reopened: a full image follows). */
   sendCheckpoint(epoch: number, full: boolean, bytes: Uint8Array): void {
     if (this.closed || this.stream === null) return;
+    // The stream broke after this was captured: the backup needs a full image first.
+    if (!full && this.fullWanted) return;
     if (full) { this.fullWanted = false; this.precopy = null; }
     const count = Math.max(1, Math.ceil(bytes.length / CHECKPOINT_CHUNK_BYTES));
     for (let i = 0; i < count; i++) {

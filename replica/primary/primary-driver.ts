@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { encodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
+import { ENCODE_SLICE_PAGES, encodeCheckpoint, encodeCheckpointSliced } from '../../checkpoint/format/checkpoint-codec.js';
 import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
 import { copyPages, type Checkpointer } from '../../checkpoint/checkpointer.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
@@ -39,6 +39,9 @@ export interface PrimaryDriverOptions {
   log: Logger;
   nowMs?: () => number;
 }
+
+/** A captured checkpoint and who gets what of it (a pre-copied backup gets its own final). */
+interface Shipment { epoch: number; cp: CheckpointData; sends: Array<{ link: BackupLink; cp: CheckpointData; precopy?: Precopy }> }
 
 /** Why the primary stopped. */
 export type PrimaryEnd = { kind: 'fenced'; reason: string } | { kind: 'guest-exit'; exit: LvmExit } | { kind: 'stopped' };
@@ -96,6 +99,8 @@ export class PrimaryDriver extends EventEmitter {
   private holdingSole = false;
   /** Backups whose link died: their removal is proposed until a view without them commits. */
   private readonly failedBackups = new Set<string>();
+  /** Checkpoints being encoded and sent in order (see ship); null when none is queued. */
+  private shipping: Promise<void> | null = null;
   /** Nack-triggered full resends are limited to one per heartbeat interval. */
   private lastNackResendMs = -Infinity;
   /** A resend deferred by that limit (never dropped: see the nack handler). */
@@ -317,24 +322,67 @@ export class PrimaryDriver extends EventEmitter {
     if (cp.epoch !== epoch) throw new Error(`epoch mismatch: network buffer closed ${epoch}, checkpointer captured ${cp.epoch}`);
     this.ran = false;
     this.policy.checkpointed(this.nowMs());
-    sealPages(cp);
-    const bytes = encodeCheckpoint(cp);
     this.captured = epoch;
     this.stats.checkpoints++;
-    this.stats.checkpointBytes += bytes.length;
-    this.stats.lastCheckpointBytes = bytes.length;
     this.stats.lastPauseUs = cp.stats.pauseUs;
     this.stats.capturedEpoch = epoch;
+    const sends: Shipment['sends'] = [];
     let captured: number[] | null = null;
     for (const link of this.links.values()) {
       const p = link.precopy;
-      if (p === null) { link.sendCheckpoint(epoch, cp.full, bytes); continue; }
+      if (p === null) {
+        if (cp.full) link.fullCaptured();
+        sends.push({ link, cp });
+        continue;
+      }
       // Pre-copying: this backup has no chain yet; what this epoch changed is sent again later.
       p.noteDirty(captured ??= cp.pages.map((x) => x.index));
-      if (p.ready) this.sendPrecopyFinal(link, p, cp);
+      if (p.ready) {
+        sends.push({ link, cp: this.precopyFinal(p, cp), precopy: p });
+        link.fullCaptured();
+      }
     }
-    this.emit('checkpoint', { epoch, bytes: bytes.length, pauseUs: cp.stats.pauseUs, full: cp.full, pages: cp.pages.length });
+    this.ship({ epoch, cp, sends });
     this.apply(this.protocol.onCaptured(epoch));
+  }
+
+  /**
+   * Encode and send a captured checkpoint, in capture order. A small one goes at once; a large
+   * one (or anything queued behind it) is encoded in slices across event-loop turns
+   * (encodeCheckpointSliced), so that heartbeats, lease renewals and acks keep flowing while
+   * 32 MiB are checksummed and encoded: in one piece that stalled the primary ~340 ms.
+   */
+  private ship(s: Shipment): void {
+    const large = s.sends.some((x) => x.cp.pages.length > ENCODE_SLICE_PAGES) || s.cp.pages.length > ENCODE_SLICE_PAGES;
+    if (!large && this.shipping === null) { this.deliver(s, (cp) => { sealPages(cp); return encodeCheckpoint(cp); }); return; }
+    const pause = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const run = (this.shipping ?? Promise.resolve()).then(async () => {
+      if (this.ended !== null) return;
+      const encoded = new Map<CheckpointData, Uint8Array>();
+      for (const cp of new Set([s.cp, ...s.sends.map((x) => x.cp)])) {
+        encoded.set(cp, cp.pages.length > ENCODE_SLICE_PAGES ? await encodeCheckpointSliced(cp, pause) : (sealPages(cp), encodeCheckpoint(cp)));
+        if (this.ended !== null) return;
+      }
+      this.deliver(s, (cp) => encoded.get(cp)!);
+    }).catch((err: Error) => this.o.log.error({ err: err.message, epoch: s.epoch }, 'encoding a checkpoint failed'));
+    this.shipping = run;
+    void run.finally(() => { if (this.shipping === run) this.shipping = null; });
+  }
+
+  private deliver(s: Shipment, encode: (cp: CheckpointData) => Uint8Array): void {
+    const bytes = encode(s.cp);
+    this.stats.checkpointBytes += bytes.length;
+    this.stats.lastCheckpointBytes = bytes.length;
+    for (const { link, cp, precopy } of s.sends) {
+      if (this.links.get(link.backup) !== link) continue; // closed or replaced since the capture
+      const out = cp === s.cp ? bytes : encode(cp);
+      link.sendCheckpoint(s.epoch, cp.full, out);
+      if (precopy === undefined) continue;
+      this.o.log.debug({ backup: link.backup, epoch: s.epoch, rounds: precopy.rounds, staged: precopy.pagesSent, finalPages: cp.pages.length, ms: Math.round(performance.now() - precopy.startedAtMs) }, 'pre-copy final checkpoint');
+      this.stats.precopies++;
+      this.stats.precopyPages += precopy.pagesSent;
+    }
+    this.emit('checkpoint', { epoch: s.epoch, bytes: bytes.length, pauseUs: s.cp.stats.pauseUs, full: s.cp.full, pages: s.cp.pages.length });
   }
 
   private apply(actions: PrimaryAction[]): void {
@@ -471,20 +519,16 @@ export class PrimaryDriver extends EventEmitter {
 
   /**
    * The final checkpoint of a pre-copy, at epoch `cp.epoch`: the same state as `cp` (captured at
-   * this same suspension), as a full checkpoint whose pages are what changed since the pre-copy
-   * read them; the backup adds the staged pages and switches to the new chain atomically.
+   * this same suspension, so its pages are copied now), as a full checkpoint whose pages are what
+   * changed since the pre-copy read them; the backup adds the staged pages and switches to the
+   * new chain atomically.
    */
-  private sendPrecopyFinal(link: BackupLink, p: Precopy, cp: CheckpointData): void {
+  private precopyFinal(p: Precopy, cp: CheckpointData): CheckpointData {
     const { pages } = copyPages(new Uint8Array(this.o.lvm.memory.buffer), p.finalPages());
-    const final: CheckpointData = {
+    return {
       ...cp, full: true, stagedFrom: p.token, pages,
       libos: { ...cp.libos, vfs: { full: true, bytes: this.o.lvm.os.vfs.save() } },
     };
-    const bytes = encodeCheckpoint(final);
-    this.o.log.debug({ backup: link.backup, epoch: cp.epoch, rounds: p.rounds, staged: p.pagesSent, finalPages: pages.length, ms: Math.round(performance.now() - p.startedAtMs) }, 'pre-copy final checkpoint');
-    link.sendCheckpoint(cp.epoch, true, bytes);
-    this.stats.precopies++;
-    this.stats.precopyPages += p.pagesSent;
   }
 
   /** Capture as soon as the guest is suspended (a new link needs its full image). */
