@@ -43,6 +43,9 @@ export interface PrimaryDriverOptions {
 /** A captured checkpoint and who gets what of it (a pre-copied backup gets its own final). */
 interface Shipment { epoch: number; cp: CheckpointData; sends: Array<{ link: BackupLink; cp: CheckpointData; precopy?: Precopy }> }
 
+/** Nack codes of a backup whose checkpoint store cannot write (full disk, I/O errors). */
+const STORE_FAILURE_CODES = new Set(['WB_STORE_FULL', 'WB_STORE_IO']);
+
 /** Why the primary stopped. */
 export type PrimaryEnd = { kind: 'fenced'; reason: string } | { kind: 'guest-exit'; exit: LvmExit } | { kind: 'stopped' };
 
@@ -99,6 +102,8 @@ export class PrimaryDriver extends EventEmitter {
   private holdingSole = false;
   /** Backups whose link died: their removal is proposed until a view without them commits. */
   private readonly failedBackups = new Set<string>();
+  /** Backups of the view refusing checkpoints because their store fails, since when (see the nack handler). */
+  private readonly storeRefusing = new Map<string, number>();
   /** Checkpoints being encoded and sent in order (see ship); null when none is queued. */
   private shipping: Promise<void> | null = null;
   /** Nack-triggered full resends are limited to one per heartbeat interval. */
@@ -425,6 +430,7 @@ export class PrimaryDriver extends EventEmitter {
 
   private openLink(backup: string): void {
     this.links.get(backup)?.close();
+    this.storeRefusing.delete(backup);
     const member = this.o.config.replicas.find((r) => r.id === backup);
     if (member === undefined) { this.o.log.error({ backup }, 'backup is not in the cluster file'); return; }
     const link = new BackupLink({
@@ -434,9 +440,23 @@ export class PrimaryDriver extends EventEmitter {
     }, {
       ack: (b, view, epoch) => {
         this.o.log.trace({ backup: b, view, epoch }, 'ack');
+        this.storeRefusing.delete(b);
         this.apply(this.protocol.onAck(b, view, epoch));
       },
       nack: (b, epoch, code, reason) => {
+        // A backup of the view whose store keeps failing (full or broken disk) answers heartbeats
+        // but can acknowledge nothing: all output would stay held until its disk recovers. Past
+        // the heartbeat timeout it is dropped like a silent one; it rejoins once it can store.
+        if (STORE_FAILURE_CODES.has(code) && this.protocol.currentView.backups.includes(b)) {
+          const since = this.storeRefusing.get(b) ?? this.nowMs();
+          this.storeRefusing.set(b, since);
+          const forMs = this.nowMs() - since;
+          if (forMs > this.o.config.replication.heartbeatTimeoutMs) {
+            link.close();
+            failed(b, `its checkpoint store refused every checkpoint for ${Math.round(forMs)} ms (${code}: ${reason}); it rejoins once it can store`);
+            return;
+          }
+        }
         // Also after WB_STALE_VIEW: a checkpoint sent in view N that reached a backup already in
         // N+1 must be sent again in the current view, or held output waits for an ack that never
         // comes (found by the chaos harness). Links always carry the current view, and resends

@@ -34,9 +34,10 @@ async function writeDuringStoreFailureThenFailOver(t: import('ava').ExecutionCon
   t.is(await c.call('SET', 'k', 'before'), 'OK');
   await until('protected', () => a.statusReply().protected);
   fail({ errno: 'EIO' });
-  // With ackAfter: disk the backup nacks and the primary holds the reply until the store works
-  // again; with ackAfter: memory the reply comes at once.
-  c.timeoutMs = 3000;
+  // With ackAfter: disk the backup nacks and the primary holds the reply (until the store works
+  // again, or until it drops the backup after refusals for the heartbeat timeout, 3 s here: the
+  // client gives up before that); with ackAfter: memory the reply comes at once.
+  c.timeoutMs = 2000;
   const during = await c.call('SET', 'k', 'during').catch(() => null);
   t.log(`SET during the store failure (ackAfter ${ackAfter}): ${String(during)}`);
   c.close();
@@ -72,4 +73,32 @@ test('with ackAfter memory, a backup whose store fails never loses a write it ac
   t.timeout(60_000);
   const v = await writeDuringStoreFailureThenFailOver(t, 'memory');
   t.true(v === null || v === 'during', `after the failover GET k returned ${String(v)}: an acknowledged write was lost`);
+});
+
+test('a backup whose store refuses every checkpoint for the heartbeat timeout is dropped: the primary serves unprotected, and protects again once the store works', async (t) => {
+  t.timeout(90_000);
+  let fault: StoreFault | null = null;
+  const { a, b, svc, dir } = await inProcessTwoNodes({
+    replication: 'ackAfter: disk, heartbeatInterval: 100ms, heartbeatTimeout: 1s',
+    options: { b: { storeFaultHook: () => fault } },
+  });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const c = await until('service', () => RespClient.connect(svc));
+  t.is(await c.call('SET', 'k', 'before'), 'OK');
+  await until('protected', () => a.statusReply().protected || null);
+  fault = { errno: 'ENOSPC' };
+  const started = Date.now();
+  c.timeoutMs = 20_000;
+  t.is(await c.call('SET', 'k', 'during'), 'OK', 'released once the view without b committed');
+  const heldMs = Date.now() - started;
+  t.log(`the write was held ${heldMs} ms, then released unprotected`);
+  t.true(heldMs >= 1000, `released after ${heldMs} ms: before the backup was dropped?`);
+  t.false(a.statusReply().protected);
+  t.false(a.statusReply().backups.includes('b'));
+  fault = null;
+  await until('protected again', () => (a.statusReply().protected && a.statusReply().backups.includes('b')) || null, 60_000);
+  t.is(await c.call('GET', 'k'), 'during');
+  c.close();
+  await a.stop();
+  await b.stop();
 });
