@@ -82,6 +82,14 @@ export class Nemesis {
       case 'kill': case 'pause': {
         const id = member(step.target);
         if (id === null || !this.cluster.isRunning(id)) { this.note(`step ${step.step}: no ${step.target} to ${step.kind}`); return null; }
+        // A primary with no backup in its view holds the only copy of what clients were told:
+        // killing it is a double failure no primary/backup pair survives, and the cluster then
+        // rightly refuses to serve older state (the soak of seed 61703 ended so). Not injected.
+        const p = this.monitor.latest.primary;
+        if (step.kind === 'kill' && p !== null && p.replicaId === id && p.backups.length === 0) {
+          this.note(`step ${step.step}: not killing ${id}: it is primary of view ${p.view} with no backup, the only holder of the acknowledged state`);
+          return null;
+        }
         if (step.kind === 'kill') {
           start([id], `kill -9 pid ${this.cluster.pid(id)}`);
           this.killed.add(id);
