@@ -75,6 +75,8 @@ export class BackupLink {
   /** Bytes written but not yet acknowledged, by epoch. */
   private readonly unacked = new Map<number, number>();
   ackedEpoch = 0;
+  /** When the backup last acknowledged a checkpoint (-Infinity: never). */
+  lastAckAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly o: BackupLinkOptions, private readonly events: BackupLinkEvents) {
     this.client = new ReplicaClient(o.address, o.credentials, {
@@ -216,6 +218,7 @@ export class BackupLink {
     if (m.ack != null) {
       for (const e of [...this.unacked.keys()]) if (e <= m.ack.epoch) this.unacked.delete(e);
       this.ackedEpoch = Math.max(this.ackedEpoch, m.ack.epoch);
+      this.lastAckAtMs = this.lastHeardMs;
       this.events.ack(this.o.backup, m.view, m.ack.epoch);
     } else if (m.staged != null) {
       if (this.precopy?.token === m.staged.token && this.precopyUnstaged > 0) this.precopyUnstaged--;

@@ -159,8 +159,14 @@ export class PrimaryDriver extends EventEmitter {
     this.o.lvm.requestSuspend(this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((nextMs - now) * 1e6))));
     if (this.dueAfterAck && this.o.lvm.suspended?.forced === true) await new Promise<void>((resolve) => setImmediate(resolve));
     // Backpressure: a lagging backup slows the guest instead of growing buffers without bound.
+    // Re-checked at every ack and at least every heartbeat interval: what counts as in flight also
+    // changes without an ack (a joiner stops acking, a link fails), and a wait that only an ack
+    // could end stopped an unprotected primary for good (30-minute soak, seed 61703).
     while (this.ended === null && this.policy.mustThrottle(this.inflightEpochs(), this.inflightBytes())) {
-      await new Promise<void>((resolve) => this.ackWaiters.push(resolve));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.o.config.replication.heartbeatIntervalMs);
+        this.ackWaiters.push(() => { clearTimeout(timer); resolve(); });
+      });
     }
   }
 
@@ -261,9 +267,13 @@ export class PrimaryDriver extends EventEmitter {
     for (const b of backups) if (this.links.get(b)?.precopy == null) min = Math.min(min, this.protocol.ackedBy(b) ?? 0);
     // A joiner that holds a chain paces the guest too: a busy guest would otherwise outrun it and
     // it would never get close enough to the head to be added (found with pre-copied rejoins).
-    // Not before it has one (pre-copy, a full image in flight): that would stop the guest.
+    // Not before it has one (pre-copy, a full image in flight): that would stop the guest. Nor
+    // once it stopped acknowledging (its store fails, it is stalled): a joiner protects nothing
+    // yet, and waiting for it stopped the guest of an unprotected primary for good.
+    const now = this.nowMs();
     for (const l of this.links.values()) {
       if (backups.includes(l.backup) || l.precopy !== null || l.needsFull) continue;
+      if (now - l.lastAckAtMs > this.o.config.replication.heartbeatTimeoutMs) continue;
       const acked = this.protocol.ackedBy(l.backup) ?? 0;
       if (acked > 0) min = Math.min(min, acked);
     }

@@ -95,6 +95,12 @@ test('a backup whose store refuses every checkpoint for the heartbeat timeout is
   t.true(heldMs >= 1000, `released after ${heldMs} ms: before the backup was dropped?`);
   t.false(a.statusReply().protected);
   t.false(a.statusReply().backups.includes('b'));
+  // b keeps asking to rejoin and its store keeps failing: the unprotected primary keeps serving.
+  c.timeoutMs = 2000;
+  for (let i = 0; i < 20; i++) {
+    t.is(await c.call('SET', `while-out-${i}`, 'x'), 'OK');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   fault = null;
   await until('protected again', () => (a.statusReply().protected && a.statusReply().backups.includes('b')) || null, 60_000);
   t.is(await c.call('GET', 'k'), 'during');
