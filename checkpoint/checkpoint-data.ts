@@ -58,7 +58,7 @@ export interface CheckpointData {
 }
 
 /** Compute the CRC-32C of every page that has none yet. */
-export function sealPages(cp: CheckpointData): void {
+export function sealPages(cp: Pick<CheckpointData, 'pages'>): void {
   for (const p of cp.pages) if (p.crc32c === undefined) p.crc32c = crc32c(p.data);
 }
 

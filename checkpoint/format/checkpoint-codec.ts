@@ -55,6 +55,10 @@ function globalToProto(g: SavedGlobal): Record<string, unknown> {
   }
 }
 
+function pageToProto(p: CheckpointPage): Record<string, unknown> {
+  return { index: p.index, crc32c: p.crc32c, data: p.data };
+}
+
 function fdToProto(f: SavedFd): Record<string, unknown> {
   const o: Record<string, unknown> = {
     fd: f.fd, kind: FD_KINDS.indexOf(f.kind) + 1, fdflags: f.fdflags,
@@ -77,7 +81,7 @@ export function encodeCheckpointBody(cp: CheckpointData): Uint8Array {
   const l = cp.libos;
   const message = {
     epoch: cp.epoch, full: cp.full, imageSha256: cp.imageSha256, memoryBytes: cp.memoryBytes, pageBytes: CHECKPOINT_PAGE_BYTES,
-    pages: cp.pages.map((p) => ({ index: p.index, crc32c: p.crc32c, data: p.data })),
+    pages: cp.pages.map(pageToProto),
     globals: cp.globals.map(globalToProto),
     pending: {
       ...(cp.pending.deadlineNs !== null ? { deadlineNs: cp.pending.deadlineNs.toString() } : {}),
@@ -123,17 +127,15 @@ export async function encodeCheckpointSliced(cp: CheckpointData, pause: () => Pr
   let length = parts[0].length;
   for (let i = 0; i < cp.pages.length; i += ENCODE_SLICE_PAGES) {
     await pause();
-    const slice = cp.pages.slice(i, i + ENCODE_SLICE_PAGES);
-    for (const p of slice) if (p.crc32c === undefined) p.crc32c = crc32c(p.data);
-    const part = Checkpoint.encode({ pages: slice.map((p) => ({ index: p.index, crc32c: p.crc32c, data: p.data })) }).finish();
+    const pages = cp.pages.slice(i, i + ENCODE_SLICE_PAGES);
+    sealPages({ pages });
+    const part = Checkpoint.encode({ pages: pages.map(pageToProto) }).finish();
     crc = crc32c(part, crc);
     length += part.length;
     parts.push(part);
   }
   await pause();
-  const body = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) { body.set(part, at); at += part.length; }
+  const body = Buffer.concat(parts, length);
   return Envelope.encode({ formatVersion: CHECKPOINT_FORMAT_VERSION, compression: COMPRESSION_CODES.none, bodyLength: body.length, bodyCrc32c: crc, body }).finish();
 }
 

@@ -50,10 +50,10 @@ interface Received {
   bytes: Uint8Array;
 }
 
-/** Pre-copy pages off the stream, waiting to be staged (in order with the checkpoints). */
 /** A checkpoint that decoded and that the protocol accepted, waiting for the store. */
 interface Verified { kind: 'verified'; r: Received; cp: CheckpointData; ackedFromMemory: boolean }
 
+/** Pre-copy pages off the stream, waiting to be staged (in order with the checkpoints). */
 interface ReceivedStage {
   kind: 'stage';
   call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>;
@@ -199,9 +199,10 @@ export class BackupDriver extends EventEmitter {
     const memory = this.o.config.replication.ackAfter === 'memory';
     // Bounded: acknowledgements from memory must not outrun a slow disk without limit (the
     // primary paces itself on acks); the rest waits in `received` for the store to catch up.
-    while (this.received.length > 0 && this.unstoredBytes() < MAX_UNSTORED_BYTES) {
+    let unstored = this.unstoredBytes();
+    while (this.received.length > 0 && unstored < MAX_UNSTORED_BYTES) {
       const item = this.received.shift()!;
-      if (item.kind === 'stage') { this.toStore.push(item); continue; }
+      if (item.kind === 'stage') { this.toStore.push(item); unstored += item.msg.data.length; continue; }
       const actions = this.protocol.onCheckpoint(item.from, item.view, item.epoch, item.full);
       this.o.log.debug({ from: item.from, view: item.view, epoch: item.epoch, full: item.full, bytes: item.bytes.length, actions: actions.map((x) => x.kind) }, 'checkpoint received');
       for (const action of actions) {
@@ -217,6 +218,7 @@ export class BackupDriver extends EventEmitter {
         // Verified in memory: with ackAfter memory, acknowledge before writing.
         if (memory) this.reply(item.call, this.protocol.onApplied(item.epoch, item.full));
         this.toStore.push({ kind: 'verified', r: item, cp, ackedFromMemory: memory });
+        unstored += item.bytes.length;
       }
     }
   }

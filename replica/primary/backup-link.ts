@@ -179,7 +179,7 @@ export class BackupLink {
     if (this.closed || this.stream === null) return;
     // The stream broke after this was captured: the backup needs a full image first.
     if (!full && this.fullWanted) return;
-    if (full) { this.fullWanted = false; this.precopy = null; }
+    if (full) this.fullCaptured();
     const count = Math.max(1, Math.ceil(bytes.length / CHECKPOINT_CHUNK_BYTES));
     for (let i = 0; i < count; i++) {
       const data = bytes.subarray(i * CHECKPOINT_CHUNK_BYTES, Math.min(bytes.length, (i + 1) * CHECKPOINT_CHUNK_BYTES));

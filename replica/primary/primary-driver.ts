@@ -2,7 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { ENCODE_SLICE_PAGES, encodeCheckpoint, encodeCheckpointSliced } from '../../checkpoint/format/checkpoint-codec.js';
-import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
+import { CHECKPOINT_PAGE_BYTES, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
 import { copyPages, type Checkpointer } from '../../checkpoint/checkpointer.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { NodePlatform, PlatformIoStats } from '../../libos-host/platform/node-platform.js';
@@ -369,13 +369,13 @@ export class PrimaryDriver extends EventEmitter {
    */
   private ship(s: Shipment): void {
     const large = s.sends.some((x) => x.cp.pages.length > ENCODE_SLICE_PAGES) || s.cp.pages.length > ENCODE_SLICE_PAGES;
-    if (!large && this.shipping === null) { this.deliver(s, (cp) => { sealPages(cp); return encodeCheckpoint(cp); }); return; }
+    if (!large && this.shipping === null) { this.deliver(s, (cp) => encodeCheckpoint(cp)); return; }
     const pause = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
     const run = (this.shipping ?? Promise.resolve()).then(async () => {
       if (this.ended !== null) return;
       const encoded = new Map<CheckpointData, Uint8Array>();
       for (const cp of new Set([s.cp, ...s.sends.map((x) => x.cp)])) {
-        encoded.set(cp, cp.pages.length > ENCODE_SLICE_PAGES ? await encodeCheckpointSliced(cp, pause) : (sealPages(cp), encodeCheckpoint(cp)));
+        encoded.set(cp, cp.pages.length > ENCODE_SLICE_PAGES ? await encodeCheckpointSliced(cp, pause) : encodeCheckpoint(cp));
         if (this.ended !== null) return;
       }
       this.deliver(s, (cp) => encoded.get(cp)!);
@@ -462,7 +462,6 @@ export class PrimaryDriver extends EventEmitter {
           this.storeRefusing.set(b, since);
           const forMs = this.nowMs() - since;
           if (forMs > this.o.config.replication.heartbeatTimeoutMs) {
-            link.close();
             failed(b, `its checkpoint store refused every checkpoint for ${Math.round(forMs)} ms (${code}: ${reason}); it rejoins once it can store`);
             return;
           }
@@ -495,7 +494,6 @@ export class PrimaryDriver extends EventEmitter {
         // never acknowledged anything (cluster start) has no protection to lose yet.
         const large = this.o.lvm.memory.buffer.byteLength >= this.o.config.replication.precopyMinBytes;
         if (large && this.protocol.currentView.backups.includes(b) && (this.protocol.ackedBy(b) ?? 0) > 0) {
-          link.close();
           failed(b, `${reason}; a full image of this guest takes a pre-copy, so it rejoins instead`);
           return;
         }
@@ -506,6 +504,7 @@ export class PrimaryDriver extends EventEmitter {
     });
     const failed = (b: string, reason: string): void => {
       if (this.links.get(b) !== link) return;
+      link.close(); // idempotent: a link that failed by itself is closed already
       this.links.delete(b);
       this.failedBackups.add(b);
       this.o.log.warn({ backup: b, reason }, 'backup link failed');

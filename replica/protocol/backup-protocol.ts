@@ -164,9 +164,7 @@ export class BackupProtocol {
    * must never take over with it. It holds no usable chain until a full image is stored.
    */
   onStoreLost(): BackupAction[] {
-    this.durable = 0;
-    this.chainPrimary = null;
-    this.applying = [];
+    this.forgetChain();
     return [];
   }
 

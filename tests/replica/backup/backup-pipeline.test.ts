@@ -95,15 +95,24 @@ function start(ackAfter: 'memory' | 'disk') {
 }
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await turn();
+}
 async function until(f: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !f(); i++) await turn();
 }
 
-test('with ackAfter memory, a checkpoint is acknowledged while the previous one is still being written', async (t) => {
-  const b = start('memory');
+/** A backup in view 1 that received full checkpoint 1, whose write is now pending in the store. */
+async function writingFirst(ackAfter: 'memory' | 'disk'): Promise<ReturnType<typeof start>> {
+  const b = start(ackAfter);
   await turn(); // the view is applied in a microtask
   b.send(1, true);
   await until(() => b.store.commits.length === 1);
+  return b;
+}
+
+test('with ackAfter memory, a checkpoint is acknowledged while the previous one is still being written', async (t) => {
+  const b = await writingFirst('memory');
   t.deepEqual(b.acks(), [1]);
   b.send(2, false);
   b.send(3, false);
@@ -118,13 +127,9 @@ test('with ackAfter memory, a checkpoint is acknowledged while the previous one 
 });
 
 test('with ackAfter disk, nothing is acknowledged before its write is durable, and acks come in order', async (t) => {
-  const b = start('disk');
-  await turn();
-  b.send(1, true);
-  await until(() => b.store.commits.length === 1);
+  const b = await writingFirst('disk');
   b.send(2, false);
-  await turn();
-  await turn();
+  await turns(2);
   t.deepEqual(b.acks(), []);
   b.store.commits[0].finish();
   await until(() => b.acks().length === 1 && b.store.commits.length === 2);
@@ -136,17 +141,13 @@ test('with ackAfter disk, nothing is acknowledged before its write is durable, a
 });
 
 test('a failed write drops what was verified after it: it is not stored and, with ackAfter disk, never acknowledged', async (t) => {
-  const b = start('disk');
-  await turn();
-  b.send(1, true);
-  await until(() => b.store.commits.length === 1);
+  const b = await writingFirst('disk');
   b.send(2, false);
   b.send(3, false);
-  await turn();
-  await turn();
+  await turns(2);
   b.store.commits[0].fail(new Error('EIO (test)'));
   await until(() => b.call.sent.some((m) => m.nack != null));
-  for (let i = 0; i < 5; i++) await turn();
+  await turns(5);
   t.deepEqual(b.acks(), []);
   t.is(b.call.sent.find((m) => m.nack != null)?.nack?.epoch, 1);
   t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'epochs 2 and 3 build on epoch 1: not written');
@@ -154,21 +155,18 @@ test('a failed write drops what was verified after it: it is not stored and, wit
 });
 
 test('a promoted backup restores only after every checkpoint it acknowledged from memory is stored', async (t) => {
-  const b = start('memory');
-  await turn();
-  b.send(1, true);
-  await until(() => b.store.commits.length === 1);
+  const b = await writingFirst('memory');
   b.send(2, false);
   await until(() => b.acks().length === 2);
   const promoted: { epoch: number | null } = { epoch: null };
   b.driver.on('promote', (_v: View, epoch: number) => { promoted.epoch = epoch; });
   // b becomes primary of view 2: the coordinator committed its takeover.
   (b.driver as unknown as { apply(a: unknown[]): void }).apply([{ kind: 'promote', view: { view: 2, primary: 'b', backups: [] }, epoch: 2 }]);
-  for (let i = 0; i < 5; i++) await turn();
+  await turns(5);
   t.is(promoted.epoch, null, 'epoch 1 is still being written');
   b.store.commits[0].finish();
   await until(() => b.store.commits.length === 2);
-  for (let i = 0; i < 5; i++) await turn();
+  await turns(5);
   t.is(promoted.epoch, null, 'epoch 2 was acknowledged: it must be stored first');
   b.store.commits[1].finish();
   await until(() => promoted.epoch !== null);
