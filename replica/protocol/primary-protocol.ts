@@ -75,9 +75,12 @@ export class PrimaryProtocol {
     if (this.passthrough) this.released = this.captured;
     const out: PrimaryAction[] = [];
     // A joiner close enough to the head: hold output from here on, so that once it acks this
-    // epoch it has everything clients have seen, and only then propose the view with it.
+    // epoch it has everything clients have seen, and only then propose the view with it. Only one
+    // that acknowledged something (it holds a chain): in a young cluster (few epochs) a joiner
+    // that had stored nothing counted as close, and an unprotected primary held every reply for a
+    // joiner whose store was failing.
     for (const [id, j] of this.joiners) {
-      if (j.holdAfterEpoch === null && this.proposing === null && this.captured - j.acked <= this.joinCatchUpEpochs) {
+      if (j.holdAfterEpoch === null && this.proposing === null && j.acked > 0 && this.captured - j.acked <= this.joinCatchUpEpochs) {
         j.holdAfterEpoch = epoch;
         if (this.passthrough) { this.passthrough = false; out.push({ kind: 'passthrough', on: false }); }
       }

@@ -51,3 +51,11 @@ test('a newer view with a backup settles an unknown proposal outcome', (t) => {
   p.onViewCommitted({ view: 7, primary: 'a', backups: ['b'] });
   t.true(p.mayStepDown);
 });
+
+test('an unprotected primary does not hold output for a joiner that has acknowledged nothing, even when few epochs exist', (t) => {
+  const p = primary({ view: 6, primary: 'a', backups: [] });
+  t.deepEqual(kinds(p.onJoinRequest('b')), ['stream-to']);
+  for (let e = 1; e <= 3; e++) t.false(p.onCaptured(e).some((x) => x.kind === 'passthrough'), `epoch ${e}: still passing output through`);
+  // Once it acknowledged an epoch (it holds a chain) and is close, output is held for it.
+  t.true(p.onAck('b', 6, 3).some((x) => x.kind === 'passthrough' || x.kind === 'checkpoint'));
+});
