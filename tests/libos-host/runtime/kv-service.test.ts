@@ -29,6 +29,25 @@ test('the KV guest answers Redis commands with Redis reply types', async (t) => 
   await running;
 });
 
+test('the KV guest formats integer and length replies exactly, down to the int64 extremes', async (t) => {
+  const g = await startGuest('kv', { listen: 1 });
+  const running = g.run();
+  const sock = net.connect(g.port(), '127.0.0.1');
+  const expected = ':-9223372036854775807\r\n:-9223372036854775808\r\n:0\r\n$20\r\n-9223372036854775808\r\n'
+    + ':9223372036854775807\r\n*2\r\n$19\r\n9223372036854775807\r\n$-1\r\n:19\r\n';
+  const got = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    sock.on('data', (d: Buffer) => { text += d.toString('latin1'); if (text.length >= expected.length) resolve(text); });
+    sock.on('error', reject);
+    sock.write('INCRBY m -9223372036854775807\r\nDECR m\r\nINCRBY z 0\r\nGET m\r\n'
+      + 'INCRBY p 9223372036854775807\r\nMGET p none\r\nSTRLEN p\r\n');
+  });
+  t.is(got, expected);
+  sock.destroy();
+  g.lvm.stop();
+  await running;
+});
+
 test('the KV guest serves 100 concurrent real TCP clients', async (t) => {
   const g = await startGuest('kv', { listen: 1 });
   const running = g.run();
