@@ -154,6 +154,15 @@ function checkStagingToken(token: unknown): asserts token is string {
 }
 
 /** A page sent for staging, checked: index, size and CRC-32C (the sender's, recomputed). */
+/**
+ * Entries in `db`, from LMDB's own count (mdb_stat; the open write transaction's view inside
+ * one). Not `getCount()`, which walks every key: with 65,536 pages that took ~2 ms, twice per
+ * checkpoint and per pre-copy slice, and made re-protecting a large guest quadratic.
+ */
+function entryCount(db: Database): number {
+  return (db.getStats() as { entryCount: number }).entryCount;
+}
+
 function checkStagedPage(p: CheckpointPage, token: string): void {
   const bad = (what: string): WaterbearError => new WaterbearError('WB_CHECKPOINT_CORRUPT',
     `staged page ${p.index} for "${token}" ${what}; no page of this call was staged: send these pages again`, { details: { index: p.index } });
@@ -410,7 +419,8 @@ export class CheckpointStore {
 
   /** Pages in the staging database (0 when it does not exist yet). */
   private stagedCount(): number {
-    return this.pageDbs[this.stagingName()]?.getCount() ?? 0;
+    const db = this.pageDbs[this.stagingName()];
+    return db == null ? 0 : entryCount(db);
   }
 
   /** Inside a write transaction: check and write each checkpoint in order (reads see the earlier ones). */
@@ -568,7 +578,7 @@ export class CheckpointStore {
     const head = this.headSummary();
     let vfsBytes = 0;
     for (const { value } of this.vfs.getRange({})) vfsBytes += value.length - 4;
-    const pages = this.pageDb(this.activeName()).getCount();
+    const pages = entryCount(this.pageDb(this.activeName()));
     const stagedPages = this.stagedCount();
     return {
       latestEpoch: head?.epoch ?? 0, pages, stagedPages, vfsBytes, memoryBytes: head?.memoryBytes ?? 0,
