@@ -1,18 +1,20 @@
 import { crc32c } from '../../checkpoint/format/crc32c.js';
 import { WaterbearError } from '../../libos-host/errors.js';
+import { crc32 } from './crc32.js';
 
-/** Bytes of the CRC-32C trailer on every replication and coordination message. */
+/** Bytes of the CRC-32 trailer on every replication and coordination message. */
 export const FRAME_CHECKSUM_BYTES = 4;
 
 /**
- * Append a CRC-32C of `message` (an encoded protobuf). TCP's 16-bit checksum misses corruption
+ * Append a CRC-32 of `message` (an encoded protobuf). TCP's 16-bit checksum misses corruption
  * that a faulty NIC, middlebox or a byte-flipping proxy introduces; a corrupted view number or
- * Raft term must be refused, never decoded.
+ * Raft term must be refused, never decoded. CRC-32 (zlib's, hardware-assisted) rather than the
+ * CRC-32C of checkpoints: same strength for this purpose, ~4x faster in Node.
  */
 export function sealFrame(message: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(message.length + FRAME_CHECKSUM_BYTES);
   out.set(message, 0);
-  out.writeUInt32LE(crc32c(message) >>> 0, message.length);
+  out.writeUInt32LE(crc32(message) >>> 0, message.length);
   return out;
 }
 
@@ -21,6 +23,10 @@ export function openFrame(frame: Uint8Array, what: string): Uint8Array {
   if (frame.length < FRAME_CHECKSUM_BYTES) throw new WaterbearError('WB_PROTOCOL', `${what}: a ${frame.length}-byte message is too short to carry its checksum`);
   const body = frame.subarray(0, frame.length - FRAME_CHECKSUM_BYTES);
   const want = Buffer.from(frame.buffer, frame.byteOffset + body.length, FRAME_CHECKSUM_BYTES).readUInt32LE(0);
-  if ((crc32c(body) >>> 0) !== want) throw new WaterbearError('WB_PROTOCOL', `${what}: checksum mismatch (corrupted in transit); the message was refused`);
-  return body;
+  if ((crc32(body) >>> 0) === want) return body;
+  // Waterbear before replication protocol 3 sealed frames with CRC-32C: name the real problem.
+  if ((crc32c(body) >>> 0) === want) {
+    throw new WaterbearError('WB_PROTOCOL', `${what}: the peer seals messages with CRC-32C, as waterbear before replication protocol 3 did; the message was refused: run the same waterbear version on every replica and witness`);
+  }
+  throw new WaterbearError('WB_PROTOCOL', `${what}: checksum mismatch (corrupted in transit); the message was refused`);
 }
