@@ -14,6 +14,7 @@ import { createLogger, type Logger } from '../log.js';
 import { PrimaryDriver, type PrimaryEnd, type PrimaryGuestSnapshot, type PrimaryStats } from '../primary/primary-driver.js';
 import { formatView, type View } from '../protocol/view.js';
 import { channelCredentials, serverCredentials } from '../wire/credentials.js';
+import { bindWithReceiveWindow } from '../wire/receive-window.js';
 import {
   MAX_MESSAGE_BYTES, refuseStream, replicaService,
   type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage, type StatusReply,
@@ -90,9 +91,8 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
       status: (_call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => { cb(null, this.statusReply()); },
     });
     this.coordinator = await this.coordinatorFactory(this.server);
-    await new Promise<void>((resolve, reject) => {
-      this.server.bindAsync(this.member.address, serverCredentials(this.config.tls), (err) => (err === null ? resolve() : reject(err)));
-    });
+    const { windowRaised } = await bindWithReceiveWindow(this.server, this.member.address, serverCredentials(this.config.tls));
+    if (!windowRaised) this.log.warn('could not raise the HTTP/2 receive window (another @grpc/grpc-js than 1.14?): replication runs with the 64 KiB default, slower');
     this.store = CheckpointStore.open(join(this.member.dataDir, 'store'), this.options.storeFaultHook !== undefined ? { faultHook: this.options.storeFaultHook } : {});
     const view = await this.initialView();
     if (this.stopped) return;
