@@ -3,7 +3,6 @@ import type { CoordinatorFactory } from '../node/replica-node.js';
 import { channelCredentials } from '../wire/credentials.js';
 import type { Logger } from '../log.js';
 import type { MonotonicClock } from './lease.js';
-import { EtcdCoordinator } from './etcd/etcd-coordinator.js';
 import { createRaftCoordinator } from './raft-coordinator.js';
 
 /**
@@ -15,6 +14,9 @@ export function coordinatorFactoryFor(config: ClusterConfig, self: string, log?:
   return async (server) => {
     const c = config.coordinator;
     if (c.backend === 'etcd') {
+      // Loaded only here: the etcd client and its own grpc-js cost every replica ~170 ms of
+      // start-up (time a restarted backup adds to its re-protection), and most clusters use Raft.
+      const { EtcdCoordinator } = await import('./etcd/etcd-coordinator.js');
       return new EtcdCoordinator({ endpoints: c.endpoints, keyPrefix: c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`, cluster: config.cluster });
     }
     const members = [...config.replicas, ...config.witnesses];
