@@ -38,8 +38,8 @@ export async function upCommand(argv: string[], io: CliIo): Promise<number> {
   const adminToken = adminTokenFrom(values['admin-token']) ?? randomBytes(UP_TOKEN_BYTES).toString('hex');
   const cluster = new LocalCluster({ configPath, config, env: { [ADMIN_TOKEN_ENV]: adminToken } });
   const dashboards = config.replicas.filter((r) => r.dashboard !== null).map((r) => `http://${r.dashboard}/#token=${adminToken}  (${r.id})`);
-  cluster.on('exit', (id: string, code: number | null, signal: string | null) => {
-    io.err(`waterbear: ${id} exited (${signal ?? `code ${code}`}); restarting it — it rejoins as a backup\n`);
+  cluster.on('restart', (id: string, code: number | null, signal: string | null) => {
+    io.err(`waterbear: ${id} exited (${signal ?? `code ${code}`}); restarted it — it rejoins as a backup\n`);
   });
   cluster.start();
   let lastPrimary = '';

@@ -40,6 +40,8 @@ export interface LocalClusterOptions {
  * Runs every member of a cluster file as its own process on this machine (the README's main job
  * and the chaos harness use it): `waterbear replica` per replica, `waterbear witness` per witness.
  * Restarts members that die, so a killed primary comes back and rejoins as a backup.
+ * Events: 'spawn' (id, pid), 'exit' (id, code, signal) for every exit, 'restart' (id, code,
+ * signal) when an exited member is started again (not while the cluster stops).
  */
 export class LocalCluster extends EventEmitter {
   readonly members = new Map<string, MemberProcess>();
@@ -76,6 +78,9 @@ export class LocalCluster extends EventEmitter {
         setTimeout(() => {
           if (this.stopping || m.child !== null) return;
           m.restarts++;
+          // Only now: a member that exited because the whole cluster is being stopped (Ctrl-C
+          // reaches every process of the terminal's group before stop() runs) is not restarted.
+          this.emit('restart', m.id, code, signal);
           this.spawnMember(m);
         }, RESTART_DELAY_MS);
       }

@@ -26,14 +26,16 @@ witnesses:
 }
 
 /** Start `waterbear ARGS` and collect its stdout; stopped with SIGINT by the test (its own child, by PID). */
-function start(args: string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+function start(args: string[]): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [WATERBEAR, ...args], {
-    env: { ...process.env, WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out: () => out, exited };
+  return { child, out: () => out, err: () => err, exited };
 }
 
 test('waterbear dashboard needs --config: usage error with exit code 2', async (t) => {
@@ -73,6 +75,13 @@ test('waterbear up starts the dashboards with the cluster and prints their URLs'
     const r = await fetch(`${url}api/actions/switchover`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: '{}' });
     t.is(r.status, 400);
   }
+  // A member that dies is restarted and reported; stopping the cluster reports no restarts.
+  const witnessPid = Number(/w \(witness, pid (\d+)\)/.exec(up.out())?.[1]);
+  t.true(witnessPid > 0, up.out());
+  process.kill(witnessPid, 'SIGKILL'); // a grandchild this test started, by the PID `up` printed
+  await until('the restart is reported', () => up.err().includes('w exited (SIGKILL); restarted it') || null, 20_000);
   up.child.kill('SIGINT');
   t.is(await up.exited, 0);
+  const afterStop = up.err().slice(up.err().indexOf('stopping the cluster'));
+  t.false(/restart/.test(afterStop), `stopping reported restarts:\n${up.err()}`);
 });
