@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { open } from 'lmdb';
 import { decodeCheckpoint, encodeCheckpoint, encodeCheckpointBody, wrapEnvelope } from '../../checkpoint/format/checkpoint-codec.js';
-import { CheckpointStore, MAX_EPOCH_SUMMARIES } from '../../checkpoint/store/checkpoint-store.js';
+import { CheckpointStore, MAX_EPOCH_SUMMARIES, VFS_MAX_DELTAS } from '../../checkpoint/store/checkpoint-store.js';
 import { isWaterbearError } from '../../libos-host/errors.js';
 import { SyntheticVfs, commitChain, expectedMemory, syntheticCheckpoint, vfsOf } from './helpers/synthetic.js';
 
@@ -191,6 +191,35 @@ test('a batch of consecutive checkpoints commits in one transaction and restores
   t.is(Buffer.compare(b.lvm.memory, a.lvm.memory), 0);
   t.is(Buffer.compare(vfsOf(b.libos.vfs), vfsOf(a.libos.vfs)), 0);
   t.deepEqual(batched.epochSummaries().map((s) => s.epoch), one.epochSummaries().map((s) => s.epoch));
+});
+
+test('the VFS sizes a commit checks its budget and compaction with match what is stored, also after refused batches', (t) => {
+  // Compaction by count only (a huge size threshold): many small deltas, compacted every VFS_MAX_DELTAS.
+  const store = CheckpointStore.open(tempDir(t), { vfsCompactMinBytes: 64 * 1024 * 1024 });
+  t.teardown(() => store.close());
+  const vfs = new SyntheticVfs();
+  const storedBytes = (): { bytes: number; records: number } => {
+    const records = store.loadImage()!.libos.vfs; // read and verified record by record
+    return { bytes: records.reduce((n, r) => n + r.length, 0), records: records.length };
+  };
+  store.commit(syntheticCheckpoint(1, vfs.step(1)));
+  let compactions = 0;
+  for (let e = 2; e <= 2 * VFS_MAX_DELTAS + 20; e++) {
+    const good = syntheticCheckpoint(e, vfs.step(e));
+    if (e % 7 === 0) {
+      // Refused whole after `good` was written inside the transaction: the sizes must not keep it.
+      const gap = syntheticCheckpoint(e + 2, { full: false, bytes: good.libos.vfs.bytes });
+      t.throws(() => store.commitBatch([good, gap]), { code: 'WB_CHECKPOINT_CORRUPT' });
+      t.is(store.stats().vfsBytes, storedBytes().bytes, `after the refused batch at epoch ${e}`);
+    }
+    const before = storedBytes().records;
+    store.commit(good);
+    const after = storedBytes();
+    if (after.records < before) compactions++;
+    t.is(store.stats().vfsBytes, after.bytes, `epoch ${e}`);
+    t.true(after.records <= VFS_MAX_DELTAS + 1, `epoch ${e}: ${after.records} VFS records`);
+  }
+  t.is(compactions, 2);
 });
 
 test('a batch with one checkpoint that does not follow is refused whole: nothing of it is applied', (t) => {
