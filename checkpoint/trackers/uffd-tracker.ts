@@ -12,11 +12,9 @@
  * the new tail is registered at the next collect and its pages are reported dirty. When the
  * buffer moved (V8 had to copy it), every page is reported dirty and the new range registered.
  */
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { WaterbearError } from '../../libos-host/errors.js';
+import { findNativeAddon } from '../native-addon.js';
 import { TRACK_PAGE_BYTES, type DirtyTracker } from './dirty-tracker.js';
 import { PageList } from './page-list.js';
 
@@ -48,21 +46,6 @@ export interface UffdAvailability {
 let addon: Addon | null = null;
 let availability: UffdAvailability | null = null;
 
-/** Candidate addon paths: $WATERBEAR_UFFD_ADDON, then native/uffd/build/Release above this file (source or dist/). */
-function addonCandidates(): string[] {
-  const out: string[] = [];
-  const env = process.env.WATERBEAR_UFFD_ADDON;
-  if (env !== undefined && env !== '') out.push(env);
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    out.push(join(dir, 'native', 'uffd', 'build', 'Release', UFFD_ADDON_FILE));
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return out;
-}
-
 /**
  * Probe once per process: is the addon built, does it load, and does the kernel do
  * userfaultfd WP_ASYNC + WP_UNPOPULATED + PAGEMAP_SCAN (checked end to end on a scratch mapping)?
@@ -74,7 +57,7 @@ export function uffdAvailability(): UffdAvailability {
     availability = { available: false, reason: `userfaultfd is Linux-only (this is ${process.platform})`, addonPath: null };
     return availability;
   }
-  const path = addonCandidates().find((p) => existsSync(p));
+  const path = findNativeAddon(UFFD_ADDON_FILE, 'WATERBEAR_UFFD_ADDON');
   if (path === undefined) {
     availability = { available: false, reason: 'the native addon is not built (npm run build:native; needs node-gyp and a C compiler)', addonPath: null };
     return availability;

@@ -7,6 +7,11 @@
       "conditions": [
         ["OS!='linux'", { "sources!": ["src/uffd.c"], "sources": ["src/unsupported.c"] }]
       ]
+    },
+    {
+      "target_name": "waterbear_crc32c",
+      "sources": ["src/crc32c.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
     }
   ]
 }
