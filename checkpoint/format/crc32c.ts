@@ -4,8 +4,9 @@
  * page is checksummed on the primary and again on each backup, so its speed is paid per epoch.
  * It runs in the optional native addon (native/uffd/src/crc32c.c: the CPU's CRC-32C instruction,
  * 6.7-7.9x the TypeScript speed here, bench/results/checksum.txt) when that was built, and
- * otherwise in TypeScript (`crc32cJs`, slicing-by-8, ~1 GB/s). The addon is checked against the TypeScript version when it loads; a mismatch
- * or a load error falls back to TypeScript. WATERBEAR_CRC32C=js forces TypeScript.
+ * otherwise in TypeScript (`crc32cJs`, slicing-by-8, ~1 GB/s). The addon is checked against the
+ * TypeScript version when it loads; a mismatch or a load error falls back to TypeScript.
+ * WATERBEAR_CRC32C=js forces TypeScript.
  * `crcSlicingBy8(poly)` builds the TypeScript routine for another reflected polynomial.
  */
 import { createRequire } from 'node:module';
