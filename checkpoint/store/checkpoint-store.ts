@@ -199,7 +199,7 @@ export class CheckpointStore {
   private closed = false;
   private headCache: { raw: Buffer; summary: { epoch: number; memoryBytes: number; bytes: number } } | null = null;
   /** Sizes of the VFS records (see vfsSizes), and the state they were read in. */
-  private vfsSizesCache: { headEpoch: number; count: number; lastKey: number | undefined; sizes: VfsSizes } | null = null;
+  private vfsSizesCache: { headEpoch: number; lastKey: number | undefined; sizes: VfsSizes } | null = null;
 
   private constructor(readonly path: string, options: CheckpointStoreOptions) {
     this.maxBytes = options.maxBytes ?? Infinity;
@@ -469,7 +469,7 @@ export class CheckpointStore {
     const head = Buffer.from(encodeCheckpoint({ ...cp, stagedFrom: undefined, pages: [], libos: { ...cp.libos, vfs: { full: cp.libos.vfs.full, bytes: new Uint8Array(0) } } }));
 
     // The VFS: a new base on a full checkpoint, else a delta — or a compacted base when the deltas outgrow it.
-    const sizes = this.vfsSizes();
+    const sizes = this.vfsSizes(latest);
     let vfsWrite: { replace: boolean; key: number; bytes: Uint8Array };
     const deltaBytes = sizes.deltaBytes + cp.libos.vfs.bytes.length;
     if (cp.full) vfsWrite = { replace: true, key: 0, bytes: cp.libos.vfs.bytes };
@@ -511,7 +511,7 @@ export class CheckpointStore {
     }
     this.meta.putSync('head', head); // last: with it, the epoch is complete
     const after = vfsWrite.replace ? { count: 1, baseBytes: vfsWrite.bytes.length, deltaBytes: 0 } : { count: sizes.count + 1, baseBytes: sizes.baseBytes, deltaBytes: sizes.deltaBytes + vfsWrite.bytes.length };
-    this.vfsSizesCache = { headEpoch: cp.epoch, count: after.count, lastKey: vfsWrite.key, sizes: after };
+    this.vfsSizesCache = { headEpoch: cp.epoch, lastKey: vfsWrite.key, sizes: after };
     return bytesAfter - before.bytes;
   }
 
@@ -536,16 +536,16 @@ export class CheckpointStore {
   /**
    * How many VFS records there are and their sizes, without reading them: every commit needs
    * this (budget, compaction), and walking up to VFS_MAX_DELTAS records twice per commit was
-   * ~15% of a busy backup's time. Cached with the state it describes (head epoch, record
-   * count, last key: a commit always changes the head epoch, and an aborted one leaves all three
-   * as they were); read again when any differs, e.g. after a write transaction was rolled back.
+   * ~15% of a busy backup's time. Cached with the state it describes (`headEpoch`, the stored
+   * head's epoch, which the caller has already read; record count; last key: a commit always
+   * changes the head epoch, and an aborted one leaves all three as they were); read again when
+   * any differs, e.g. after a write transaction was rolled back.
    */
-  private vfsSizes(): VfsSizes {
-    const headEpoch = this.headSummary()?.epoch ?? 0;
+  private vfsSizes(headEpoch: number): VfsSizes {
     const count = entryCount(this.vfs);
     const lastKey = [...this.vfs.getKeys({ reverse: true, limit: 1 })][0] as number | undefined;
     const c = this.vfsSizesCache;
-    if (c !== null && c.headEpoch === headEpoch && c.count === count && c.lastKey === lastKey) return c.sizes;
+    if (c !== null && c.headEpoch === headEpoch && c.sizes.count === count && c.lastKey === lastKey) return c.sizes;
     const sizes: VfsSizes = { count: 0, baseBytes: 0, deltaBytes: 0 };
     for (const { key, value } of this.vfs.getRange({})) {
       const bytes = Math.max(0, value.length - 4);
@@ -553,7 +553,7 @@ export class CheckpointStore {
       else sizes.deltaBytes += bytes;
       sizes.count++;
     }
-    this.vfsSizesCache = { headEpoch, count, lastKey, sizes };
+    this.vfsSizesCache = { headEpoch, lastKey, sizes };
     return sizes;
   }
 
@@ -607,7 +607,7 @@ export class CheckpointStore {
   /** What the store holds now. */
   stats(): StoreStats {
     const head = this.headSummary();
-    const vfs = this.vfsSizes();
+    const vfs = this.vfsSizes(head?.epoch ?? 0);
     const vfsBytes = vfs.baseBytes + vfs.deltaBytes;
     const pages = entryCount(this.pageDb(this.activeName()));
     const stagedPages = this.stagedCount();
