@@ -31,8 +31,11 @@ function buildTables(poly: number): Uint32Array[] {
   return t;
 }
 
+/** A CRC of `bytes`, continuing from `previous` (0 to start); an unsigned 32-bit integer. */
+export type CrcFunction = (bytes: Uint8Array, previous?: number) => number;
+
 /** A CRC function for the reflected polynomial `poly`, with the signature of `crc32c`. */
-export function crcSlicingBy8(poly: number): (bytes: Uint8Array, previous?: number) => number {
+export function crcSlicingBy8(poly: number): CrcFunction {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = buildTables(poly);
   return (bytes: Uint8Array, previous = 0): number => {
     let crc = ~previous >>> 0;
@@ -62,7 +65,7 @@ export function crcSlicingBy8(poly: number): (bytes: Uint8Array, previous?: numb
 }
 
 /** CRC-32C in TypeScript: the fallback, and the reference the addon is checked against. */
-export const crc32cJs: (bytes: Uint8Array, previous?: number) => number = crcSlicingBy8(0x82f63b78);
+export const crc32cJs: CrcFunction = crcSlicingBy8(0x82f63b78);
 
 /** File name of the built addon under native/uffd/build/Release. */
 export const CRC32C_ADDON_FILE = 'waterbear_crc32c.node';
@@ -102,6 +105,6 @@ export const crc32cImplementation: Crc32cImplementation = loaded.impl;
  * CRC-32C of `bytes`, continuing from `previous` (the CRC of the bytes before them; 0 to start).
  * Returns an unsigned 32-bit integer.
  */
-export const crc32c: (bytes: Uint8Array, previous?: number) => number = addon === null
+export const crc32c: CrcFunction = addon === null
   ? crc32cJs
   : (bytes, previous = 0) => (bytes.length < NATIVE_MIN_BYTES ? crc32cJs(bytes, previous) : addon.crc32c(bytes, previous >>> 0));

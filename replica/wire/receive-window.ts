@@ -10,7 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
  */
 export const RECEIVE_WINDOW_BYTES = 16 * 1024 * 1024;
 
-/** The grpc-js 1.14 internals this relies on (see raiseReceiveWindow). */
+/** The grpc-js 1.14 internals this relies on (see bindWithReceiveWindow). */
 interface ServerInternals {
   commonServerOptions?: http2.ServerOptions;
   http2Servers?: Map<http2.Http2Server, unknown>;
