@@ -3,7 +3,7 @@
  * `crc32c(bytes)` is the checksum of every checkpoint page and of every checkpoint: every dirty
  * page is checksummed on the primary and again on each backup, so its speed is paid per epoch.
  * It runs in the optional native addon (native/uffd/src/crc32c.c: the CPU's CRC-32C instruction,
- * 6.7-7.9x the TypeScript speed here, bench/results/checksum.txt) when that was built, and
+ * 7.5-8.1x the TypeScript speed here, bench/results/checksum.txt) when that was built, and
  * otherwise in TypeScript (`crc32cJs`, slicing-by-8, ~1 GB/s). The addon is checked against the
  * TypeScript version when it loads; a mismatch or a load error falls back to TypeScript.
  * WATERBEAR_CRC32C=js forces TypeScript.
