@@ -39,6 +39,28 @@ test('a checkpoint survives encoding and decoding unchanged, compressed or not',
   }
 });
 
+test('64-bit fields survive encoding at their extremes: rights masks, offsets, signed globals, clocks, a zero deadline', (t) => {
+  const [cp] = syntheticChain(1);
+  const max = (1n << 64n) - 1n;
+  cp.globals = [
+    { name: 'min', type: 'i64', value: -(1n << 63n) }, { name: 'max', type: 'i64', value: (1n << 63n) - 1n },
+    { name: 'minus1', type: 'i64', value: -1n }, { name: 'small', type: 'i64', value: 7n }, { name: 'high', type: 'i64', value: 1n << 32n },
+  ];
+  cp.pending = { deadlineNs: 0n, blockedAtNs: -(1n << 40n), forced: false };
+  cp.libos.fds = [
+    { fd: 5, kind: 'file', ino: 2, offset: (1n << 53n) + 1n, fdflags: 1, rightsBase: max, rightsInheriting: 1n << 63n },
+    { fd: 6, kind: 'socket', peer: 'p', readShut: false, writeShut: false, held: null, fdflags: 0, rightsBase: 0n, rightsInheriting: 0xffffffffn },
+  ];
+  cp.libos.clock = { monotonicNs: String((1n << 62n) + 3n) };
+  const back = decodeCheckpoint(encodeCheckpoint(cp));
+  t.deepEqual(back.globals, cp.globals);
+  t.deepEqual(back.pending, cp.pending, 'a zero deadline stays set (not null)');
+  t.deepEqual(back.libos.fds, cp.libos.fds);
+  t.deepEqual(back.libos.clock, cp.libos.clock);
+  cp.pending = { deadlineNs: null, blockedAtNs: 0n, forced: true };
+  t.deepEqual(decodeCheckpoint(encodeCheckpoint(cp)).pending, cp.pending);
+});
+
 test('a torn checkpoint is refused with WB_CHECKPOINT_TRUNCATED wherever it is cut', (t) => {
   const seed = testSeed('torn checkpoint');
   const random = seededRandom(seed);
