@@ -261,8 +261,9 @@ export class CheckpointStore {
   }
 
   /**
-   * Epoch and memory size of the head record, decoded (and verified) once per distinct record:
-   * every commit reads them, and decoding the head each time cost a backup ~0.2 ms per epoch.
+   * Epoch and memory size of the head record, decoded (and verified) once per distinct record —
+   * or not at all when this store wrote it: every commit reads them, and decoding the head each
+   * time cost a backup ~0.2 ms per epoch.
    */
   private headSummary(): { epoch: number; memoryBytes: number; bytes: number } | null {
     const head = this.meta.getBinary('head');
@@ -510,6 +511,9 @@ export class CheckpointStore {
       for (const old of [...this.epochs.getKeys({ end: cp.epoch - MAX_EPOCH_SUMMARIES + 1 })]) this.epochs.removeSync(old as number);
     }
     this.meta.putSync('head', head); // last: with it, the epoch is complete
+    // The next commit reads this head back: keep its summary so it is not decoded again. Should
+    // the transaction roll back, the stored head differs from `raw` and is decoded as before.
+    this.headCache = { raw: head, summary: { epoch: cp.epoch, memoryBytes: cp.memoryBytes, bytes: head.length } };
     const after = vfsWrite.replace ? { count: 1, baseBytes: vfsWrite.bytes.length, deltaBytes: 0 } : { count: sizes.count + 1, baseBytes: sizes.baseBytes, deltaBytes: sizes.deltaBytes + vfsWrite.bytes.length };
     this.vfsSizesCache = { headEpoch: cp.epoch, lastKey: vfsWrite.key, sizes: after };
     return bytesAfter - before.bytes;

@@ -193,7 +193,7 @@ test('a batch of consecutive checkpoints commits in one transaction and restores
   t.deepEqual(batched.epochSummaries().map((s) => s.epoch), one.epochSummaries().map((s) => s.epoch));
 });
 
-test('the VFS sizes a commit checks its budget and compaction with match what is stored, also after refused batches', (t) => {
+test('the VFS sizes and head epoch a commit checks match what is stored, also after refused batches', (t) => {
   // Compaction by count only (a huge size threshold): many small deltas, compacted every VFS_MAX_DELTAS.
   const store = CheckpointStore.open(tempDir(t), { vfsCompactMinBytes: 64 * 1024 * 1024 });
   t.teardown(() => store.close());
@@ -211,6 +211,7 @@ test('the VFS sizes a commit checks its budget and compaction with match what is
       const gap = syntheticCheckpoint(e + 2, { full: false, bytes: good.libos.vfs.bytes });
       t.throws(() => store.commitBatch([good, gap]), { code: 'WB_CHECKPOINT_CORRUPT' });
       t.is(store.stats().vfsBytes, storedBytes().bytes, `after the refused batch at epoch ${e}`);
+      t.is(store.latestEpoch(), e - 1, `the head written inside the refused batch at epoch ${e} is not kept`);
     }
     const before = storedBytes().records;
     store.commit(good);
