@@ -441,7 +441,8 @@ export class CheckpointStore {
   /** Check and write one checkpoint inside the caller's write transaction; returns the bytes it adds. */
   private writeInTransaction(cp: CheckpointData): number {
     sealPages(cp);
-    const latest = this.latestEpoch();
+    const headBefore = this.headSummary();
+    const latest = headBefore?.epoch ?? 0;
     if (cp.full ? cp.epoch <= latest : cp.epoch !== latest + 1) {
       throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
         `checkpoint ${cp.epoch} (${cp.full ? 'full' : 'incremental'}) does not follow the stored epoch ${latest}; it was not applied: send a full checkpoint`,
@@ -482,7 +483,7 @@ export class CheckpointStore {
 
     // The budget, checked before writing anything. Staged pages count; after completing a
     // staging area they are the active pages and the old active ones are gone.
-    const before = this.stats();
+    const before = this.statsOf(headBefore, sizes);
     let newPages = cp.pages.length;
     if (!cp.full || staged) for (const p of cp.pages) if (target.doesExist(p.index)) newPages--;
     const vfsAfter = vfsWrite.replace ? vfsWrite.bytes.length : before.vfsBytes + vfsWrite.bytes.length;
@@ -611,7 +612,11 @@ export class CheckpointStore {
   /** What the store holds now. */
   stats(): StoreStats {
     const head = this.headSummary();
-    const vfs = this.vfsSizes(head?.epoch ?? 0);
+    return this.statsOf(head, this.vfsSizes(head?.epoch ?? 0));
+  }
+
+  /** `stats()` from a head summary and VFS sizes the caller already read (a commit reads both first). */
+  private statsOf(head: { epoch: number; memoryBytes: number; bytes: number } | null, vfs: VfsSizes): StoreStats {
     const vfsBytes = vfs.baseBytes + vfs.deltaBytes;
     const pages = entryCount(this.pageDb(this.activeName()));
     const stagedPages = this.stagedCount();
