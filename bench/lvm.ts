@@ -23,6 +23,7 @@ import { LibOs } from '../libos-host/wasi/lib-os.js';
 import { ProcExit } from '../libos-host/wasi/syscall-host.js';
 import { WASI_MODULE } from '../libos-host/wasi/wasi-imports.js';
 import { packageRoot } from '../cli/paths.js';
+import { median } from './lib/stats.js';
 import { runLoad, type LoadResult, type LoadSpec } from './support/load.js';
 import { freePort, hasCommand, startServer, type BenchServer } from './support/servers.js';
 
@@ -93,8 +94,6 @@ async function timeCpuGuest(bytes: Uint8Array, env: string[], image: PreparedIma
   }
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   say(`# bench:lvm  ${new Date().toISOString()}`);
