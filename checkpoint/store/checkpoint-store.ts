@@ -184,6 +184,23 @@ function withCrc(data: Uint8Array, crc: number, epoch?: number): Buffer {
 /** Record count and sizes (without checksums) of the VFS table: base (key 0) and deltas. */
 interface VfsSizes { count: number; baseBytes: number; deltaBytes: number }
 
+/** What a commit needs of a head record: its epoch, memory size and encoded size. */
+interface HeadSummary { epoch: number; memoryBytes: number; bytes: number }
+
+/** The pages of `cps` that a later checkpoint of the same batch writes again. */
+function supersededPages(cps: readonly CheckpointData[]): Set<CheckpointPage> {
+  const out = new Set<CheckpointPage>();
+  if (cps.length < 2) return out;
+  const latest = new Map<number, CheckpointPage>();
+  for (let i = cps.length - 1; i >= 0; i--) {
+    for (const p of cps[i].pages) {
+      if (latest.has(p.index)) out.add(p);
+      else latest.set(p.index, p);
+    }
+  }
+  return out;
+}
+
 /** The latest complete checkpoint of one LVM, durable in LMDB. */
 export class CheckpointStore {
   private readonly env: RootDatabase;
@@ -197,7 +214,7 @@ export class CheckpointStore {
   private readonly vfsCompactMinBytes: number;
   private readonly faultHook: (() => StoreFault | null) | null;
   private closed = false;
-  private headCache: { raw: Buffer; summary: { epoch: number; memoryBytes: number; bytes: number } } | null = null;
+  private headCache: { raw: Buffer; summary: HeadSummary } | null = null;
   /** Sizes of the VFS records (see vfsSizes), and the state they were read in. */
   private vfsSizesCache: { headEpoch: number; lastKey: number | undefined; sizes: VfsSizes } | null = null;
 
@@ -265,7 +282,7 @@ export class CheckpointStore {
    * or not at all when this store wrote it: every commit reads them, and decoding the head each
    * time cost a backup ~0.2 ms per epoch.
    */
-  private headSummary(): { epoch: number; memoryBytes: number; bytes: number } | null {
+  private headSummary(): HeadSummary | null {
     const head = this.meta.getBinary('head');
     if (head === undefined) return null;
     const c = this.headCache;
@@ -429,19 +446,34 @@ export class CheckpointStore {
     return db == null ? 0 : entryCount(db);
   }
 
-  /** Inside a write transaction: check and write each checkpoint in order (reads see the earlier ones). */
+  /**
+   * Inside a write transaction: check and write each checkpoint in order (reads see the earlier
+   * ones). The batch is one transaction, so only its last checkpoint's head record is written
+   * (encoding a head with its fd table cost ~150 µs a checkpoint), and a page that a later
+   * checkpoint of the batch writes again is written once, in its latest version: nothing reads
+   * the store between the two, and a full or staged checkpoint in between clears it anyway.
+   */
   private writeBatch(cps: readonly CheckpointData[], fault: StoreFault | null, at: { epoch: number; neededBytes: number }): void {
-    for (const cp of cps) {
-      at.epoch = cp.epoch;
-      at.neededBytes = this.writeInTransaction(cp);
+    const superseded = supersededPages(cps);
+    let head: HeadSummary | null | undefined; // undefined: read the stored head
+    for (let i = 0; i < cps.length; i++) {
+      at.epoch = cps[i].epoch;
+      const w = this.writeInTransaction(cps[i], head, i === cps.length - 1, superseded);
+      at.neededBytes = w.neededBytes;
+      head = w.head;
     }
     if (fault !== null) simulateDiskFault(fault);
   }
 
-  /** Check and write one checkpoint inside the caller's write transaction; returns the bytes it adds. */
-  private writeInTransaction(cp: CheckpointData): number {
+  /**
+   * Check and write one checkpoint inside the caller's write transaction; returns the bytes it
+   * adds and the head it leaves. `prev`: the head an earlier checkpoint of the batch left
+   * (undefined: read the stored one). `last`: write the head record (only the batch's last does).
+   * `superseded`: pages a later checkpoint of the batch writes again (not written here).
+   */
+  private writeInTransaction(cp: CheckpointData, prev: HeadSummary | null | undefined, last: boolean, superseded: ReadonlySet<CheckpointPage>): { neededBytes: number; head: HeadSummary } {
     sealPages(cp);
-    const headBefore = this.headSummary();
+    const headBefore = prev !== undefined ? prev : this.headSummary();
     const latest = headBefore?.epoch ?? 0;
     if (cp.full ? cp.epoch <= latest : cp.epoch !== latest + 1) {
       throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
@@ -468,7 +500,10 @@ export class CheckpointStore {
       }
     }
     const target = staged ? this.pageDb(stagingName) : active;
-    const head = Buffer.from(encodeCheckpoint({ ...cp, stagedFrom: undefined, pages: [], libos: { ...cp.libos, vfs: { full: cp.libos.vfs.full, bytes: new Uint8Array(0) } } }));
+    // A head that a later checkpoint of the batch replaces is not encoded; its size is taken to be
+    // the previous head's for the budget (the batch's last checks with the real one).
+    const head = last ? Buffer.from(encodeCheckpoint({ ...cp, stagedFrom: undefined, pages: [], libos: { ...cp.libos, vfs: { full: cp.libos.vfs.full, bytes: new Uint8Array(0) } } })) : null;
+    const headBytes = head?.length ?? headBefore?.bytes ?? 0;
 
     // The VFS: a new base on a full checkpoint, else a delta — or a compacted base when the deltas outgrow it.
     const sizes = this.vfsSizes(latest);
@@ -484,22 +519,27 @@ export class CheckpointStore {
     // The budget, checked before writing anything. Staged pages count; after completing a
     // staging area they are the active pages and the old active ones are gone.
     const before = this.statsOf(headBefore, sizes);
-    let newPages = cp.pages.length;
-    if (!cp.full || staged) for (const p of cp.pages) if (target.doesExist(p.index)) newPages--;
+    // Pages already in the target are overwritten; a superseded page is counted where it is written.
+    let newPages = 0;
+    let overwritten = 0;
+    for (const p of cp.pages) {
+      if (!(cp.full && !staged) && target.doesExist(p.index)) overwritten++;
+      else if (!superseded.has(p)) newPages++;
+    }
     const vfsAfter = vfsWrite.replace ? vfsWrite.bytes.length : before.vfsBytes + vfsWrite.bytes.length;
     const activeAfter = (staged ? before.stagedPages : cp.full ? 0 : before.pages) + newPages;
     const stagedAfter = staged ? 0 : before.stagedPages;
-    const bytesAfter = (activeAfter + stagedAfter) * STORED_PAGE_BYTES + vfsAfter + head.length;
+    const bytesAfter = (activeAfter + stagedAfter) * STORED_PAGE_BYTES + vfsAfter + headBytes;
     if (bytesAfter > this.maxBytes) throw storeFull(this.path, `epoch ${cp.epoch}`, bytesAfter, this.maxBytes, before.latestEpoch);
 
     const summary: EpochSummary = {
       epoch: cp.epoch, full: cp.full, pages: cp.pages.length, trackerPages: cp.stats.trackerPages,
       pageBytes: cp.pages.length * CHECKPOINT_PAGE_BYTES, vfsBytes: cp.libos.vfs.bytes.length, memoryBytes: cp.memoryBytes,
       pauseUs: Math.round(cp.stats.pauseUs), capturedAtMs: cp.stats.capturedAtMs, tracker: cp.stats.tracker,
-      ...(staged ? { stagedPages: activeAfter - cp.pages.length } : {}),
+      ...(staged ? { stagedPages: before.stagedPages - overwritten } : {}),
     };
     if (cp.full && !staged) active.clearSync();
-    for (const p of cp.pages) target.putSync(p.index, withCrc(p.data, p.crc32c as number, cp.epoch));
+    for (const p of cp.pages) if (!superseded.has(p)) target.putSync(p.index, withCrc(p.data, p.crc32c as number, cp.epoch));
     if (staged) {
       this.meta.putSync(META_PAGES_DB, Buffer.from(stagingName, 'utf8'));
       this.meta.removeSync(META_STAGING);
@@ -511,13 +551,16 @@ export class CheckpointStore {
     if (cp.epoch > MAX_EPOCH_SUMMARIES) {
       for (const old of [...this.epochs.getKeys({ end: cp.epoch - MAX_EPOCH_SUMMARIES + 1 })]) this.epochs.removeSync(old as number);
     }
-    this.meta.putSync('head', head); // last: with it, the epoch is complete
-    // The next commit reads this head back: keep its summary so it is not decoded again. Should
-    // the transaction roll back, the stored head differs from `raw` and is decoded as before.
-    this.headCache = { raw: head, summary: { epoch: cp.epoch, memoryBytes: cp.memoryBytes, bytes: head.length } };
+    const headAfter: HeadSummary = { epoch: cp.epoch, memoryBytes: cp.memoryBytes, bytes: headBytes };
+    if (head !== null) {
+      this.meta.putSync('head', head); // last: with it, the epoch (and the batch) is complete
+      // The next commit reads this head back: keep its summary so it is not decoded again. Should
+      // the transaction roll back, the stored head differs from `raw` and is decoded as before.
+      this.headCache = { raw: head, summary: headAfter };
+    }
     const after = vfsWrite.replace ? { count: 1, baseBytes: vfsWrite.bytes.length, deltaBytes: 0 } : { count: sizes.count + 1, baseBytes: sizes.baseBytes, deltaBytes: sizes.deltaBytes + vfsWrite.bytes.length };
     this.vfsSizesCache = { headEpoch: cp.epoch, lastKey: vfsWrite.key, sizes: after };
-    return bytesAfter - before.bytes;
+    return { neededBytes: bytesAfter - before.bytes, head: headAfter };
   }
 
   /** The error for a failed write of `what` ("epoch 7", "the pages staged for …"); nothing of it was applied. */
@@ -616,7 +659,7 @@ export class CheckpointStore {
   }
 
   /** `stats()` from a head summary and VFS sizes the caller already read (a commit reads both first). */
-  private statsOf(head: { epoch: number; memoryBytes: number; bytes: number } | null, vfs: VfsSizes): StoreStats {
+  private statsOf(head: HeadSummary | null, vfs: VfsSizes): StoreStats {
     const vfsBytes = vfs.baseBytes + vfs.deltaBytes;
     const pages = entryCount(this.pageDb(this.activeName()));
     const stagedPages = this.stagedCount();

@@ -193,6 +193,32 @@ test('a batch of consecutive checkpoints commits in one transaction and restores
   t.deepEqual(batched.epochSummaries().map((s) => s.epoch), one.epochSummaries().map((s) => s.epoch));
 });
 
+test('a batch that rewrites pages, with a full checkpoint inside it, stores what committing one by one stores', (t) => {
+  const one = CheckpointStore.open(tempDir(t));
+  const batched = CheckpointStore.open(tempDir(t));
+  t.teardown(() => { one.close(); batched.close(); });
+  const [vfsA, vfsB] = [new SyntheticVfs(), new SyntheticVfs()];
+  commitChain(one, 1, 3, vfsA);
+  commitChain(batched, 1, 3, vfsB);
+  // Epochs 4..13: pagesOf repeats every 5 epochs, so later checkpoints rewrite earlier pages, and
+  // the full checkpoint at 9 (a few pages only: the rest of its memory is zero) replaces the chain.
+  const chain = (vfs: SyntheticVfs) => Array.from({ length: 10 }, (_, i) => {
+    const e = 4 + i;
+    if (e !== 9) return syntheticCheckpoint(e, vfs.step(e));
+    return { ...syntheticCheckpoint(e, vfs.stepFull(e)), full: true };
+  });
+  for (const cp of chain(vfsA)) one.commit(cp);
+  batched.commitBatch(chain(vfsB));
+  const [a, b] = [one.loadImage()!, batched.loadImage()!];
+  t.is(b.epoch, 13);
+  t.is(Buffer.compare(b.lvm.memory, a.lvm.memory), 0);
+  t.is(Buffer.compare(vfsOf(b.libos.vfs), vfsOf(a.libos.vfs)), 0);
+  t.deepEqual(batched.head(), one.head());
+  t.deepEqual(batched.pageIndices(), one.pageIndices());
+  t.deepEqual(batched.stats(), one.stats());
+  t.deepEqual(batched.epochSummaries().map((s) => [s.epoch, s.full, s.pages]), one.epochSummaries().map((s) => [s.epoch, s.full, s.pages]));
+});
+
 test('the VFS sizes and head epoch a commit checks match what is stored, also after refused batches', (t) => {
   // Compaction by count only (a huge size threshold): many small deltas, compacted every VFS_MAX_DELTAS.
   const store = CheckpointStore.open(tempDir(t), { vfsCompactMinBytes: 64 * 1024 * 1024 });
