@@ -22,6 +22,14 @@ import {
  * verifying, and so acknowledging from memory, until the store catches up.
  */
 export const MAX_UNSTORED_BYTES = 64 * 1024 * 1024;
+/**
+ * With ackAfter: memory, the store writes at most this often: checkpoints already acknowledged
+ * wait and go in together, so the per-transaction cost (~0.4 ms of LMDB work on this thread,
+ * the head record, an fdatasync) is paid once per interval instead of once per epoch, and a
+ * page rewritten by several of them is written once. Pre-copy pages and a promotion's final
+ * store are not held back.
+ */
+export const MEMORY_STORE_INTERVAL_MS = 10;
 /** How often a replica outside the view asks the primary to protect it. */
 export const JOIN_RETRY_INTERVAL_MS = 500;
 
@@ -89,6 +97,9 @@ export class BackupDriver extends EventEmitter {
   private brokenStaging: string | null = null;
   /** Resolves when the current store batch is written (or failed); null when idle. */
   private draining: Promise<void> | null = null;
+  /** When the last store batch started (ms, nowMs) and the timer holding back the next one. */
+  private lastStoreAtMs = -Infinity;
+  private storeTimer: NodeJS.Timeout | null = null;
   private checkingLease = false;
   private stopped = false;
   private unwatch: (() => void) | null = null;
@@ -113,6 +124,8 @@ export class BackupDriver extends EventEmitter {
 
   stop(): void {
     this.stopped = true;
+    // A promotion stores what is held back at once (finishStore); otherwise it is dropped with the role.
+    if (this.storeTimer !== null) { clearTimeout(this.storeTimer); this.storeTimer = null; }
     this.unwatch?.();
     if (this.watchdog !== null) clearInterval(this.watchdog);
     if (this.joinTimer !== null) clearInterval(this.joinTimer);
@@ -225,12 +238,25 @@ export class BackupDriver extends EventEmitter {
 
   private scheduleStore(): void {
     if (this.draining !== null || this.toStore.length === 0 || this.halted()) return;
+    const holdMs = this.storeHoldMs();
+    if (holdMs > 0) {
+      this.storeTimer ??= setTimeout(() => { this.storeTimer = null; this.scheduleStore(); }, holdMs);
+      return;
+    }
+    this.lastStoreAtMs = this.nowMs();
     this.draining = this.store().catch((err: Error) => this.o.log.error({ err: err.message }, 'applying checkpoints failed'))
       .finally(() => {
         this.draining = null;
         if (this.received.length > 0 && !this.stopped) this.scheduleDrain();
         this.scheduleStore();
       });
+  }
+
+  /** How long the next store batch waits (see MEMORY_STORE_INTERVAL_MS); 0: store now. */
+  private storeHoldMs(): number {
+    if (this.o.config.replication.ackAfter !== 'memory' || this.finishStore) return 0;
+    if (this.toStore.some((x) => x.kind !== 'verified' || !x.ackedFromMemory)) return 0;
+    return Math.max(0, this.lastStoreAtMs + MEMORY_STORE_INTERVAL_MS - this.nowMs());
   }
 
   /** Bytes verified (or pre-copied) and not yet written. */

@@ -9,7 +9,7 @@ import { sealPages, type CheckpointData } from '../../../checkpoint/checkpoint-d
 import { encodeCheckpoint } from '../../../checkpoint/format/checkpoint-codec.js';
 import type { CheckpointStore } from '../../../checkpoint/store/checkpoint-store.js';
 import { encodeVfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
-import { BackupDriver } from '../../../replica/backup/backup-driver.js';
+import { BackupDriver, MEMORY_STORE_INTERVAL_MS } from '../../../replica/backup/backup-driver.js';
 import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
 import type { Coordinator } from '../../../replica/coord/coordinator.js';
 import type { View } from '../../../replica/protocol/view.js';
@@ -77,9 +77,11 @@ const coordinator = {
 
 function start(ackAfter: 'memory' | 'disk') {
   const store = new HeldStore();
+  // The driver's clock; the store's pacing (MEMORY_STORE_INTERVAL_MS) reads it. Moved by hand.
+  const clock = { ms: 0 };
   const driver = new BackupDriver({
     self: 'b', dataDir: mkdtempSync(join(tmpdir(), 'wb-pipeline-')), config: config(ackAfter), store: store as unknown as CheckpointStore,
-    coordinator, credentials: null as unknown as grpc.ChannelCredentials, log: pino({ level: 'silent' }),
+    coordinator, credentials: null as unknown as grpc.ChannelCredentials, log: pino({ level: 'silent' }), nowMs: () => clock.ms,
   }, VIEW);
   const call = Object.assign(new EventEmitter(), {
     destroyed: false, writableEnded: false, sent: [] as BackupMessage[],
@@ -91,7 +93,7 @@ function start(ackAfter: 'memory' | 'disk') {
     call.emit('data', { protocolVersion: REPLICATION_PROTOCOL_VERSION, view: 1, primaryId: 'a', checkpoint: { epoch, full, chunkIndex: 0, chunkCount: 1, data: checkpoint(epoch, full) } });
   };
   const acks = (): number[] => call.sent.flatMap((m) => (m.ack != null ? [m.ack.epoch] : []));
-  return { driver, store, send, acks, call };
+  return { driver, store, send, acks, call, clock };
 }
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -100,6 +102,11 @@ async function turns(n: number): Promise<void> {
 }
 async function until(f: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !f(); i++) await turn();
+}
+/** Like `until`, across timers too (a held-back store batch waits on a real timer). */
+async function eventually(f: () => boolean, timeoutMs = 2000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!f() && Date.now() < end) await new Promise((r) => setTimeout(r, 1));
 }
 
 /** A backup in view 1 that received full checkpoint 1, whose write is now pending in the store. */
@@ -119,14 +126,30 @@ test('with ackAfter memory, a checkpoint is acknowledged while the previous one 
   await until(() => b.acks().length === 3);
   t.deepEqual(b.acks(), [1, 2, 3], 'acknowledged from memory although epoch 1 is not durable yet');
   t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'one write at a time');
+  b.clock.ms += MEMORY_STORE_INTERVAL_MS;
   b.store.commits[0].finish();
-  await until(() => b.store.commits.length === 2);
+  await eventually(() => b.store.commits.length === 2);
   t.deepEqual(b.store.commits[1].epochs, [2, 3], 'what was verified meanwhile is one group commit');
   b.store.commits[1].finish();
   b.driver.stop();
 });
 
-test('with ackAfter disk, nothing is acknowledged before its write is durable, and acks come in order', async (t) => {
+test(`with ackAfter memory, store batches start at most every ${MEMORY_STORE_INTERVAL_MS} ms; what is acknowledged meanwhile waits and goes in one batch`, async (t) => {
+  const b = await writingFirst('memory');
+  b.store.commits[0].finish(); // the first batch started at 0 ms
+  b.clock.ms = MEMORY_STORE_INTERVAL_MS - 1;
+  for (const e of [2, 3, 4]) b.send(e, false);
+  await until(() => b.acks().length === 4);
+  t.deepEqual(b.acks(), [1, 2, 3, 4], 'acknowledged at once');
+  await new Promise((r) => setTimeout(r, 3 * MEMORY_STORE_INTERVAL_MS)); // real time passes; the driver's clock does not
+  t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'held back until the interval has passed');
+  b.clock.ms = MEMORY_STORE_INTERVAL_MS;
+  await eventually(() => b.store.commits.length === 2);
+  t.deepEqual(b.store.commits[1].epochs, [2, 3, 4]);
+  b.driver.stop();
+});
+
+test('with ackAfter disk, nothing is acknowledged before its write is durable, acks come in order, and the next batch is not held back', async (t) => {
   const b = await writingFirst('disk');
   b.send(2, false);
   await turns(2);
