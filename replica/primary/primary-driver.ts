@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import { JOIN_CATCH_UP_EPOCHS, PrimaryProtocol, type PrimaryAction } from '../protocol/primary-protocol.js';
 import { formatView, type View } from '../protocol/view.js';
 import { BackupLink } from './backup-link.js';
+import { EarliestTimer } from './earliest-timer.js';
 import { EpochPolicy } from './epoch-policy.js';
 import { Precopy } from './precopy.js';
 
@@ -83,7 +84,8 @@ export class PrimaryDriver extends EventEmitter {
   private readonly policy: EpochPolicy;
   private readonly nowMs: () => number;
   private ran = true;
-  private pendingTimer: NodeJS.Timeout | null = null;
+  /** A checkpoint due at a time (checkpointAt). */
+  private readonly pendingTimer: EarliestTimer;
   /** A checkpoint is due but the pipeline is full: take it at the next acknowledgement. */
   private dueAfterAck = false;
   /** Takes a checkpoint that waited for an ack too long (see markDue). */
@@ -115,6 +117,7 @@ export class PrimaryDriver extends EventEmitter {
   constructor(private readonly o: PrimaryDriverOptions) {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
+    this.pendingTimer = new EarliestTimer(this.nowMs);
     const r = o.config.replication;
     this.policy = new EpochPolicy({
       maxIntervalMs: r.checkpointMaxIntervalMs, minIntervalMs: r.checkpointMinIntervalMs,
@@ -286,15 +289,13 @@ export class PrimaryDriver extends EventEmitter {
     return max;
   }
 
-  /** Capture when the guest is (still) suspended at `atMs`. */
+  /** Capture when the guest is (still) suspended at `atMs` (or earlier, if asked for earlier). */
   private checkpointAt(atMs: number): void {
-    if (this.pendingTimer !== null) return;
-    this.pendingTimer = setTimeout(() => {
-      this.pendingTimer = null;
+    this.pendingTimer.schedule(atMs, () => {
       if (this.ended !== null || this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) return;
       if (this.policy.pipelineFull(this.inflightEpochs()) && !this.anyLinkNeedsFull()) this.markDue();
       else this.checkpointNow();
-    }, Math.max(0, atMs - this.nowMs()));
+    });
   }
 
   /**
@@ -324,7 +325,7 @@ export class PrimaryDriver extends EventEmitter {
 
   private checkpointNow(): void {
     if (this.ended !== null) return;
-    if (this.pendingTimer !== null) { clearTimeout(this.pendingTimer); this.pendingTimer = null; }
+    this.pendingTimer.cancel();
     this.dueAfterAck = false;
     if (this.dueTimer !== null) { clearTimeout(this.dueTimer); this.dueTimer = null; }
     // A backup without the chain needs a full image: a large guest sends it by pre-copy (the
@@ -626,7 +627,7 @@ export class PrimaryDriver extends EventEmitter {
     if (this.ended !== null) return;
     this.ended = e;
     this.emit('ended', e);
-    if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
+    this.pendingTimer.cancel();
     if (this.dueTimer !== null) clearTimeout(this.dueTimer);
     if (this.nackResendTimer !== null) clearTimeout(this.nackResendTimer);
     if (this.leaseTimer !== null) clearInterval(this.leaseTimer);
