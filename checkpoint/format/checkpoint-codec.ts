@@ -15,6 +15,7 @@ import type { LibOsState, SavedFd } from '../../libos-host/wasi/lib-os.js';
 import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData, type CheckpointPage } from '../checkpoint-data.js';
 import { crc32c } from './crc32c.js';
 import { checkpointTypes } from './checkpoint-schema.js';
+import { encodeExact, encodeReusing } from './reused-writer.js';
 
 /** Version of the checkpoint format. A reader refuses any other (WB_CHECKPOINT_VERSION). */
 export const CHECKPOINT_FORMAT_VERSION = 1;
@@ -85,10 +86,14 @@ function fdToProto(f: SavedFd): Record<string, unknown> {
 
 /** The Checkpoint message body (uncompressed). Fills missing page checksums. */
 export function encodeCheckpointBody(cp: CheckpointData): Uint8Array {
+  return encodeExact(checkpointTypes().Checkpoint, checkpointMessage(cp));
+}
+
+/** The protobufjs object for `cp`'s Checkpoint message. Fills missing page checksums. */
+function checkpointMessage(cp: CheckpointData): object {
   sealPages(cp);
-  const { Checkpoint } = checkpointTypes();
   const l = cp.libos;
-  const message = {
+  return {
     epoch: cp.epoch, full: cp.full, imageSha256: cp.imageSha256, memoryBytes: cp.memoryBytes, pageBytes: CHECKPOINT_PAGE_BYTES,
     pages: cp.pages.map(pageToProto),
     globals: cp.globals.map(globalToProto),
@@ -104,7 +109,6 @@ export function encodeCheckpointBody(cp: CheckpointData): Uint8Array {
     stats: { pauseUs: Math.round(cp.stats.pauseUs), capturedAtMs: cp.stats.capturedAtMs, trackerPages: cp.stats.trackerPages, tracker: cp.stats.tracker },
     ...(cp.stagedFrom !== undefined ? { stagedFrom: cp.stagedFrom } : {}),
   };
-  return Checkpoint.encode(message).finish();
 }
 
 /** Encode a checkpoint for shipping or storing: the envelope with version, length and checksum. */
@@ -113,9 +117,11 @@ export function encodeCheckpoint(cp: CheckpointData, options: EncodeOptions = {}
   if (!(compression in COMPRESSION_CODES)) {
     throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint compression must be one of ${Object.keys(COMPRESSION_CODES).join(', ')}: got "${String(compression)}"`);
   }
-  const raw = encodeCheckpointBody(cp);
-  const body = compression === 'deflate' ? deflateRawSync(raw, { level: DEFLATE_LEVEL }) : raw;
-  return wrapEnvelope(body, COMPRESSION_CODES[compression], CHECKPOINT_FORMAT_VERSION);
+  // The body is encoded into a reused writer and copied once, into the envelope.
+  return encodeReusing(checkpointTypes().Checkpoint, checkpointMessage(cp), (raw) => {
+    const body = compression === 'deflate' ? deflateRawSync(raw, { level: DEFLATE_LEVEL }) : raw;
+    return wrapEnvelope(body, COMPRESSION_CODES[compression], CHECKPOINT_FORMAT_VERSION);
+  });
 }
 
 /** Pages per slice of `encodeCheckpointSliced` (2 MiB): one slice is a few ms of work. */
@@ -130,7 +136,7 @@ export const ENCODE_SLICE_PAGES = 512;
  * computed as the slices are made. Decodes exactly as `encodeCheckpoint`'s output does.
  */
 export async function encodeCheckpointSliced(cp: CheckpointData, pause: () => Promise<void>): Promise<Uint8Array> {
-  const { Checkpoint, Envelope } = checkpointTypes();
+  const { Checkpoint } = checkpointTypes();
   const parts: Uint8Array[] = [encodeCheckpointBody({ ...cp, pages: [] })];
   let crc = crc32c(parts[0]);
   let length = parts[0].length;
@@ -144,14 +150,29 @@ export async function encodeCheckpointSliced(cp: CheckpointData, pause: () => Pr
     parts.push(part);
   }
   await pause();
-  const body = Buffer.concat(parts, length);
-  return Envelope.encode({ formatVersion: CHECKPOINT_FORMAT_VERSION, compression: COMPRESSION_CODES.none, bodyLength: body.length, bodyCrc32c: crc, body }).finish();
+  return envelopeAround(parts, length, crc, COMPRESSION_CODES.none, CHECKPOINT_FORMAT_VERSION);
 }
 
 /** Build an envelope around an already encoded body. Exposed for tests that forge versions. */
 export function wrapEnvelope(body: Uint8Array, compressionCode: number, formatVersion: number): Uint8Array {
+  return envelopeAround([body], body.length, crc32c(body), compressionCode, formatVersion);
+}
+
+/** Envelope field 5 (`body`, length-delimited): its tag byte. */
+const ENVELOPE_BODY_TAG = (5 << 3) | 2;
+
+/**
+ * The envelope as protobufjs encodes it (fields in order, `body` last), assembled in one buffer:
+ * the body parts are copied once instead of into a growing writer and out of it again.
+ */
+function envelopeAround(parts: readonly Uint8Array[], length: number, crc: number, compressionCode: number, formatVersion: number): Uint8Array {
   const { Envelope } = checkpointTypes();
-  return Envelope.encode({ formatVersion, compression: compressionCode, bodyLength: body.length, bodyCrc32c: crc32c(body), body }).finish();
+  const head = Envelope.encode({ formatVersion, compression: compressionCode, bodyLength: length, bodyCrc32c: crc }).uint32(ENVELOPE_BODY_TAG).uint32(length).finish();
+  const out = Buffer.allocUnsafe(head.length + length);
+  out.set(head, 0);
+  let at = head.length;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
 }
 
 // ---- decoding ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { encodeReusing } from '../../checkpoint/format/reused-writer.js';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { packageFile } from '../../libos-host/platform/package-files.js';
 import { openFrame, sealFrame } from './frame-checksum.js';
@@ -51,7 +52,7 @@ function loadTypes(): NonNullable<typeof types> {
 /** Serializers for one message type; decoding a malformed message throws WB_PROTOCOL. */
 function codec<T>(name: keyof NonNullable<typeof types>): { serialize: (m: T) => Buffer; deserialize: (b: Buffer) => T } {
   return {
-    serialize: (m: T) => sealFrame(loadTypes()[name].encode(m as object).finish()),
+    serialize: (m: T) => encodeReusing(loadTypes()[name], m as object, sealFrame),
     deserialize: (b: Buffer) => {
       try {
         const type = loadTypes()[name];

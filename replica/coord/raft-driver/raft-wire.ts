@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { encodeReusing } from '../../../checkpoint/format/reused-writer.js';
 import { WaterbearError, type ErrorCode, ERROR_CODES } from '../../../libos-host/errors.js';
 import { openFrame, sealFrame } from '../../wire/frame-checksum.js';
 import { packageFile } from '../../../libos-host/platform/package-files.js';
@@ -70,7 +71,7 @@ function loadTypes(): Record<TypeName, protobuf.Type> {
 
 /** Encodes one wire message. */
 export function encodeWire<T>(name: TypeName, m: T): Buffer {
-  return sealFrame(loadTypes()[name].encode(m as object).finish());
+  return encodeReusing(loadTypes()[name], m as object, sealFrame);
 }
 
 /** Decodes one wire message. @throws WaterbearError WB_PROTOCOL when the bytes are not a valid `name`. */
