@@ -26,6 +26,8 @@ export interface BenchClusterOptions {
   logLevel?: string;
   /** Where prepared images are cached (shared by every cluster of a run). */
   cacheDir: string;
+  /** A command each member runs under (LocalCluster's launchPrefix), e.g. for profiling. */
+  launchPrefix?: string[];
 }
 
 /** One pino JSON line a member wrote on stderr. `time` is the member's Date.now() (ms since the epoch). */
@@ -63,7 +65,7 @@ witnesses:
 ${rep !== '' ? `replication:\n${rep}\n` : ''}`);
     const config = loadClusterConfig(file);
     const cluster = new LocalCluster({
-      configPath: file, config, restart: true, stdio: 'pipe',
+      configPath: file, config, restart: true, stdio: 'pipe', launchPrefix: o.launchPrefix,
       env: { WATERBEAR_CACHE_DIR: o.cacheDir, WATERBEAR_LOG_LEVEL: o.logLevel ?? 'warn' },
     });
     const bc = new BenchCluster(cluster, config, dir, svc);
