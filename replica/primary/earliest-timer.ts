@@ -34,6 +34,9 @@ export class EarliestTimer {
     }, Math.max(0, atMs - this.nowMs()));
   }
 
+  /** True while a callback is scheduled. */
+  get pending(): boolean { return this.handle !== null; }
+
   cancel(): void {
     if (this.handle !== null) this.timers.clear(this.handle);
     this.handle = null;

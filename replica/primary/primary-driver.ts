@@ -437,6 +437,15 @@ export class PrimaryDriver extends EventEmitter {
     this.wakeAckWaiters();
     // An ack, or a view with fewer backups, may have made room in the pipeline.
     this.takeDueCheckpoint();
+    this.reconsiderPendingWait();
+  }
+
+  /** After an ack: a held-output wait for the min interval ends once nothing is in flight (EpochPolicy). */
+  private reconsiderPendingWait(): void {
+    if (!this.pendingTimer.pending || this.ended !== null || this.frozen) return;
+    if (this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) return;
+    const d = this.policy.decide(this.nowMs(), this.o.nb.holdsOutputOfCurrentEpoch, this.ran, this.inflightEpochs());
+    if (d.kind === 'checkpoint') this.checkpointNow();
   }
 
   private openLink(backup: string): void {

@@ -3,12 +3,20 @@ import { EpochPolicy } from '../../../replica/primary/epoch-policy.js';
 
 const opts = { maxIntervalMs: 25, minIntervalMs: 2, maxInflightEpochs: 4, pipelineDepth: 4, maxLagBytes: 1000 };
 
-test('a guest that blocks with held output is checkpointed at once, but not within the min interval', (t) => {
+test('a guest that blocks with held output is checkpointed at once, but not within the min interval of one in flight', (t) => {
   const p = new EpochPolicy(opts, 0);
-  t.deepEqual(p.decide(1, true, true), { kind: 'wait', untilMs: 2 });
-  t.deepEqual(p.decide(2, true, true), { kind: 'checkpoint' });
+  t.deepEqual(p.decide(1, true, true, 1), { kind: 'wait', untilMs: 2 });
+  t.deepEqual(p.decide(2, true, true, 1), { kind: 'checkpoint' });
   p.checkpointed(2);
-  t.deepEqual(p.decide(3, true, true), { kind: 'wait', untilMs: 4 });
+  t.deepEqual(p.decide(3, true, true, 1), { kind: 'wait', untilMs: 4 });
+});
+
+test('with nothing in flight, held output is checkpointed at once, even within the min interval', (t) => {
+  const p = new EpochPolicy(opts, 0);
+  p.checkpointed(10);
+  t.deepEqual(p.decide(10.5, true, true, 0), { kind: 'checkpoint' }, 'the backup is idle: waiting would only delay the reply');
+  t.deepEqual(p.decide(10.5, true, true, 1), { kind: 'wait', untilMs: 12 });
+  t.deepEqual(p.decide(10.5, false, true, 0), { kind: 'wait', untilMs: 35 }, 'without held output the max interval still applies');
 });
 
 test('a running guest without output is checkpointed at the max interval; an idle one never', (t) => {
