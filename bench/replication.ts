@@ -48,7 +48,7 @@ const MIN_REQUESTS_PER_CLIENT = 10;
 const REDIS_WAIT_TIMEOUT_MS = 100;
 /** Epoch-policy settings compared in section 2 (max interval stays at the default): min interval ms, pipeline depth. */
 const EPOCH_SETTINGS: ReadonlyArray<{ min: number; depth: number }> = [
-  { min: 0, depth: 1 }, { min: 1, depth: 1 }, { min: 5, depth: 1 }, { min: 1, depth: 2 }, { min: 1, depth: 4 },
+  { min: 0, depth: 1 }, { min: 0, depth: 2 }, { min: 1, depth: 1 }, { min: 5, depth: 1 }, { min: 1, depth: 2 }, { min: 1, depth: 4 },
 ];
 /** Round-robin 16-client runs over the settings. */
 const EPOCH_POLICY_ROUNDS = 2;
