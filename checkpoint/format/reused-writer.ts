@@ -10,8 +10,9 @@ let idle: protobuf.Writer | null = null;
  * the bytes. `take` must copy whatever it keeps: the bytes are overwritten by the next encode.
  * Why: a fresh protobufjs writer grows by doubling and `finish` copies the result out, ~3x the
  * message in new ArrayBuffers per encode; a primary encoding a few hundred ~60 KB checkpoints a
- * second (and again for the wire) allocated ~650 KB of them per epoch, and V8 answered with a
- * mark-compact for external memory every ~60 ms (2-20 ms pauses on the commit path).
+ * second (and again for the wire) allocated ~650 KB of them per epoch. Reusing the writer cut its
+ * mark-compacts (2-20 ms pauses on the commit path) from ~75 to ~40 per benchmark run; the rest
+ * came from V8's heap sizing (cli/v8-tuning.ts), not from these allocations alone.
  * Re-entrant: an encode inside `take` gets a writer of its own.
  */
 export function encodeReusing<R>(type: protobuf.Type, message: object, take: (bytes: Uint8Array) => R): R {
