@@ -8,11 +8,9 @@
  * passes it straight to Node's own loader. This only affects load time, never behaviour: if tsx
  * changes, the worst case is the slow load again.
  */
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type binaryenModule from 'binaryen';
+import { installedModulePath, installedPackageVersion } from '../platform/package-files.js';
 
 export type Binaryen = typeof binaryenModule;
 
@@ -32,7 +30,7 @@ function underTsx(): boolean {
 
 async function importBinaryen(): Promise<Binaryen> {
   if (underTsx()) {
-    const url = `${pathToFileURL(createRequire(import.meta.url).resolve('binaryen')).href}?tsx-namespace=waterbear-binaryen`;
+    const url = `${pathToFileURL(installedModulePath('binaryen')).href}?tsx-namespace=waterbear-binaryen`;
     try {
       const m = (await import(url)) as { default: Binaryen };
       return m.default;
@@ -45,11 +43,7 @@ async function importBinaryen(): Promise<Binaryen> {
 
 /** The installed binaryen.js version (from its package.json), without importing it. Part of the cache key. */
 export function binaryenVersion(): string {
-  if (version === null) {
-    const require = createRequire(import.meta.url);
-    const pkg = JSON.parse(readFileSync(join(dirname(require.resolve('binaryen')), 'package.json'), 'utf8')) as { version?: unknown };
-    version = typeof pkg.version === 'string' ? pkg.version : 'unknown';
-  }
+  version ??= installedPackageVersion('binaryen');
   return version;
 }
 

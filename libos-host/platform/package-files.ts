@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,4 +21,15 @@ export function packageRoot(): string {
 /** Absolute path of a file shipped with the package, e.g. packageFile('proto/replication.proto'). */
 export function packageFile(relative: string): string {
   return join(packageRoot(), relative);
+}
+
+/** Path of the entry point of an installed npm package, as `require.resolve` finds it from here. */
+export function installedModulePath(name: string): string {
+  return createRequire(import.meta.url).resolve(name);
+}
+
+/** The `version` in an installed npm package's package.json ('unknown' when it has none). */
+export function installedPackageVersion(name: string): string {
+  const pkg = JSON.parse(readFileSync(join(dirname(installedModulePath(name)), 'package.json'), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
 }
