@@ -5,7 +5,7 @@ import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { ReplicaNode } from '../../replica/node/replica-node.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
-import { applyReplicaV8Flags } from '../v8-tuning.js';
+import { applyV8Tuning } from '../v8-tuning.js';
 import { ReplicaCollector } from '../../dashboard/replica-collector.js';
 import { adminTokenFrom, startReplicaDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
 
@@ -24,7 +24,7 @@ export async function replicaCommand(argv: string[], io: CliIo): Promise<number>
   if (values.help === true) { io.out(REPLICA_USAGE + '\n'); return 0; }
   if (values.config === undefined || values.id === undefined) throw new WaterbearError('WB_CONFIG_INVALID', `replica: --config and --id are required\n${REPLICA_USAGE}`);
   const config = loadClusterConfig(values.config);
-  applyReplicaV8Flags();
+  applyV8Tuning();
   // TEST/CHAOS ONLY: with WATERBEAR_CHAOS_CONTROL set, the chaos harness skews this process's clock and fails its store.
   const chaos = ChaosControl.fromEnv();
   const node = new ReplicaNode(config, values.id, coordinatorFactoryFor(config, values.id, undefined, chaos?.clock), undefined,

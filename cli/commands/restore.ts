@@ -7,6 +7,7 @@ import { parseCommandArgs } from '../args.js';
 import { CHECKPOINT_FLAG_OPTIONS, CheckpointSession, parseCheckpointInterval, trackerForRestore } from '../checkpoint-session.js';
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
+import { applyV8Tuning } from '../v8-tuning.js';
 import { TRAP_EXIT_CODE } from './run.js';
 
 export const RESTORE_USAGE = `usage: waterbear restore DIR [options]
@@ -30,6 +31,7 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
     help: { type: 'boolean', short: 'h' },
   }, 'restore');
   if (values.help === true) { io.out(RESTORE_USAGE + '\n'); return 0; }
+  applyV8Tuning();
   const dir = positionals[0];
   if (dir === undefined) throw new WaterbearError('WB_CONFIG_INVALID', `restore: missing DIR\n${RESTORE_USAGE}`);
   const { record, guest } = readCheckpointDir(dir);

@@ -6,6 +6,7 @@ import { parseSize } from '../../libos-host/units.js';
 import { parseCommandArgs, parseDirFlag, parseEnvFlag, parseListenFlag } from '../args.js';
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
+import { applyV8Tuning } from '../v8-tuning.js';
 import { CHECKPOINT_FLAG_OPTIONS, startCheckpointing, type CheckpointSession } from '../checkpoint-session.js';
 
 export const RUN_USAGE = `usage: waterbear run GUEST.wasm [options] [-- guest args…]
@@ -52,6 +53,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     help: { type: 'boolean', short: 'h' },
   }, 'run');
   if (values.help === true) { io.out(RUN_USAGE + '\n'); return 0; }
+  applyV8Tuning();
   const [guestPath, ...restArgs] = positionals;
   if (guestPath === undefined) throw new WaterbearError('WB_CONFIG_INVALID', `run: missing GUEST.wasm\n${RUN_USAGE}`);
   let guest: Uint8Array;

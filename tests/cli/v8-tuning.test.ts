@@ -1,8 +1,8 @@
 import test from 'ava';
-import { REPLICA_V8_FLAGS, applyReplicaV8Flags } from '../../cli/v8-tuning.js';
+import { V8_TUNING_FLAGS, applyV8Tuning } from '../../cli/v8-tuning.js';
 
-test('a replica applies its V8 flags unless WATERBEAR_V8_TUNING=0', (t) => {
-  t.deepEqual(applyReplicaV8Flags({ WATERBEAR_V8_TUNING: '0' }), []);
-  t.deepEqual(applyReplicaV8Flags({}), REPLICA_V8_FLAGS);
-  t.true(REPLICA_V8_FLAGS.includes('--heap-growing-percent=200'));
+test('a process running a guest applies the V8 flags unless WATERBEAR_V8_TUNING=0', (t) => {
+  t.deepEqual(applyV8Tuning({ WATERBEAR_V8_TUNING: '0' }), []);
+  t.deepEqual(applyV8Tuning({}), V8_TUNING_FLAGS);
+  t.true(V8_TUNING_FLAGS.includes('--heap-growing-percent=200'));
 });
