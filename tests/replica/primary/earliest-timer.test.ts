@@ -23,10 +23,14 @@ function fakeTimers(): { now: () => number; timers: TimerFns; advance: (ms: numb
   };
 }
 
-test('an earlier deadline replaces a later pending one: a max-interval wait does not hold a min-interval checkpoint', (t) => {
+/** An EarliestTimer on fake timers, and a log of what fired when. */
+function setup(): { f: ReturnType<typeof fakeTimers>; timer: EarliestTimer; fired: string[] } {
   const f = fakeTimers();
-  const timer = new EarliestTimer(f.now, f.timers);
-  const fired: string[] = [];
+  return { f, timer: new EarliestTimer(f.now, f.timers), fired: [] };
+}
+
+test('an earlier deadline replaces a later pending one: a max-interval wait does not hold a min-interval checkpoint', (t) => {
+  const { f, timer, fired } = setup();
   timer.schedule(25, () => fired.push(`max@${f.now()}`));
   timer.schedule(1, () => fired.push(`min@${f.now()}`));
   f.advance(30);
@@ -34,9 +38,7 @@ test('an earlier deadline replaces a later pending one: a max-interval wait does
 });
 
 test('a later deadline does not move an earlier pending one; after it fires, a new one can be set', (t) => {
-  const f = fakeTimers();
-  const timer = new EarliestTimer(f.now, f.timers);
-  const fired: string[] = [];
+  const { f, timer, fired } = setup();
   timer.schedule(1, () => fired.push(`a@${f.now()}`));
   timer.schedule(25, () => fired.push(`b@${f.now()}`));
   f.advance(2);
@@ -46,14 +48,12 @@ test('a later deadline does not move an earlier pending one; after it fires, a n
 });
 
 test('cancel drops the pending callback', (t) => {
-  const f = fakeTimers();
-  const timer = new EarliestTimer(f.now, f.timers);
-  let fired = 0;
-  timer.schedule(5, () => fired++);
+  const { f, timer, fired } = setup();
+  timer.schedule(5, () => fired.push('first'));
   timer.cancel();
   f.advance(10);
-  t.is(fired, 0);
-  timer.schedule(12, () => fired++);
+  t.deepEqual(fired, []);
+  timer.schedule(12, () => fired.push('second'));
   f.advance(10);
-  t.is(fired, 1);
+  t.deepEqual(fired, ['second']);
 });
