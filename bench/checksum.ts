@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { crc32c, crc32cImplementation, crc32cJs } from '../checkpoint/format/crc32c.js';
+import { crc32c, crc32cImplementation, crc32cJs, type CrcFunction } from '../checkpoint/format/crc32c.js';
 import { crc32 } from '../replica/wire/crc32.js';
 import { median } from './lib/stats.js';
 
@@ -20,7 +20,7 @@ const CASES: Array<{ name: string; bytes: number; calls: number }> = [
 ];
 
 /** Microseconds per call of `f` on `data`, median of PASSES passes (one more first, not counted). */
-function usPerCall(f: (b: Uint8Array, p?: number) => number, data: Uint8Array, calls: number): number {
+function usPerCall(f: CrcFunction, data: Uint8Array, calls: number): number {
   const passes: number[] = [];
   let sink = 0;
   for (let pass = 0; pass <= PASSES; pass++) {

@@ -28,11 +28,7 @@ export function encodeReusing<R>(type: protobuf.Type, message: object, take: (by
   }
 }
 
-/** `encodeReusing` into a new buffer of exactly the message's size, plus `spareBytes` at its end. */
-export function encodeExact(type: protobuf.Type, message: object, spareBytes = 0): Buffer {
-  return encodeReusing(type, message, (bytes) => {
-    const out = Buffer.allocUnsafe(bytes.length + spareBytes);
-    out.set(bytes, 0);
-    return out;
-  });
+/** `encodeReusing` into a new buffer of exactly the message's size. */
+export function encodeExact(type: protobuf.Type, message: object): Buffer {
+  return encodeReusing(type, message, (bytes) => Buffer.from(bytes));
 }
