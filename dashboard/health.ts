@@ -7,18 +7,27 @@ export interface HealthAnswer {
 }
 
 /** Where the answer is given: a replica's dashboard (self, and its role read directly) or `waterbear dashboard` (self null). */
-export interface HealthSubject { self: string | null; localRole: string | null }
+export interface HealthSubject {
+  self: string | null;
+  localRole: string | null;
+  /** The local primary has unbound the service address (lease lost; a backup may be taking over). */
+  localParked?: boolean;
+}
 
 function answer(ok: boolean, c: ClusterState, s: HealthSubject, reason: string, more: Partial<HealthAnswer['body']> = {}): HealthAnswer {
   return { status: ok ? 200 : 503, body: { ok, replica: s.self, role: s.localRole, view: c.view, primary: c.primary, protection: c.protection, reason, ...more } };
 }
 
 /**
- * /health/primary: 200 only on the primary (for a load balancer in front of the service address).
+ * /health/primary: 200 only on the primary (for a load balancer in front of the service address),
+ * and not while it has parked the service address.
  * On `waterbear dashboard`: 200 when some replica answers as primary.
  */
 export function primaryHealth(c: ClusterState, s: HealthSubject): HealthAnswer {
   if (s.self === null) return answer(c.primary !== null, c, s, c.primary !== null ? `${c.primary} is primary of view ${c.view}` : 'no replica answers as primary');
+  if (s.localRole === 'primary' && s.localParked === true) {
+    return answer(false, c, s, `${s.self} is primary but has lost its coordinator lease and freed the service address (a backup may be taking over)`);
+  }
   if (s.localRole === 'primary') return answer(true, c, s, `${s.self} is primary`);
   return answer(false, c, s, `${s.self} is ${s.localRole ?? 'unknown'}, not primary${c.primary !== null ? `; the primary is ${c.primary}` : ''}`);
 }

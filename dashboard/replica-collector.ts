@@ -146,7 +146,7 @@ export class ReplicaCollector {
     const s = this.node.statusReply();
     const p = this.primaryNumbers();
     return {
-      role: this.node.role, view: s.view, protected: s.protected, epoch: s.epoch, releasedEpoch: p?.releasedEpoch ?? 0,
+      role: this.node.role, view: s.view, protected: s.protected, serviceParked: this.node.primarySnapshot()?.stats.serviceParked ?? false, epoch: s.epoch, releasedEpoch: p?.releasedEpoch ?? 0,
       heldBytes: p?.heldBytes ?? 0, memoryBytes: p?.memoryBytes ?? null,
       lag: (p?.links ?? []).filter((l) => l.inView).map((l) => ({ backup: l.backup, epochs: l.lagEpochs, seconds: l.lagSeconds })),
       io: p === null ? null : { connectionsAccepted: p.connectionsAccepted, bytesReceived: p.bytesReceived, bytesSent: p.bytesSent },

@@ -18,6 +18,8 @@ export interface ScrapeValues {
   role: string;
   view: number;
   protected: boolean;
+  /** The primary has unbound the service address (lease lost; see PrimaryDriver.holdSole). */
+  serviceParked: boolean;
   epoch: number;
   releasedEpoch: number;
   heldBytes: number;
@@ -64,6 +66,8 @@ export class ReplicaMetrics {
     new Gauge({ name: 'waterbear_view', help: 'View number this replica acts in (0: none yet)', registers, collect() { this.set(values().view); } });
     new Gauge({ name: 'waterbear_protected', help: '1 when this replica is the primary and its view has a backup acknowledging checkpoints; 0 otherwise', registers,
       collect() { this.set(values().protected ? 1 : 0); } });
+    new Gauge({ name: 'waterbear_service_parked', help: '1 while this primary has lost its coordinator lease and freed the service address for a possible takeover; 0 otherwise', registers,
+      collect() { this.set(values().serviceParked ? 1 : 0); } });
     new Gauge({ name: 'waterbear_epoch', help: 'Primary: highest epoch captured. Backup: highest epoch durable in its store', registers, collect() { this.set(values().epoch); } });
     new Gauge({ name: 'waterbear_released_epoch', help: 'Primary: output is released up to this epoch', registers, collect() { this.set(values().releasedEpoch); } });
     new Gauge({ name: 'waterbear_held_output_bytes', help: 'Guest output held by the network buffer until backups acknowledge its epoch (primary)', registers,

@@ -21,10 +21,13 @@ export const OUTPUT_HIGH_WATER_BYTES = 1024 * 1024;
 interface ListenerStream {
   kind: 'listener';
   uri: string;
-  server: net.Server;
+  /** Null while parked (parkService): the address is free and nothing is accepted. */
+  server: net.Server | null;
   pending: net.Socket[];
   address: string;
   error: ErrnoLike | null;
+  /** Wakes the guest's waits on this listener. */
+  wake: () => void;
 }
 
 interface ConnectionStream {
@@ -113,9 +116,17 @@ export class NodePlatform implements HostAbi {
   }
 
   async listen(uri: `tcp.srv:${string}`): Promise<Handle> {
+    const handleRef = { h: 0 };
+    const stream: ListenerStream = { kind: 'listener', uri, server: null, pending: [], address: '', error: null, wake: () => this.notify(handleRef.h) };
+    await this.bind(stream, uri);
+    handleRef.h = this.add(stream);
+    return handleRef.h;
+  }
+
+  /** Bind `stream` to `uri` (its first address, or the one it had before parking). */
+  private async bind(stream: ListenerStream, uri: `tcp.srv:${string}`): Promise<void> {
     const { host, port } = parseListenUri(uri);
     const server = net.createServer({ pauseOnConnect: false, noDelay: true });
-    const stream: ListenerStream = { kind: 'listener', uri, server, pending: [], address: '', error: null };
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         reject(new WaterbearError('WB_LISTEN_FAILED',
@@ -126,16 +137,55 @@ export class NodePlatform implements HostAbi {
     });
     const addr = server.address() as net.AddressInfo;
     stream.address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
-    const handle = this.add(stream);
-    server.on('error', (err: NodeJS.ErrnoException) => { stream.error = errnoOf(err); this.notify(handle); });
+    stream.server = server;
+    stream.error = null;
+    server.on('error', (err: NodeJS.ErrnoException) => { stream.error = errnoOf(err); stream.wake(); });
     server.on('connection', (socket) => {
       socket.setNoDelay(true);
       // Errors before the guest accepts must not crash the host; they resurface on read.
       socket.on('error', () => {});
       stream.pending.push(socket);
-      this.notify(handle);
+      stream.wake();
     });
-    return handle;
+  }
+
+  /**
+   * Free the service addresses while keeping the guest's state: every listener stops accepting
+   * and unbinds (connections not yet accepted are dropped), and every connection is cut, as a
+   * crash would cut it. The guest sees its connections end and its listeners stay quiet. For a
+   * primary that cannot tell whether it is still primary: a backup may take over the addresses
+   * meanwhile. `resumeListening` binds them again.
+   */
+  parkService(): void {
+    for (const [h, s] of this.streams) {
+      if (s.kind === 'listener' && s.server !== null) {
+        for (const p of s.pending) p.destroy();
+        s.pending = [];
+        s.server.close();
+        s.server = null;
+      } else if (s.kind === 'connection' && !s.socket.destroyed) {
+        s.socket.destroy();
+        s.eof = true;
+        this.notify(h);
+      }
+    }
+  }
+
+  /** True while parkService holds the listeners unbound. */
+  get serviceParked(): boolean {
+    for (const s of this.streams.values()) if (s.kind === 'listener' && s.server === null) return true;
+    return false;
+  }
+
+  /**
+   * Bind every parked listener again, at the address it had. Throws WB_LISTEN_FAILED when one
+   * is taken (another replica serves it); the listeners bound so far stay bound, and a later
+   * call retries the rest.
+   */
+  async resumeListening(): Promise<void> {
+    for (const s of this.streams.values()) {
+      if (s.kind === 'listener' && s.server === null) await this.bind(s, `tcp.srv:${s.address}`);
+    }
   }
 
   /** A copy of the connection counters. */
@@ -261,7 +311,7 @@ export class NodePlatform implements HostAbi {
     this.streams.delete(handle);
     if (s.kind === 'listener') {
       for (const p of s.pending) p.destroy();
-      s.server.close();
+      s.server?.close();
     } else if (s.kind === 'connection') {
       s.closed = true;
       // end() flushes queued output first (graceful close, as close(2) on a blocking socket);

@@ -22,6 +22,12 @@ import { Precopy } from './precopy.js';
 export const LEASE_RENEW_INTERVAL_MS = 100;
 /** A primary whose lease stays lost this long steps down (frees the service address). */
 export const STEP_DOWN_AFTER_LEASE_LOSS_MS = 2000;
+/**
+ * One that may not step down (it may hold the only state) but whose view has a backup that may
+ * be taking over frees the service address after this long instead (holdSole). Shorter: parking
+ * keeps the state and is undone when the lease returns; it only cuts the clients' connections.
+ */
+export const PARK_AFTER_LEASE_LOSS_MS = 500;
 /** How long a planned switchover may wait for acknowledgements and the view change. */
 export const SWITCHOVER_TIMEOUT_MS = 10_000;
 
@@ -61,6 +67,8 @@ export interface PrimaryStats {
   /** Full images sent by iterative pre-copy (final checkpoints), and the pages they staged. */
   precopies: number;
   precopyPages: number;
+  /** The service address is unbound while the lease is lost (see holdSole). */
+  serviceParked: boolean;
 }
 
 /** What `PrimaryDriver.guestSnapshot` returns. */
@@ -102,6 +110,8 @@ export class PrimaryDriver extends EventEmitter {
   private leaseLostSinceMs: number | null = null;
   /** Lease lost for long, but not stepping down: this replica may hold the only state (logged once). */
   private holdingSole = false;
+  /** A rebinding of the parked service address is under way (unparkService). */
+  private unparking = false;
   /** Backups whose link died: their removal is proposed until a view without them commits. */
   private readonly failedBackups = new Set<string>();
   /** Backups of the view refusing checkpoints because their store fails, since when (see the nack handler). */
@@ -125,7 +135,7 @@ export class PrimaryDriver extends EventEmitter {
     }, this.nowMs());
     this.captured = o.startEpoch;
     this.protocol = new PrimaryProtocol(o.self, o.view, o.startEpoch, Math.max(JOIN_CATCH_UP_EPOCHS, r.maxInflightEpochs));
-    this.stats = { checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch, precopies: 0, precopyPages: 0 };
+    this.stats = { checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch, precopies: 0, precopyPages: 0, serviceParked: false };
   }
 
   /** Run until fenced, the guest exits, or `stop`. */
@@ -601,10 +611,11 @@ export class PrimaryDriver extends EventEmitter {
     // gate); a longer one means isolation.
     if (this.ended === null && !this.frozen && this.leaseConfirmed && this.o.coordinator.leaseExpired(this.o.self)) {
       this.leaseLostSinceMs ??= this.nowMs();
-      if (this.nowMs() - this.leaseLostSinceMs > STEP_DOWN_AFTER_LEASE_LOSS_MS) {
-        if (this.protocol.mayStepDown) { this.apply(this.protocol.onLeaseLost()); return; }
-        if (!this.holdingSole) this.o.log.warn({ view: this.protocol.currentView }, 'coordinator lease lost, but this replica may hold the only copy of the guest state (no backup in the view): keeping it and holding output until the lease returns');
-        this.holdingSole = true;
+      const lostMs = this.nowMs() - this.leaseLostSinceMs;
+      if (this.protocol.mayStepDown) {
+        if (lostMs > STEP_DOWN_AFTER_LEASE_LOSS_MS) { this.apply(this.protocol.onLeaseLost()); return; }
+      } else if (!this.holdingSole && lostMs > (this.protocol.currentView.backups.length > 0 ? PARK_AFTER_LEASE_LOSS_MS : STEP_DOWN_AFTER_LEASE_LOSS_MS)) {
+        this.holdSole();
       }
     }
     // A backup whose link died and whose removal was not committed (the proposal failed or
@@ -620,9 +631,45 @@ export class PrimaryDriver extends EventEmitter {
       this.leaseConfirmed = true;
       this.leaseLostSinceMs = null;
       this.holdingSole = false;
+      if (this.stats.serviceParked) void this.unparkService();
       this.o.nb.retryGate();
     } catch (err) {
       this.o.log.debug({ err: (err as Error).message }, 'lease keepalive failed');
+    }
+  }
+
+  /**
+   * Lease lost for long while this replica may hold the only copy of the state (a view without
+   * backups, or our proposal of one may still commit): keep the state and hold output until the
+   * lease returns or a newer view fences us. If the committed view has a backup, that backup may
+   * be taking over (we are the isolated one, and our proposal will lose): free the service
+   * address for it meanwhile, or it could not bind until the partition heals (chaos finding 2).
+   * Parking releases nothing, so it is safe whoever wins; if our view wins, we bind again.
+   */
+  private holdSole(): void {
+    this.holdingSole = true;
+    const view = this.protocol.currentView;
+    const takeoverPossible = view.backups.length > 0;
+    this.o.log.warn({ view }, `coordinator lease lost, but this replica may hold the only copy of the guest state: keeping it and holding output until the lease returns${takeoverPossible ? '; service address freed meanwhile (connections cut) in case a backup takes over' : ''}`);
+    if (!takeoverPossible) return;
+    this.o.platform.parkService();
+    this.stats.serviceParked = true;
+  }
+
+  /** The lease is back and we are still primary: bind the service address again (retried each renewal). */
+  private async unparkService(): Promise<void> {
+    if (this.unparking || this.ended !== null) return;
+    this.unparking = true;
+    try {
+      await this.o.platform.resumeListening();
+      if (this.ended === null) {
+        this.stats.serviceParked = false;
+        this.o.log.info({ view: this.protocol.currentView }, 'coordinator lease regained: listening on the service address again');
+      }
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'cannot bind the service address again yet (retrying at the next lease renewal)');
+    } finally {
+      this.unparking = false;
     }
   }
 

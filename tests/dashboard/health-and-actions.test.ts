@@ -25,6 +25,10 @@ test('primary health is 200 only where the replica is primary', (t) => {
   t.is(b.body.primary, 'a');
   t.is(primaryHealth(cluster([], { primary: null, protection: 'NO PRIMARY' }), { self: null, localRole: null }).status, 503);
   t.is(primaryHealth(c, { self: null, localRole: null }).status, 200);
+  // A primary that freed the service address (lease lost) sends the load balancer elsewhere.
+  const parked = primaryHealth(c, { self: 'a', localRole: 'primary', localParked: true });
+  t.is(parked.status, 503);
+  t.regex(parked.body.reason, /freed the service address/);
 });
 
 test('in-sync health: a backup in the view within the bound is 200; behind it, or outside the view, is 503', (t) => {

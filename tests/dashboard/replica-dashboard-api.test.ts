@@ -72,6 +72,7 @@ test.serial('metrics are exposed for Prometheus in base units with _total counte
   });
   t.regex(text, /waterbear_role\{role="primary",replica="[ab]",cluster="test"\} 1/);
   t.regex(text, /waterbear_protected\{[^}]*\} 1/);
+  t.regex(text, /waterbear_service_parked\{[^}]*\} 0/);
   t.regex(text, new RegExp(`waterbear_view\\{[^}]*\\} ${p.view}`));
   t.regex(text, /waterbear_checkpoints_total\{[^}]*\} [1-9]/);
   t.regex(text, /waterbear_checkpoint_bytes_bucket\{le="65536"/);

@@ -8,17 +8,10 @@ import type { MetricsExtension } from '../../../libos-host/extensions/metrics.js
 import { composeExtensions, faultSpec, parseExtensionSpec } from '../../../libos-host/extensions/registry.js';
 import { NodePlatform } from '../../../libos-host/platform/node-platform.js';
 import { openFileTraceSink } from '../../../libos-host/platform/trace-sink.js';
+import { acceptOne } from '../../helpers/host-abi-io.js';
 
 const WAIT_LIMIT_NS = 5_000_000_000n;
 const MS = 1_000_000n;
-
-async function acceptOne(abi: HostAbi, listener: Handle): Promise<Handle> {
-  for (;;) {
-    const h = abi.accept(listener);
-    if (h !== WOULD_BLOCK) return h;
-    await abi.wait([{ handle: listener, read: true, write: false }], abi.now('monotonic') + WAIT_LIMIT_NS);
-  }
-}
 
 /** Read once something is available, as the library OS would: a string of the bytes, or the errno. */
 async function readWhenReady(abi: HostAbi, h: Handle): Promise<string> {
