@@ -14,8 +14,8 @@ import { runChaos } from '../../chaos/run/chaos-run.js';
 const SEED = 20240611;
 /**
  * The partition cuts primary from backup (the witness sees both) and the corruption hits checkpoint
- * data only. `partition:isolate-primary` has its own scenario (isolated-primary.test.ts);
- * corruption of coordination traffic is left to the soak (docs/chaos.md, "In CI and soaks").
+ * data only. `partition:isolate-primary` and corruption of coordination traffic have their own
+ * scenarios (isolated-primary.test.ts, coordination-corruption.test.ts).
  */
 const FAULTS = 'kill:primary,pause:backup,partition:primary-backup,corrupt:bulk';
 
