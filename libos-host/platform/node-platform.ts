@@ -28,6 +28,8 @@ interface ListenerStream {
   error: ErrnoLike | null;
   /** Wakes the guest's waits on this listener. */
   wake: () => void;
+  /** Closed by the guest or closeAll: a bind that completes afterwards must not keep the address. */
+  closed: boolean;
 }
 
 interface ConnectionStream {
@@ -97,6 +99,8 @@ export class NodePlatform implements HostAbi {
   private readonly io: PlatformIoStats = { connectionsAccepted: 0, bytesReceived: 0, bytesSent: 0 };
   private readonly waiters = new Set<Waiter>();
   private readonly options: NodePlatformOptions;
+  /** Counts parkService calls: a rebinding that straddles one is abandoned (see bind). */
+  private parks = 0;
 
   constructor(options: NodePlatformOptions = {}) {
     this.options = options;
@@ -117,14 +121,19 @@ export class NodePlatform implements HostAbi {
 
   async listen(uri: `tcp.srv:${string}`): Promise<Handle> {
     const handleRef = { h: 0 };
-    const stream: ListenerStream = { kind: 'listener', uri, server: null, pending: [], address: '', error: null, wake: () => this.notify(handleRef.h) };
-    await this.bind(stream, uri);
+    const stream: ListenerStream = { kind: 'listener', uri, server: null, pending: [], address: '', error: null, wake: () => this.notify(handleRef.h), closed: false };
+    await this.bind(stream, uri, false);
     handleRef.h = this.add(stream);
     return handleRef.h;
   }
 
-  /** Bind `stream` to `uri` (its first address, or the one it had before parking). */
-  private async bind(stream: ListenerStream, uri: `tcp.srv:${string}`): Promise<void> {
+  /**
+   * Bind `stream` to `uri` (its first address, or the one it had before parking). A bind that
+   * completes after the stream was closed, or after the service was parked again meanwhile,
+   * lets the address go at once: the stream stays unbound.
+   */
+  private async bind(stream: ListenerStream, uri: `tcp.srv:${string}`, rebind: boolean): Promise<void> {
+    const parks = this.parks;
     const { host, port } = parseListenUri(uri);
     const server = net.createServer({ pauseOnConnect: false, noDelay: true });
     await new Promise<void>((resolve, reject) => {
@@ -135,6 +144,7 @@ export class NodePlatform implements HostAbi {
       });
       server.listen({ host, port, backlog: 511 }, () => resolve());
     });
+    if (stream.closed || (rebind && this.parks !== parks)) { server.close(); return; }
     const addr = server.address() as net.AddressInfo;
     stream.address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
     stream.server = server;
@@ -157,6 +167,7 @@ export class NodePlatform implements HostAbi {
    * meanwhile. `resumeListening` binds them again.
    */
   parkService(): void {
+    this.parks++;
     for (const [h, s] of this.streams) {
       if (s.kind === 'listener' && s.server !== null) {
         for (const p of s.pending) p.destroy();
@@ -184,7 +195,7 @@ export class NodePlatform implements HostAbi {
    */
   async resumeListening(): Promise<void> {
     for (const s of this.streams.values()) {
-      if (s.kind === 'listener' && s.server === null) await this.bind(s, `tcp.srv:${s.address}`);
+      if (s.kind === 'listener' && s.server === null) await this.bind(s, `tcp.srv:${s.address}`, true);
     }
   }
 
@@ -310,6 +321,7 @@ export class NodePlatform implements HostAbi {
     if (s === undefined) return;
     this.streams.delete(handle);
     if (s.kind === 'listener') {
+      s.closed = true;
       for (const p of s.pending) p.destroy();
       s.server?.close();
     } else if (s.kind === 'connection') {

@@ -662,10 +662,9 @@ export class PrimaryDriver extends EventEmitter {
     this.unparking = true;
     try {
       await this.o.platform.resumeListening();
-      if (this.ended === null) {
-        this.stats.serviceParked = false;
-        this.o.log.info({ view: this.protocol.currentView }, 'coordinator lease regained: listening on the service address again');
-      }
+      // Parked again meanwhile (the lease lapsed again): the platform abandoned the binding.
+      this.stats.serviceParked = this.o.platform.serviceParked;
+      if (this.ended === null && !this.stats.serviceParked) this.o.log.info({ view: this.protocol.currentView }, 'coordinator lease regained: listening on the service address again');
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'cannot bind the service address again yet (retrying at the next lease renewal)');
     } finally {

@@ -84,3 +84,22 @@ test('closing a parked listener is harmless, and a platform that never parked re
   t.is(p.info(listener), null);
   p.closeAll();
 });
+
+test('a rebinding that completes after the listener was closed, or after the service was parked again, lets the address go', async (t) => {
+  const p = new NodePlatform();
+  const listener = await p.listen('tcp.srv:127.0.0.1:0');
+  const port = portOf(p, listener);
+  p.parkService();
+  const resuming = p.resumeListening();
+  p.parkService(); // the lease lapsed again while binding
+  await resuming;
+  t.true(p.serviceParked, 'still parked');
+  (await bindOther(port)).close(); // and the address is free
+
+  const again = p.resumeListening();
+  p.closeAll(); // the primary ended while binding
+  await again;
+  const other = await bindOther(port); // nothing kept the address
+  await new Promise<void>((resolve) => other.close(() => resolve()));
+  t.pass();
+});
