@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { WaterbearError } from '../../../libos-host/errors.js';
 import type { Logger } from '../../log.js';
 import type { Message, NodeId } from '../raft/raft-types.js';
-import { MAX_QUEUED_BATCHES_PER_PEER, PEER_RECONNECT_DELAY_MS, type RaftPeer, type UnsafeTestNetwork } from './raft-driver-options.js';
+import { MAX_QUEUED_BATCHES_PER_PEER, PEER_RECONNECT_DELAY_MS, WEDGED_CONNECTION_MS, WEDGED_MIN_TIMEOUTS, type RaftPeer, type UnsafeTestNetwork } from './raft-driver-options.js';
 import {
   COORD_FORMAT_VERSION,
   createCoordClient,
@@ -29,6 +29,8 @@ export interface TransportStats {
   batchesDropped: number;
   streamsOpened: number;
   streamFailures: number;
+  /** Connections replaced because every request on them timed out (see WEDGED_CONNECTION_MS). */
+  wedgedReconnects: number;
 }
 
 class PeerLink {
@@ -36,6 +38,9 @@ class PeerLink {
   private stream: grpc.ClientWritableStream<RaftBatch> | null = null;
   private retryAtMs = 0;
   private lastRefusal = '';
+  /** Requests timed out since the last answer, and when the first of them was sent. */
+  private timeouts = 0;
+  private timeoutsSinceMs = 0;
 
   constructor(
     readonly peer: RaftPeer,
@@ -47,6 +52,19 @@ class PeerLink {
   rpc(): CoordRaftClient {
     if (this.client === null) this.client = createCoordClient(this.peer.address, this.credentials);
     return this.client;
+  }
+
+  /** A request on this link was answered (any answer: the connection carries data). */
+  answered(): void { this.timeouts = 0; }
+
+  /** A request sent at `sentAtMs` timed out: after WEDGED_CONNECTION_MS of only that, reconnect. */
+  timedOut(sentAtMs: number): void {
+    if (this.timeouts++ === 0) this.timeoutsSinceMs = sentAtMs;
+    if (this.timeouts < WEDGED_MIN_TIMEOUTS || performance.now() - this.timeoutsSinceMs < WEDGED_CONNECTION_MS) return;
+    this.log?.warn({ peer: this.peer.id, timeouts: this.timeouts, ms: Math.round(performance.now() - this.timeoutsSinceMs) }, 'coordination peer answers nothing on this connection: opening a new one');
+    this.stats.wedgedReconnects++;
+    this.timeouts = 0;
+    this.close();
   }
 
   send(batch: RaftBatch): void {
@@ -103,7 +121,7 @@ export class PeerTransport {
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly warnedUnknown = new Set<NodeId>();
   private closed = false;
-  readonly stats: TransportStats = { batchesSent: 0, batchesDropped: 0, streamsOpened: 0, streamFailures: 0 };
+  readonly stats: TransportStats = { batchesSent: 0, batchesDropped: 0, streamsOpened: 0, streamFailures: 0, wedgedReconnects: 0 };
 
   constructor(
     private readonly selfId: NodeId,
@@ -161,8 +179,11 @@ export class PeerTransport {
     }
     const client = link.rpc();
     const fn = client[name] as unknown as (req: Req, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
+    const sentAtMs = performance.now();
     return new Promise<Res>((resolve, reject) => {
       fn.call(client, request, { deadline: Date.now() + Math.max(1, timeoutMs) }, (err, res) => {
+        if (err?.code === grpc.status.DEADLINE_EXCEEDED) link.timedOut(sentAtMs);
+        else if (err === null || err.metadata?.get(WB_CODE_METADATA_KEY)?.[0] !== undefined) link.answered();
         if (err === null && res !== undefined) {
           resolve(res);
           return;

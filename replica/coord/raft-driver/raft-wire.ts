@@ -127,6 +127,10 @@ export const COORD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 50,
   'grpc.min_reconnect_backoff_ms': 50,
   'grpc.max_reconnect_backoff_ms': 500,
+  // Our own connection per client: a link that replaces a wedged connection must not be handed
+  // the same one again from grpc-js's process-wide pool (shared with any other channel to that
+  // address with the same options).
+  'grpc.use_local_subchannel_pool': 1,
   // Like the replication links: servers we share with the replica reject more frequent pings.
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
