@@ -122,8 +122,7 @@ export class ReplicaCollector {
   }
 
   /** The primary's numbers and each backup's lag, or null when this replica is not primary. */
-  primaryNumbers(): ReplicaExtras['primary'] {
-    const p = this.node.primarySnapshot();
+  primaryNumbers(p = this.node.primarySnapshot()): ReplicaExtras['primary'] {
     if (p === null) return null;
     const now = performance.now();
     const captured = p.stats.capturedEpoch;
@@ -144,9 +143,10 @@ export class ReplicaCollector {
 
   private scrapeValues(): ScrapeValues {
     const s = this.node.statusReply();
-    const p = this.primaryNumbers();
+    const snapshot = this.node.primarySnapshot();
+    const p = this.primaryNumbers(snapshot);
     return {
-      role: this.node.role, view: s.view, protected: s.protected, serviceParked: this.node.primarySnapshot()?.stats.serviceParked ?? false, epoch: s.epoch, releasedEpoch: p?.releasedEpoch ?? 0,
+      role: this.node.role, view: s.view, protected: s.protected, serviceParked: snapshot?.stats.serviceParked ?? false, epoch: s.epoch, releasedEpoch: p?.releasedEpoch ?? 0,
       heldBytes: p?.heldBytes ?? 0, memoryBytes: p?.memoryBytes ?? null,
       lag: (p?.links ?? []).filter((l) => l.inView).map((l) => ({ backup: l.backup, epochs: l.lagEpochs, seconds: l.lagSeconds })),
       io: p === null ? null : { connectionsAccepted: p.connectionsAccepted, bytesReceived: p.bytesReceived, bytesSent: p.bytesSent },

@@ -67,8 +67,8 @@ export interface PrimaryStats {
   /** Full images sent by iterative pre-copy (final checkpoints), and the pages they staged. */
   precopies: number;
   precopyPages: number;
-  /** The service address is unbound while the lease is lost (see holdSole). */
-  serviceParked: boolean;
+  /** The service address is unbound while the lease is lost (see holdSole); read from the platform. */
+  readonly serviceParked: boolean;
 }
 
 /** What `PrimaryDriver.guestSnapshot` returns. */
@@ -135,7 +135,11 @@ export class PrimaryDriver extends EventEmitter {
     }, this.nowMs());
     this.captured = o.startEpoch;
     this.protocol = new PrimaryProtocol(o.self, o.view, o.startEpoch, Math.max(JOIN_CATCH_UP_EPOCHS, r.maxInflightEpochs));
-    this.stats = { checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch, precopies: 0, precopyPages: 0, serviceParked: false };
+    const platform = o.platform;
+    this.stats = {
+      checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch, precopies: 0, precopyPages: 0,
+      get serviceParked() { return platform.serviceParked; },
+    };
   }
 
   /** Run until fenced, the guest exits, or `stop`. */
@@ -631,7 +635,7 @@ export class PrimaryDriver extends EventEmitter {
       this.leaseConfirmed = true;
       this.leaseLostSinceMs = null;
       this.holdingSole = false;
-      if (this.stats.serviceParked) void this.unparkService();
+      if (this.o.platform.serviceParked) void this.unparkService();
       this.o.nb.retryGate();
     } catch (err) {
       this.o.log.debug({ err: (err as Error).message }, 'lease keepalive failed');
@@ -653,7 +657,6 @@ export class PrimaryDriver extends EventEmitter {
     this.o.log.warn({ view }, `coordinator lease lost, but this replica may hold the only copy of the guest state: keeping it and holding output until the lease returns${takeoverPossible ? '; service address freed meanwhile (connections cut) in case a backup takes over' : ''}`);
     if (!takeoverPossible) return;
     this.o.platform.parkService();
-    this.stats.serviceParked = true;
   }
 
   /** The lease is back and we are still primary: bind the service address again (retried each renewal). */
@@ -663,8 +666,7 @@ export class PrimaryDriver extends EventEmitter {
     try {
       await this.o.platform.resumeListening();
       // Parked again meanwhile (the lease lapsed again): the platform abandoned the binding.
-      this.stats.serviceParked = this.o.platform.serviceParked;
-      if (this.ended === null && !this.stats.serviceParked) this.o.log.info({ view: this.protocol.currentView }, 'coordinator lease regained: listening on the service address again');
+      if (this.ended === null && !this.o.platform.serviceParked) this.o.log.info({ view: this.protocol.currentView }, 'coordinator lease regained: listening on the service address again');
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'cannot bind the service address again yet (retrying at the next lease renewal)');
     } finally {
