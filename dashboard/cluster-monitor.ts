@@ -190,6 +190,7 @@ export class ClusterMonitor extends EventEmitter {
         inSync: t.reply === null || t.reply.role === 'primary' ? null
           : inView && t.up && lagEpochs !== null && lagSeconds !== null && lagEpochs <= this.inSyncMaxLagEpochs && lagSeconds * 1000 <= this.inSyncMaxLagMs,
         lastSeenAt: t.lastSeenAt, error: t.up ? null : t.error,
+        serviceParked: t.up && t.reply?.role === 'primary' && t.extras?.primary?.serviceParked === true,
       });
     }
     for (const w of this.o.config.witnesses) {
@@ -197,6 +198,7 @@ export class ClusterMonitor extends EventEmitter {
       members.push({
         id: w.id, kind: 'witness', address: w.address, dashboard: null, up: t.up, role: t.up ? 'witness' : 'down', view: 0, epoch: 0,
         inView: false, lagEpochs: null, lagSeconds: null, inSync: null, lastSeenAt: t.lastSeenAt, error: t.up ? null : t.error,
+        serviceParked: false,
       });
     }
     const protection: Protection = primary === null ? 'NO PRIMARY' : primary.reply.protected ? 'PROTECTED' : 'UNPROTECTED';
@@ -209,7 +211,7 @@ export class ClusterMonitor extends EventEmitter {
       bufferedBytes: pn.bufferedBytes, commitLatencyMsSum: pn.commitLatencyMsSum, commitLatencyCount: pn.commitLatencyCount,
       memoryBytes: pn.memoryBytes, bytesReceived: pn.bytesReceived, bytesSent: pn.bytesSent, connectionsAccepted: pn.connectionsAccepted,
       lagEpochs: Math.max(0, ...inViewLinks.map((l) => l.lagEpochs)), lagSeconds: Math.max(0, ...inViewLinks.map((l) => l.lagSeconds)),
-      imageSha256: pn.imageSha256, extensions: pn.extensions,
+      imageSha256: pn.imageSha256, extensions: pn.extensions, serviceParked: pn.serviceParked === true,
     };
     return {
       cluster: this.o.config.cluster, at: now, view: Math.max(view, primary?.reply.view ?? 0), primary: primary?.id ?? null, backups: [...backups],

@@ -35,6 +35,8 @@ export interface MemberState {
   lastSeenAt: number | null;
   /** Why it is down (the Status RPC's error), or null. */
   error: string | null;
+  /** A primary that freed the service address after losing its coordinator lease (see PrimaryNumbers). */
+  serviceParked: boolean;
 }
 
 /** The primary's numbers (cumulative counters reset when another replica becomes primary). */
@@ -65,6 +67,12 @@ export interface PrimaryNumbers {
   imageSha256: string;
   /** Extension stack above the platform, top first. */
   extensions: string[];
+  /**
+   * The primary lost its coordinator lease and freed the service address (listeners closed,
+   * connections cut) while keeping the guest's state: clients cannot reach it until its lease
+   * returns or a backup takes over.
+   */
+  serviceParked: boolean;
 }
 
 /** The cluster as one dashboard sees it. */
@@ -105,7 +113,8 @@ export interface SeriesPoint {
 
 export type TimelineKind =
   | 'view-change' | 'failover' | 'switchover' | 'promoted' | 'backup-joining' | 'backup-caught-up' | 'backup-removed'
-  | 'protection-lost' | 'protection-regained' | 'replica-down' | 'replica-up' | 'fault' | 'admin' | 'role';
+  | 'protection-lost' | 'protection-regained' | 'replica-down' | 'replica-up' | 'fault' | 'admin' | 'role'
+  | 'service-parked' | 'service-unparked';
 
 /** One entry of the event timeline. */
 export interface TimelineEvent {

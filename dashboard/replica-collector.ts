@@ -51,6 +51,8 @@ export interface PrimaryNumbersLocal {
   lastPauseUs: number; lastCheckpointBytes: number; heldBytes: number; bufferedBytes: number;
   commitLatencyMsSum: number; commitLatencyCount: number; memoryBytes: number; bytesReceived: number; bytesSent: number;
   connectionsAccepted: number; imageSha256: string; extensions: string[];
+  /** Lease lost: the service address is freed (listeners closed, connections cut) in case a backup takes over. */
+  serviceParked: boolean;
 }
 
 /**
@@ -101,6 +103,11 @@ export class ReplicaCollector {
       const what = e.action === 'switchover' ? `planned switchover to ${e.target} completed (view ${e.view})` : `${e.action} ${e.backup ?? ''}`.trim();
       this.record('admin', what, e.view !== undefined ? { view: e.view } : {});
     });
+    on('service-parked', (e: { view: { view: number }; connectionsCut: number; leaseLostMs: number }) => this.record('service-parked',
+      `${node.self} lost its coordinator lease ${Math.round(e.leaseLostMs)} ms ago and freed the service address (${e.connectionsCut} connection${e.connectionsCut === 1 ? '' : 's'} cut; state and held output kept): a backup may take over`,
+      { view: e.view.view }));
+    on('service-unparked', (e: { view: { view: number } }) => this.record('service-unparked',
+      `${node.self} has its coordinator lease again and listens on the service address again`, { view: e.view.view }));
     on('guest-exit', (exit: { kind: string; code?: number }) => this.record('fault', `the guest exited (${exit.kind}${exit.code !== undefined ? ` ${exit.code}` : ''})`));
     node.statusExtras = () => this.extras() as unknown as Record<string, unknown>;
     this.tick = setInterval(() => this.onTick(), COLLECT_TICK_MS);
@@ -137,7 +144,7 @@ export class ReplicaCollector {
       pauseUsSum: this.pauseUsSum, lastPauseUs: p.stats.lastPauseUs, lastCheckpointBytes: p.stats.lastCheckpointBytes,
       heldBytes: g.output.heldBytes, bufferedBytes: g.output.bufferedBytes, commitLatencyMsSum: this.commitMsSum, commitLatencyCount: this.commitCount,
       memoryBytes: g.memoryBytes, bytesReceived: g.io.bytesReceived, bytesSent: g.io.bytesSent, connectionsAccepted: g.io.connectionsAccepted,
-      imageSha256: g.imageSha256, extensions: g.extensions, links,
+      imageSha256: g.imageSha256, extensions: g.extensions, serviceParked: p.stats.serviceParked, links,
     };
   }
 
@@ -146,7 +153,7 @@ export class ReplicaCollector {
     const snapshot = this.node.primarySnapshot();
     const p = this.primaryNumbers(snapshot);
     return {
-      role: this.node.role, view: s.view, protected: s.protected, serviceParked: snapshot?.stats.serviceParked ?? false, epoch: s.epoch, releasedEpoch: p?.releasedEpoch ?? 0,
+      role: this.node.role, view: s.view, protected: s.protected, serviceParked: p?.serviceParked ?? false, epoch: s.epoch, releasedEpoch: p?.releasedEpoch ?? 0,
       heldBytes: p?.heldBytes ?? 0, memoryBytes: p?.memoryBytes ?? null,
       lag: (p?.links ?? []).filter((l) => l.inView).map((l) => ({ backup: l.backup, epochs: l.lagEpochs, seconds: l.lagSeconds })),
       io: p === null ? null : { connectionsAccepted: p.connectionsAccepted, bytesReceived: p.bytesReceived, bytesSent: p.bytesSent },

@@ -49,6 +49,12 @@ function renderCluster(c: ClusterState): void {
   const why = c.protection === 'PROTECTED' ? `backups ${c.backups.join(', ')} acknowledge every checkpoint before output leaves ${c.primary}`
     : c.protection === 'UNPROTECTED' ? `${c.primary} runs with no backup: a failure now loses state` : 'no replica answers as primary: the service is down';
   banner.append(el('small', why));
+  // Parking is about reachability, not protection: said beside the protection state, not instead of it.
+  const parked = c.primaryNumbers?.serviceParked === true;
+  banner.dataset.parked = String(parked);
+  if (parked) {
+    banner.append(el('small', `SERVICE ADDRESS FREED: ${c.primary} lost its coordinator lease, cut its connections and stopped listening (state and held output kept); it listens again when the lease returns, or a backup takes over`, 'parked'));
+  }
   $('cluster-name').textContent = c.cluster;
   $('view').textContent = String(c.view);
   const p = $('primary');
@@ -92,9 +98,11 @@ function renderMembers(c: ClusterState): void {
     const cell = (k: string): HTMLElement => row!.querySelector<HTMLElement>(`td[data-col=${k}]`)!;
     cell('id').textContent = m.id;
     const role = cell('role');
-    role.replaceChildren(el('span', m.role, `role ${m.role}`));
+    role.replaceChildren(el('span', m.serviceParked ? `${m.role} · parked` : m.role, `role ${m.role}${m.serviceParked ? ' parked' : ''}`));
     role.dataset.testid = 'role';
     role.dataset.role = m.role;
+    role.dataset.parked = String(m.serviceParked);
+    role.title = m.serviceParked ? 'lost its coordinator lease: the service address is freed until the lease returns' : '';
     cell('address').textContent = m.address + (m.dashboard !== null ? `  ·  dashboard ${m.dashboard}` : '');
     cell('health').replaceChildren(el('span', m.up ? 'up' : `down${m.error !== null ? ` (${m.error.slice(0, 60)})` : ''}`, m.up ? 'up' : 'down'));
     cell('view').textContent = m.kind === 'witness' ? '–' : String(m.view);
@@ -137,7 +145,7 @@ function renderNumbers(c: ClusterState): void {
   const n = c.primaryNumbers;
   const box = $('numbers');
   const items: Array<[string, string]> = n === null ? [['primary', 'none answering']] : [
-    ['primary', `${n.replica}`], ['epoch captured / released', `${n.capturedEpoch} / ${n.releasedEpoch}`],
+    ['primary', `${n.replica}`], ['service address', n.serviceParked ? 'freed (lease lost)' : 'listening'], ['epoch captured / released', `${n.capturedEpoch} / ${n.releasedEpoch}`],
     ['checkpoints', String(n.checkpoints)], ['last checkpoint', fmtBytes(n.lastCheckpointBytes)], ['last pause', fmtMs(n.lastPauseUs / 1000)],
     ['replication lag', `${n.lagEpochs} epochs · ${fmtMs(n.lagSeconds * 1000)}`], ['held output', fmtBytes(n.heldBytes)],
     ['added reply latency (avg)', n.commitLatencyCount === 0 ? '–' : fmtMs(n.commitLatencyMsSum / n.commitLatencyCount)],

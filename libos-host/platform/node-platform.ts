@@ -164,10 +164,11 @@ export class NodePlatform implements HostAbi {
    * and unbinds (connections not yet accepted are dropped), and every connection is cut, as a
    * crash would cut it. The guest sees its connections end and its listeners stay quiet. For a
    * primary that cannot tell whether it is still primary: a backup may take over the addresses
-   * meanwhile. `resumeListening` binds them again.
+   * meanwhile. `resumeListening` binds them again. Returns how many connections it cut.
    */
-  parkService(): void {
+  parkService(): number {
     this.parks++;
+    let cut = 0;
     for (const [h, s] of this.streams) {
       if (s.kind === 'listener' && s.server !== null) {
         for (const p of s.pending) p.destroy();
@@ -177,9 +178,11 @@ export class NodePlatform implements HostAbi {
       } else if (s.kind === 'connection' && !s.socket.destroyed) {
         s.socket.destroy();
         s.eof = true;
+        cut++;
         this.notify(h);
       }
     }
+    return cut;
   }
 
   /** True while parkService holds the listeners unbound. */

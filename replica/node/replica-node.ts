@@ -173,6 +173,8 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     driver.on('protection', (e) => this.emit('protection', e));
     driver.on('backup-failed', (e) => this.emit('backup-failed', e));
     driver.on('released', (e) => this.emit('released', e));
+    driver.on('service-parked', (e) => this.emit('service-parked', e));
+    driver.on('service-unparked', (e) => this.emit('service-unparked', e));
     this.primary = driver;
     this.promoting = false;
     this.emit('role', this.role);

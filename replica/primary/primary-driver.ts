@@ -656,7 +656,8 @@ export class PrimaryDriver extends EventEmitter {
     const takeoverPossible = view.backups.length > 0;
     this.o.log.warn({ view }, `coordinator lease lost, but this replica may hold the only copy of the guest state: keeping it and holding output until the lease returns${takeoverPossible ? '; service address freed meanwhile (connections cut) in case a backup takes over' : ''}`);
     if (!takeoverPossible) return;
-    this.o.platform.parkService();
+    const cut = this.o.platform.parkService();
+    this.emit('service-parked', { view, connectionsCut: cut, leaseLostMs: this.leaseLostSinceMs === null ? 0 : this.nowMs() - this.leaseLostSinceMs });
   }
 
   /** The lease is back and we are still primary: bind the service address again (retried each renewal). */
@@ -666,7 +667,10 @@ export class PrimaryDriver extends EventEmitter {
     try {
       await this.o.platform.resumeListening();
       // Parked again meanwhile (the lease lapsed again): the platform abandoned the binding.
-      if (this.ended === null && !this.o.platform.serviceParked) this.o.log.info({ view: this.protocol.currentView }, 'coordinator lease regained: listening on the service address again');
+      if (this.ended === null && !this.o.platform.serviceParked) {
+        this.o.log.info({ view: this.protocol.currentView }, 'coordinator lease regained: listening on the service address again');
+        this.emit('service-unparked', { view: this.protocol.currentView });
+      }
     } catch (err) {
       this.o.log.warn({ err: (err as Error).message }, 'cannot bind the service address again yet (retrying at the next lease renewal)');
     } finally {

@@ -1,10 +1,9 @@
 import test from 'ava';
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startClusterDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
 import { startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
-import { REPO } from '../helpers/lvm.js';
+import { CHROMIUM, CHROMIUM_ARGS, screenshot } from '../helpers/browser.js';
 import { toolAvailable } from '../helpers/tools.js';
 
 // A real browser (Debian's chromium, never a downloaded one) on a real local cluster: the page
@@ -12,18 +11,10 @@ import { toolAvailable } from '../helpers/tools.js';
 // of the view change, and a planned switchover clicked in the UI completes.
 // WB_DASHBOARD_SCREENSHOTS=1 saves the screenshots linked from the README under docs/.
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 /** The issue's bound: the page shows the new primary within this long after the view change. */
 const SHOWN_AFTER_VIEW_CHANGE_MS = 2000;
 const TOKEN = 'browser-test-token';
 const run = toolAvailable('chromium', 'the dashboard browser test drives it with playwright-core') ? test : test.skip;
-
-async function screenshot(page: Page, name: string): Promise<void> {
-  if (process.env.WB_DASHBOARD_SCREENSHOTS !== '1') return;
-  mkdirSync(join(REPO, 'docs'), { recursive: true });
-  await page.screenshot({ path: join(REPO, 'docs', `dashboard-${name}.png`), fullPage: true });
-}
 
 /** data-role of member `id`'s role cell. */
 function roleOf(page: Page, id: string): Promise<string | null> {

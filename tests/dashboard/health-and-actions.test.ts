@@ -10,7 +10,7 @@ import { REPO } from '../helpers/lvm.js';
 
 const member = (id: string, m: Partial<MemberState>): MemberState => ({
   id, kind: 'replica', address: '127.0.0.1:1', dashboard: null, up: true, role: 'backup', view: 3, epoch: 10, inView: true,
-  lagEpochs: 0, lagSeconds: 0, inSync: true, lastSeenAt: 1, error: null, ...m,
+  lagEpochs: 0, lagSeconds: 0, inSync: true, lastSeenAt: 1, error: null, serviceParked: false, ...m,
 });
 const cluster = (members: MemberState[], more: Partial<ClusterState> = {}): ClusterState => ({
   cluster: 't', at: 1, view: 3, primary: 'a', backups: ['b'], protection: 'PROTECTED', members, primaryNumbers: null, servedBy: 'b', admin: { enabled: false }, ...more,

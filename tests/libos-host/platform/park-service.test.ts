@@ -34,7 +34,7 @@ test('a parked service frees its address, ends its connections and keeps its str
   const clientClosed = new Promise<void>((resolve) => client.once('close', () => resolve()));
   const conn = await acceptOne(p, listener);
 
-  p.parkService();
+  t.is(p.parkService(), 1, 'it reports the one connection it cut');
   t.true(p.serviceParked);
   await clientClosed; // the client sees its connection end, and may reconnect elsewhere
   t.is(p.read(conn, new Uint8Array(16)), END_OF_STREAM, 'the guest sees the connection end');
