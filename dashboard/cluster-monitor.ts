@@ -4,7 +4,7 @@ import type { StatusReply } from '../replica/wire/replication-wire.js';
 import { checkRange } from '../libos-host/units.js';
 import type { ClusterState, MemberState, PrimaryNumbers, Protection, SeriesPoint, TimelineEvent, TimelineKind } from './model.js';
 import { parseExtras, type ReplicaExtras } from './replica-collector.js';
-import { StatusClient, type StatusProbe } from './status-client.js';
+import { StatusClient, type StatusProbe } from '../replica/wire/status-client.js';
 
 /** How often the dashboard asks every member for its status. */
 export const MONITOR_POLL_INTERVAL_MS = 250;

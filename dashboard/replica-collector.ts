@@ -6,7 +6,7 @@ import type { View } from '../replica/protocol/view.js';
 import type { StatusReply } from '../replica/wire/replication-wire.js';
 import type { TimelineKind } from './model.js';
 import { ReplicaMetrics, type ScrapeValues } from './replica-metrics.js';
-import { StatusClient } from './status-client.js';
+import { StatusClient } from '../replica/wire/status-client.js';
 
 /** How often the collector looks at its replica (to remember who the primary is). */
 export const COLLECT_TICK_MS = 250;

@@ -1,10 +1,9 @@
-import * as grpc from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { packageFile } from '../../libos-host/platform/package-files.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
-import { channelCredentials } from '../wire/credentials.js';
-import { ReplicaClient, type StatusReply } from '../wire/replication-wire.js';
+import type { StatusReply } from '../wire/replication-wire.js';
+import { StatusClient } from '../wire/status-client.js';
 
 /** Wait before restarting a member that died (a crash loop must not spin). */
 export const RESTART_DELAY_MS = 500;
@@ -46,6 +45,8 @@ export interface LocalClusterOptions {
 export class LocalCluster extends EventEmitter {
   readonly members = new Map<string, MemberProcess>();
   private stopping = false;
+  /** One channel per replica for status requests (opened at the first one, closed by stop). */
+  private statusClient: StatusClient | null = null;
 
   constructor(private readonly o: LocalClusterOptions) {
     super();
@@ -89,19 +90,12 @@ export class LocalCluster extends EventEmitter {
 
   pid(id: string): number | undefined { return this.members.get(id)?.child?.pid; }
 
-  /** Ask one replica for its status; null when it does not answer. */
+  /** Ask one replica for its status; null when it does not answer (or after stop). */
   status(id: string): Promise<StatusReply | null> {
     const member = this.o.config.replicas.find((r) => r.id === id);
-    if (member === undefined) return Promise.resolve(null);
-    const client = new ReplicaClient(member.address, channelCredentials(this.o.config.tls)) as unknown as grpc.Client & {
-      status(req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, r?: StatusReply) => void): void;
-    };
-    return new Promise((resolve) => {
-      client.status({}, { deadline: Date.now() + STATUS_TIMEOUT_MS }, (err, r) => {
-        client.close();
-        resolve(err === null && r !== undefined ? r : null);
-      });
-    });
+    if (member === undefined || this.stopping) return Promise.resolve(null);
+    this.statusClient ??= new StatusClient(this.o.config.tls, STATUS_TIMEOUT_MS);
+    return this.statusClient.probe(member.address).then((p) => (p.ok ? p.reply : null));
   }
 
   /** The replica that says it is primary of the highest view, or null. */
@@ -115,6 +109,8 @@ export class LocalCluster extends EventEmitter {
   /** Kill every member this supervisor started (by PID) and wait for them. */
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     this.stopping = true;
+    this.statusClient?.close();
+    this.statusClient = null;
     await Promise.all([...this.members.values()].map((m) => new Promise<void>((resolve) => {
       const c = m.child;
       if (c === null || c.exitCode !== null) { resolve(); return; }

@@ -40,15 +40,6 @@ export const LEASE_POLL_MAX_INTERVAL_MS = 250;
 export const MAX_QUEUED_BATCHES_PER_PEER = 256;
 /** Delay before re-opening a peer stream that failed. */
 export const PEER_RECONNECT_DELAY_MS = 50;
-/**
- * A peer connection on which every request has timed out for this long (at least
- * WEDGED_MIN_TIMEOUTS of them, nothing answered in between) is replaced by a new one. A connection
- * can stay open and answer HTTP/2 pings (so gRPC's keepalive is satisfied) while carrying no data:
- * in a 10-minute chaos soak, bits flipped in the HTTP/2 framing left a replica's connection to the
- * witness like that for 135 s, its lease lost and its proposals unanswered, until the witness restarted.
- */
-export const WEDGED_CONNECTION_MS = 2_000;
-export const WEDGED_MIN_TIMEOUTS = 2;
 /** Largest gRPC message of the coordination service (snapshots of the view state machine are tiny). */
 export const MAX_COORD_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Directory under a member's dataDir that holds its Raft store. */

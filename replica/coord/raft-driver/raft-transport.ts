@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { WaterbearError } from '../../../libos-host/errors.js';
 import type { Logger } from '../../log.js';
 import type { Message, NodeId } from '../raft/raft-types.js';
-import { MAX_QUEUED_BATCHES_PER_PEER, PEER_RECONNECT_DELAY_MS, WEDGED_CONNECTION_MS, WEDGED_MIN_TIMEOUTS, type RaftPeer, type UnsafeTestNetwork } from './raft-driver-options.js';
+import { MAX_QUEUED_BATCHES_PER_PEER, PEER_RECONNECT_DELAY_MS, type RaftPeer, type UnsafeTestNetwork } from './raft-driver-options.js';
 import {
   COORD_FORMAT_VERSION,
   createCoordClient,
@@ -20,6 +20,7 @@ import {
   type CoordRaftClient,
   type RaftBatch,
 } from './raft-wire.js';
+import { WedgeDetector } from '../../wire/wedged-connection.js';
 
 type UnaryName = 'propose' | 'readIndex' | 'keepAlive' | 'leaseExpiry' | 'status';
 
@@ -39,8 +40,7 @@ class PeerLink {
   private retryAtMs = 0;
   private lastRefusal = '';
   /** Requests timed out since the last answer, and when the first of them was sent. */
-  private timeouts = 0;
-  private timeoutsSinceMs = 0;
+  private readonly wedge = new WedgeDetector();
 
   constructor(
     readonly peer: RaftPeer,
@@ -55,15 +55,14 @@ class PeerLink {
   }
 
   /** A request on this link was answered (any answer: the connection carries data). */
-  answered(): void { this.timeouts = 0; }
+  answered(): void { this.wedge.answered(); }
 
   /** A request sent at `sentAtMs` timed out: after WEDGED_CONNECTION_MS of only that, reconnect. */
   timedOut(sentAtMs: number): void {
-    if (this.timeouts++ === 0) this.timeoutsSinceMs = sentAtMs;
-    if (this.timeouts < WEDGED_MIN_TIMEOUTS || performance.now() - this.timeoutsSinceMs < WEDGED_CONNECTION_MS) return;
-    this.log?.warn({ peer: this.peer.id, timeouts: this.timeouts, ms: Math.round(performance.now() - this.timeoutsSinceMs) }, 'coordination peer answers nothing on this connection: opening a new one');
+    const seen = this.wedge.timedOut(sentAtMs);
+    if (seen === null) return;
+    this.log?.warn({ peer: this.peer.id, ...seen }, 'coordination peer answers nothing on this connection: opening a new one');
     this.stats.wedgedReconnects++;
-    this.timeouts = 0;
     this.close();
   }
 

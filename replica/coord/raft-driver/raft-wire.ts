@@ -9,6 +9,7 @@ import protobuf from 'protobufjs';
 import { encodeReusing } from '../../../checkpoint/format/reused-writer.js';
 import { WaterbearError, type ErrorCode, ERROR_CODES } from '../../../libos-host/errors.js';
 import { openFrame, sealFrame } from '../../wire/frame-checksum.js';
+import { OWN_SUBCHANNEL_OPTIONS } from '../../wire/wedged-connection.js';
 import { packageFile } from '../../../libos-host/platform/package-files.js';
 import type { ApplyResult } from '../view-state-machine.js';
 import { makeMembership } from '../raft/raft-membership.js';
@@ -127,10 +128,8 @@ export const COORD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 50,
   'grpc.min_reconnect_backoff_ms': 50,
   'grpc.max_reconnect_backoff_ms': 500,
-  // Our own connection per client: a link that replaces a wedged connection must not be handed
-  // the same one again from grpc-js's process-wide pool (shared with any other channel to that
-  // address with the same options).
-  'grpc.use_local_subchannel_pool': 1,
+  // Our own connection per client, so that a link can replace a wedged one (wedged-connection.ts).
+  ...OWN_SUBCHANNEL_OPTIONS,
   // Like the replication links: servers we share with the replica reject more frequent pings.
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,

@@ -1,36 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { isWaterbearError } from '../../../../libos-host/errors.js';
-import { WEDGED_CONNECTION_MS } from '../../../../replica/coord/raft-driver/raft-driver-options.js';
+import { WEDGED_CONNECTION_MS } from '../../../../replica/wire/wedged-connection.js';
 import { PeerTransport } from '../../../../replica/coord/raft-driver/raft-transport.js';
 import { coordRaftService, header, type StatusReply } from '../../../../replica/coord/raft-driver/raft-wire.js';
+import { serverDeafToFirstConnection, type DeafServer } from '../../../helpers/deaf-server.js';
 
 const CALL_TIMEOUT_MS = 300;
 
-/**
- * A peer whose answers never reach us on our first connection, as when flipped bits in the HTTP/2
- * framing stall its flow control: the TCP connection and HTTP/2 pings stay fine, so gRPC's own
- * keepalive never closes it. Calls arriving on any later connection are answered.
- */
-async function peerDeafToFirstConnection(): Promise<{ port: number; connections: Set<string>; stop: () => Promise<void> }> {
-  const server = new grpc.Server();
-  const connections = new Set<string>();
-  let first: string | null = null;
-  const reply: StatusReply = { id: 'w', role: 'leader', term: 1, leader: 'w', commit: 1, applied: 1, snapshotIndex: 0, lastIndex: 1, voters: ['a', 'w'], view: 1 };
-  const unimplemented = (_call: unknown, cb: grpc.sendUnaryData<never>): void => cb({ code: grpc.status.UNIMPLEMENTED });
-  server.addService(coordRaftService, {
-    send: (_call: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED }),
-    propose: unimplemented, readIndex: unimplemented, keepAlive: unimplemented, leaseExpiry: unimplemented,
-    status: (call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => {
-      const peer = call.getPeer();
-      connections.add(peer);
-      first ??= peer;
-      if (peer !== first) cb(null, reply); // the first connection's calls hang
-    },
-  } as unknown as grpc.UntypedServiceImplementation);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  return { port, connections, stop: () => new Promise<void>((resolve) => { server.forceShutdown(); resolve(); }) };
-}
+const REPLY: StatusReply = { id: 'w', role: 'leader', term: 1, leader: 'w', commit: 1, applied: 1, snapshotIndex: 0, lastIndex: 1, voters: ['a', 'w'], view: 1 };
+const peerDeafToFirstConnection = (): Promise<DeafServer> => serverDeafToFirstConnection(coordRaftService, 'status', REPLY);
 
 test('a peer connection on which every request times out is replaced by a new one, and requests are answered again', async (t) => {
   const peer = await peerDeafToFirstConnection();
