@@ -114,7 +114,7 @@ export class PrimaryDriver extends EventEmitter {
   private unparking = false;
   /** Backups whose link died: their removal is proposed until a view without them commits. */
   private readonly failedBackups = new Set<string>();
-  /** Backups of the view refusing checkpoints because their store fails, since when (see the nack handler). */
+  /** Backups and joiners refusing checkpoints because their store fails, since when (see the nack handler). */
   private readonly storeRefusing = new Map<string, number>();
   /** Checkpoints being encoded and sent in order (see ship); null when none is queued. */
   private shipping: Promise<void> | null = null;
@@ -478,10 +478,12 @@ export class PrimaryDriver extends EventEmitter {
         this.apply(this.protocol.onAck(b, view, epoch));
       },
       nack: (b, epoch, code, reason) => {
-        // A backup of the view whose store keeps failing (full or broken disk) answers heartbeats
-        // but can acknowledge nothing: all output would stay held until its disk recovers. Past
-        // the heartbeat timeout it is dropped like a silent one; it rejoins once it can store.
-        if (STORE_FAILURE_CODES.has(code) && this.protocol.currentView.backups.includes(b)) {
+        // A backup whose store keeps failing (full or broken disk) answers heartbeats but can
+        // acknowledge nothing: all output would stay held until its disk recovers (a backup of
+        // the view, or a joiner output is held for), and a joiner would be sent a full image
+        // per heartbeat interval. Past the heartbeat timeout it is dropped like a silent one;
+        // it asks to join again and is taken back once it can store.
+        if (STORE_FAILURE_CODES.has(code)) {
           const since = this.storeRefusing.get(b) ?? this.nowMs();
           this.storeRefusing.set(b, since);
           const forMs = this.nowMs() - since;

@@ -128,7 +128,7 @@ export class PrimaryProtocol {
   /** A backup stopped answering (heartbeat timeout or stream error): drop it from the view. */
   onBackupFailed(backup: string): PrimaryAction[] {
     if (this.fenced) return [];
-    if (this.joiners.delete(backup)) return [{ kind: 'stop-stream', backup }];
+    if (this.joiners.delete(backup)) return [{ kind: 'stop-stream', backup }, ...this.resumePassthrough()];
     if (!this.view.backups.includes(backup) || this.proposing !== null) return [];
     const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== backup));
     return this.proposeView(next);
@@ -141,7 +141,7 @@ export class PrimaryProtocol {
   onRemoveBackup(id: string): PrimaryAction[] {
     if (this.fenced) return [];
     this.excluded.add(id);
-    if (this.joiners.delete(id)) return [{ kind: 'stop-stream', backup: id }];
+    if (this.joiners.delete(id)) return [{ kind: 'stop-stream', backup: id }, ...this.resumePassthrough()];
     if (!this.view.backups.includes(id) || this.proposing !== null) return [];
     const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== id));
     return this.proposeView(next);
@@ -176,7 +176,9 @@ export class PrimaryProtocol {
   onProposalFailed(outcomeKnown = true): PrimaryAction[] {
     if (outcomeKnown && this.maybeSole !== null && this.maybeSole === this.proposing?.view) this.maybeSole = null;
     this.proposing = null;
-    return this.releasable();
+    // A view adding a joiner that may still commit must find it holding everything released:
+    // keep holding unless the coordinator refused it.
+    return [...this.releasable(), ...(outcomeKnown ? this.resumePassthrough() : [])];
   }
 
   /** The coordinator committed `view` (ours or anyone's). */
@@ -195,7 +197,13 @@ export class PrimaryProtocol {
       else if (!old.backups.includes(b)) out.push({ kind: 'stream-to', backup: b });
     }
     const unprotected = isUnprotected(view);
-    if (unprotected !== this.passthrough) { this.passthrough = unprotected; out.push({ kind: 'passthrough', on: unprotected }); }
+    if (unprotected !== this.passthrough) {
+      this.passthrough = unprotected;
+      out.push({ kind: 'passthrough', on: unprotected });
+      // Output leaves unheld again: a hold started for a joiner is void; it starts again once the
+      // joiner is close (else maybeProposeJoin, which waits while passing through, never adds it).
+      if (unprotected) for (const j of this.joiners.values()) j.holdAfterEpoch = null;
+    }
     if (!unprotected) out.push(...this.releasable());
     return out;
   }
@@ -229,6 +237,20 @@ export class PrimaryProtocol {
       return [{ kind: 'release', epoch: min }];
     }
     return [];
+  }
+
+  /**
+   * An unprotected primary that held output for a joiner that is gone (failed, refused to store,
+   * removed) releases without acknowledgements again, or its replies would wait for good. Not
+   * while another joiner is held for, nor while a view adding one is proposed: that joiner must
+   * hold everything released by the time its view commits.
+   */
+  private resumePassthrough(): PrimaryAction[] {
+    if (this.passthrough || this.fenced || !isUnprotected(this.view) || this.proposing !== null) return [];
+    for (const j of this.joiners.values()) if (j.holdAfterEpoch !== null) return [];
+    this.passthrough = true;
+    this.released = this.captured;
+    return [{ kind: 'passthrough', on: true }];
   }
 
   private maybeProposeJoin(id: string): PrimaryAction[] {

@@ -108,3 +108,40 @@ test('a backup whose store refuses every checkpoint for the heartbeat timeout is
   await a.stop();
   await b.stop();
 });
+
+test('an unprotected primary holding output for a rejoining backup whose store then fails releases again once it drops it', async (t) => {
+  t.timeout(90_000);
+  let fault: StoreFault | null = null;
+  let okCommitsLeft = Infinity;
+  const { a, b, svc, dir } = await inProcessTwoNodes({
+    replication: 'ackAfter: disk, heartbeatInterval: 100ms, heartbeatTimeout: 1s',
+    options: { b: { storeFaultHook: () => (okCommitsLeft-- > 0 ? null : fault) } },
+  });
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const c = await until('service', () => RespClient.connect(svc));
+  t.is(await c.call('SET', 'k', 'before'), 'OK');
+  await until('protected', () => a.statusReply().protected || null);
+  // b's disk fills: it is dropped and a serves unprotected.
+  fault = { errno: 'ENOSPC' };
+  okCommitsLeft = 0;
+  c.timeoutMs = 20_000;
+  t.is(await c.call('SET', 'k', 'out'), 'OK');
+  await until('b out of the view', () => (!a.statusReply().protected && !a.statusReply().backups.includes('b')) || null, 10_000);
+  // b's store takes one more checkpoint, its full image on rejoining: b acknowledges it, is close
+  // to the head, and a holds output for it (protection on, not yet in the view). Then it refuses.
+  const protection: boolean[] = [];
+  a.on('protection', (e: { protected: boolean }) => protection.push(e.protected));
+  okCommitsLeft = 1;
+  const held = await until('a holding output for rejoining b', () => protection.includes(true) || null, 20_000).then(() => true, () => false);
+  t.true(held, 'setup: b acknowledged its full image and a started holding output for it');
+  // Replies keep coming: b is dropped after refusing for the heartbeat timeout, and output leaves unheld again.
+  c.timeoutMs = 10_000;
+  const started = Date.now();
+  for (let i = 0; i < 10; i++) t.is(await c.call('SET', `after-${i}`, 'x'), 'OK', `SET ${i} answered`);
+  t.log(`10 SETs answered in ${Date.now() - started} ms; protection events on a: ${protection.join(', ')}`);
+  t.deepEqual(protection.slice(-1), [false], 'a passes output through again');
+  t.false(a.statusReply().backups.includes('b'));
+  c.close();
+  await a.stop();
+  await b.stop();
+});
