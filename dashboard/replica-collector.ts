@@ -129,7 +129,8 @@ export class ReplicaCollector {
   }
 
   /** The primary's numbers and each backup's lag, or null when this replica is not primary. */
-  primaryNumbers(p = this.node.primarySnapshot()): ReplicaExtras['primary'] {
+  primaryNumbers(): ReplicaExtras['primary'] {
+    const p = this.node.primarySnapshot();
     if (p === null) return null;
     const now = performance.now();
     const captured = p.stats.capturedEpoch;
@@ -150,8 +151,7 @@ export class ReplicaCollector {
 
   private scrapeValues(): ScrapeValues {
     const s = this.node.statusReply();
-    const snapshot = this.node.primarySnapshot();
-    const p = this.primaryNumbers(snapshot);
+    const p = this.primaryNumbers();
     return {
       role: this.node.role, view: s.view, protected: s.protected, serviceParked: p?.serviceParked ?? false, epoch: s.epoch, releasedEpoch: p?.releasedEpoch ?? 0,
       heldBytes: p?.heldBytes ?? 0, memoryBytes: p?.memoryBytes ?? null,

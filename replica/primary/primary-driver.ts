@@ -621,7 +621,7 @@ export class PrimaryDriver extends EventEmitter {
       if (this.protocol.mayStepDown) {
         if (lostMs > STEP_DOWN_AFTER_LEASE_LOSS_MS) { this.apply(this.protocol.onLeaseLost()); return; }
       } else if (!this.holdingSole && lostMs > (this.protocol.currentView.backups.length > 0 ? PARK_AFTER_LEASE_LOSS_MS : STEP_DOWN_AFTER_LEASE_LOSS_MS)) {
-        this.holdSole();
+        this.holdSole(lostMs);
       }
     }
     // A backup whose link died and whose removal was not committed (the proposal failed or
@@ -652,14 +652,14 @@ export class PrimaryDriver extends EventEmitter {
    * address for it meanwhile, or it could not bind until the partition heals (chaos finding 2).
    * Parking releases nothing, so it is safe whoever wins; if our view wins, we bind again.
    */
-  private holdSole(): void {
+  private holdSole(lostMs: number): void {
     this.holdingSole = true;
     const view = this.protocol.currentView;
     const takeoverPossible = view.backups.length > 0;
     this.o.log.warn({ view }, `coordinator lease lost, but this replica may hold the only copy of the guest state: keeping it and holding output until the lease returns${takeoverPossible ? '; service address freed meanwhile (connections cut) in case a backup takes over' : ''}`);
     if (!takeoverPossible) return;
     const cut = this.o.platform.parkService();
-    this.emit('service-parked', { view, connectionsCut: cut, leaseLostMs: this.leaseLostSinceMs === null ? 0 : this.nowMs() - this.leaseLostSinceMs });
+    this.emit('service-parked', { view, connectionsCut: cut, leaseLostMs: lostMs });
   }
 
   /** The lease is back and we are still primary: bind the service address again (retried each renewal). */

@@ -1,10 +1,7 @@
-import test from 'ava';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startClusterDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
 import { startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
-import { CHROMIUM, CHROMIUM_ARGS, screenshot } from '../helpers/browser.js';
-import { toolAvailable } from '../helpers/tools.js';
+import { browserTest, openPage, screenshot } from '../helpers/browser.js';
 
 // A real browser (Debian's chromium, never a downloaded one) on a real local cluster: the page
 // shows the roles, a kill -9 of the primary shows as a failover with the new primary within 2 s
@@ -14,15 +11,13 @@ import { toolAvailable } from '../helpers/tools.js';
 /** The issue's bound: the page shows the new primary within this long after the view change. */
 const SHOWN_AFTER_VIEW_CHANGE_MS = 2000;
 const TOKEN = 'browser-test-token';
-const run = toolAvailable('chromium', 'the dashboard browser test drives it with playwright-core') ? test : test.skip;
 
 /** data-role of member `id`'s role cell. */
 function roleOf(page: Page, id: string): Promise<string | null> {
   return page.locator(`[data-testid="member-${id}"] [data-testid="role"]`).getAttribute('data-role', { timeout: 1000 }).catch(() => null);
 }
 
-run('the page shows the roles, a failover after kill -9 within 2 s of the view change, and a switchover clicked in the UI', async (t) => {
-  if (process.env.WB_REQUIRE_TOOLS === '1') t.true(existsSync(CHROMIUM), `${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
+browserTest('the page shows the roles, a failover after kill -9 within 2 s of the view change, and a switchover clicked in the UI', async (t) => {
   let c: TestCluster | null = null;
   let d: RunningDashboard | null = null;
   let browser: Browser | null = null;
@@ -31,10 +26,9 @@ run('the page shows the roles, a failover after kill -9 within 2 s of the view c
   c = await startTestCluster({ dashboards: true, env: { WATERBEAR_ADMIN_TOKEN: TOKEN } });
   await c.protectedPrimary();
   d = await startClusterDashboard(c.config, { listen: '127.0.0.1:0', adminToken: TOKEN });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const opened = await openPage(t);
+  browser = opened.browser;
+  const { page, pageErrors } = opened;
   await page.goto(`${d.url}#token=${TOKEN}`);
 
   // The roles and the loudest state.

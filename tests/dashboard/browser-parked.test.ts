@@ -1,11 +1,8 @@
-import test from 'ava';
-import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { startClusterDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
 import type { DashboardState } from '../../dashboard/model.js';
 import { startTestCluster, until, type TestCluster } from '../helpers/cluster.js';
-import { CHROMIUM, CHROMIUM_ARGS, screenshot } from '../helpers/browser.js';
-import { toolAvailable } from '../helpers/tools.js';
+import { browserTest, openPage, screenshot } from '../helpers/browser.js';
 
 // A primary cut off from the coordinator (the backup and the witness stopped with SIGSTOP) parks
 // the service address. It still answers the dashboard, and the operator must see that clients
@@ -13,10 +10,8 @@ import { toolAvailable } from '../helpers/tools.js';
 // banner, the primary's row and the numbers, and the timeline records the park. After SIGCONT the
 // cluster serves again (the same primary listening again, or a takeover), and the page says so.
 
-const run = toolAvailable('chromium', 'the dashboard browser test drives it with playwright-core') ? test : test.skip;
 
-run('a primary that lost its lease and freed the service address is shown as parked, and as serving again afterwards', async (t) => {
-  if (process.env.WB_REQUIRE_TOOLS === '1') t.true(existsSync(CHROMIUM), `${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
+browserTest('a primary that lost its lease and freed the service address is shown as parked, and as serving again afterwards', async (t) => {
   let c: TestCluster | null = null;
   let d: RunningDashboard | null = null;
   let browser: Browser | null = null;
@@ -31,10 +26,9 @@ run('a primary that lost its lease and freed the service address is shown as par
   const a = first.replicaId;
   const b = a === 'a' ? 'b' : 'a';
   d = await startClusterDashboard(c.config, { listen: '127.0.0.1:0', adminToken: null });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  const pageErrors: string[] = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const opened = await openPage(t);
+  browser = opened.browser;
+  const { page, pageErrors } = opened;
   await page.goto(d.url);
   await page.waitForFunction((id) => document.querySelector('[data-testid=primary-id]')?.getAttribute('data-primary') === id, a, { timeout: 15_000 });
   t.is(await page.getAttribute('[data-testid=protection]', 'data-parked'), 'false');

@@ -39,7 +39,7 @@ class PeerLink {
   private stream: grpc.ClientWritableStream<RaftBatch> | null = null;
   private retryAtMs = 0;
   private lastRefusal = '';
-  /** Requests timed out since the last answer, and when the first of them was sent. */
+  /** Says when only timeouts have come back for long enough to replace the connection. */
   private readonly wedge = new WedgeDetector();
 
   constructor(
