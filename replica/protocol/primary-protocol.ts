@@ -33,8 +33,11 @@ export class PrimaryProtocol {
   private released = 0;
   private captured = 0;
   private proposing: View | null = null;
-  /** A view without backups we proposed and whose outcome is unknown (it may commit). */
-  private maybeSole: number | null = null;
+  /**
+   * Views we proposed whose proposal timed out: each may still commit (a Raft entry appended
+   * before a leader change), until a view with its number or higher commits.
+   */
+  private uncertain: View[] = [];
   private fenced = false;
   private passthrough = false;
   /** Replicas an operator removed: their join requests are refused until they are added again. */
@@ -105,7 +108,8 @@ export class PrimaryProtocol {
         out.push({ kind: 'checkpoint' });
         return out;
       }
-      return this.maybeProposeJoin(from);
+      // Its ack may complete a release while a view adding it is proposed or may commit.
+      return [...this.releasable(), ...this.maybeProposeJoin(from)];
     }
     if (!this.view.backups.includes(from)) return [];
     this.acked.set(from, Math.max(this.acked.get(from) ?? 0, epoch));
@@ -174,18 +178,30 @@ export class PrimaryProtocol {
    * first); false when it timed out or the coordinator was unreachable, so it may still commit.
    */
   onProposalFailed(outcomeKnown = true): PrimaryAction[] {
-    if (outcomeKnown && this.maybeSole !== null && this.maybeSole === this.proposing?.view) this.maybeSole = null;
+    if (!outcomeKnown && this.proposing !== null) this.uncertain.push(this.proposing);
     this.proposing = null;
     // A view adding a joiner that may still commit must find it holding everything released:
-    // keep holding unless the coordinator refused it.
-    return [...this.releasable(), ...(outcomeKnown ? this.resumePassthrough() : [])];
+    // release only what the joiner acknowledged too (releasable), and no passthrough.
+    return [...this.releasable(), ...this.resumePassthrough()];
+  }
+
+  /**
+   * A view we proposed that adds a backup timed out, and that backup is no longer joining (it
+   * failed or was removed), so no retry of the join will settle it: while that view may commit,
+   * output waits for the gone backup's acks. Propose the current membership again: once a view
+   * with that number commits, the old proposal never can. The driver calls this periodically.
+   */
+  settleUncertainViews(): PrimaryAction[] {
+    if (this.fenced || this.proposing !== null) return [];
+    const unsettled = this.uncertain.some((v) => v.backups.some((b) => !this.view.backups.includes(b) && !this.joiners.has(b)));
+    return unsettled ? this.proposeView(nextView(this.view, this.self, this.view.backups)) : [];
   }
 
   /** The coordinator committed `view` (ours or anyone's). */
   onViewCommitted(view: View): PrimaryAction[] {
     if (this.fenced || view.view <= this.view.view) return [];
     this.proposing = null;
-    if (this.maybeSole !== null && view.view >= this.maybeSole) this.maybeSole = null;
+    this.uncertain = this.uncertain.filter((v) => v.view > view.view);
     if (view.primary !== this.self) return this.fence(`view ${view.view} has primary ${view.primary}`);
     const out: PrimaryAction[] = [];
     const old = this.view;
@@ -223,15 +239,23 @@ export class PrimaryProtocol {
   }
 
   /** False while this replica may hold the only copy of the guest's state (see onLeaseLost). */
-  get mayStepDown(): boolean { return !isUnprotected(this.view) && this.maybeSole === null; }
+  get mayStepDown(): boolean {
+    return !isUnprotected(this.view) && !(this.proposing !== null && isUnprotected(this.proposing)) && !this.uncertain.some(isUnprotected);
+  }
 
+  /**
+   * Output may leave once every backup of every view that is or may become committed holds it:
+   * the current view, the one being proposed, and proposals whose outcome is unknown. A view
+   * adding a joiner thus finds it holding everything released, whenever it commits.
+   */
   private releasable(): PrimaryAction[] {
-    if (isUnprotected(this.view)) return [];
-    // While a view that adds a backup is being proposed, release nothing: the new backup must
-    // hold everything released by the time that view commits.
-    if (this.proposing !== null && this.proposing.backups.some((b) => !this.view.backups.includes(b))) return [];
+    const holders = new Set(this.view.backups);
+    for (const v of this.proposing === null ? this.uncertain : [...this.uncertain, this.proposing]) {
+      for (const b of v.backups) if (b !== this.self) holders.add(b);
+    }
+    if (holders.size === 0) return []; // unprotected: passthrough, or held for a joiner not yet proposed
     let min = Infinity;
-    for (const b of this.view.backups) min = Math.min(min, this.acked.get(b) ?? 0);
+    for (const b of holders) min = Math.min(min, this.ackedBy(b) ?? 0);
     if (min > this.released) {
       this.released = min;
       return [{ kind: 'release', epoch: min }];
@@ -247,6 +271,7 @@ export class PrimaryProtocol {
    */
   private resumePassthrough(): PrimaryAction[] {
     if (this.passthrough || this.fenced || !isUnprotected(this.view) || this.proposing !== null) return [];
+    if (this.uncertain.some((v) => v.backups.length > 0)) return [];
     for (const j of this.joiners.values()) if (j.holdAfterEpoch !== null) return [];
     this.passthrough = true;
     this.released = this.captured;
@@ -264,7 +289,6 @@ export class PrimaryProtocol {
 
   private proposeView(next: View): PrimaryAction[] {
     this.proposing = next;
-    if (isUnprotected(next)) this.maybeSole = next.view;
     return [{ kind: 'propose', view: next }];
   }
 

@@ -46,6 +46,15 @@ export interface SimOptions {
   steps?: number;
   /** TEST ONLY: release on the first backup's ack instead of all backups' (a deliberately unsafe build). */
   unsafeReleaseOnAnyAck?: boolean;
+  /** TEST ONLY: treat a timed-out proposal as refused, as if it could not commit later (unsafe). */
+  unsafeForgetTimedOutProposals?: boolean;
+  /**
+   * Chance that a primary's proposal, when the coordinator gets to it, times out instead (default
+   * 0.2): the primary is told the outcome is unknown and the proposal stays in the coordinator, to
+   * commit later (if the view is still the one it expects) or be lost, as a Raft entry appended
+   * before a leader change may.
+   */
+  proposalTimeouts?: number;
 }
 
 export interface SimResult { violation: string | null; promotions: number; released: number; trace: string[] }
@@ -63,6 +72,11 @@ export function simulateReplication(o: SimOptions): SimResult {
   let committed: View = { view: 1, primary: ids[0], backups: ids.slice(1) };
   const nodes = new Map<string, Node>();
   const net: Msg[] = [];
+  /** Primaries' proposals not yet decided: the guest runs on, and acks arrive, meanwhile. */
+  const proposals: { node: Node; proposer: PrimaryProtocol; expected: number; view: View }[] = [];
+  /** Proposals that timed out at the proposer but may still commit. */
+  const lingering: { expected: number; view: View }[] = [];
+  const timeoutChance = o.proposalTimeouts ?? 0.2;
   const trace: string[] = [];
   let maxReleased = 0;
   let promotions = 0;
@@ -93,20 +107,22 @@ export function simulateReplication(o: SimOptions): SimResult {
   };
 
   function runPrimary(node: Node, actions: PrimaryAction[]): void {
+    runPrimaryActions(node, actions);
+    // Passing through (unprotected), output leaves without a 'release' action: count it too.
+    if (node.primary !== null && node.primary.releasedEpoch > maxReleased) maxReleased = node.primary.releasedEpoch;
+  }
+
+  function runPrimaryActions(node: Node, actions: PrimaryAction[]): void {
     for (const a of actions) {
       switch (a.kind) {
         case 'release':
           if (a.epoch > maxReleased) maxReleased = a.epoch;
           log(`${node.id} release ${a.epoch}`);
           break;
-        case 'passthrough': break;
-        case 'propose': {
-          const p = node.primary!;
-          const ok = cas(p.currentView.view, a.view);
-          if (!ok) runPrimary(node, p.onProposalFailed());
-          viewWatchers();
+        case 'passthrough': break; // what it lets out is counted below, from the protocol's released epoch
+        case 'propose':
+          proposals.push({ node, proposer: node.primary!, expected: node.primary!.currentView.view, view: a.view });
           break;
-        }
         case 'fence':
           log(`${node.id} fenced: ${a.reason}`);
           node.primary = null;
@@ -164,7 +180,28 @@ export function simulateReplication(o: SimOptions): SimResult {
   runPrimary(first, first.primary!.start());
 
   const steps = o.steps ?? 400;
+  /** The coordinator decides a proposal: it commits, is refused, or times out (and may commit later). */
+  const decide = (): void => {
+    const { node, proposer, expected, view } = proposals.splice(rnd.int(proposals.length), 1)[0];
+    const current = (): boolean => node.alive && node.primary === proposer;
+    if (rnd.chance(timeoutChance)) {
+      lingering.push({ expected, view });
+      log(`${node.id} proposal of view ${view.view} backups=[${view.backups}] timed out`);
+      if (current()) runPrimary(node, proposer.onProposalFailed(o.unsafeForgetTimedOutProposals === true));
+      return;
+    }
+    const ok = cas(expected, view);
+    if (!ok && current()) runPrimary(node, proposer.onProposalFailed(true));
+    viewWatchers();
+  };
+
   for (let step = 0; step < steps && violation === null; step++) {
+    if (proposals.length > 0 && rnd.chance(0.3)) { decide(); continue; }
+    if (lingering.length > 0 && rnd.chance(0.05)) {
+      const { expected, view } = lingering.splice(rnd.int(lingering.length), 1)[0];
+      if (rnd.chance(0.7) && cas(expected, view)) { log(`(view ${view.view} committed late)`); viewWatchers(); }
+      continue;
+    }
     const r = rnd.next();
     const primaryNode = [...nodes.values()].find((x) => x.alive && x.primary !== null);
     if ((r < 0.3 || primaryNode?.captureSoon === true) && primaryNode !== undefined) {
@@ -207,9 +244,9 @@ export function simulateReplication(o: SimOptions): SimResult {
         runBackup(fresh, fresh.backup.onViewCommitted(committed));
       }
     } else if (r < 0.89 && primaryNode !== undefined) {
-      // A backup stops answering: the primary drops it.
-      const bs = primaryNode.primary!.currentView.backups;
-      if (bs.length > 0) runPrimary(primaryNode, primaryNode.primary!.onBackupFailed(bs[rnd.int(bs.length)]));
+      // A backup (or joiner) stops answering: the primary drops it.
+      const others = ids.filter((id) => id !== primaryNode.id);
+      runPrimary(primaryNode, primaryNode.primary!.onBackupFailed(others[rnd.int(others.length)]));
     } else if (r < 0.895 && primaryNode !== undefined) {
       // A planned switchover to a backup (the protocol refuses it until every backup acknowledged
       // everything captured). The old primary becomes a backup with whatever its disk holds.
@@ -226,7 +263,11 @@ export function simulateReplication(o: SimOptions): SimResult {
       if (bs.length > 0) { const x = bs[rnd.int(bs.length)]; log(`${x.id} suspects the primary`); runBackup(x, x.backup!.onPrimaryDead()); }
     } else {
       // Backups that lost their primary (e.g. after a failed takeover) try again.
-      if (primaryNode === undefined) for (const x of nodes.values()) if (x.alive && x.backup !== null) runBackup(x, x.backup.onPrimaryDead());
+      if (primaryNode === undefined) {
+        for (const x of nodes.values()) if (x.alive && x.backup !== null) runBackup(x, x.backup.onPrimaryDead());
+      } else {
+        runPrimary(primaryNode, primaryNode.primary!.settleUncertainViews()); // the driver's periodic tick
+      }
     }
   }
   return { violation, promotions, released: maxReleased, trace };

@@ -125,3 +125,74 @@ test('a joiner held for in a protected view is held for again after the view los
   t.deepEqual(p.onCaptured(2), [{ kind: 'passthrough', on: false }]);
   t.deepEqual(kinds(p.onAck('c', 6, 2)), ['propose']);
 });
+
+/** A protected primary (view 5, backup b) whose proposal of view 6 adding joiner c is in flight; all three hold epoch 2. */
+function proposingJoinWhileProtected(): PrimaryProtocol {
+  const p = primary(PROTECTED);
+  p.onJoinRequest('c');
+  p.onCaptured(1);
+  p.onAck('b', 5, 1);
+  t0(p.onAck('c', 5, 1), ['checkpoint']);
+  p.onCaptured(2);
+  p.onAck('b', 5, 2);
+  t0(p.onAck('c', 5, 2), ['propose']);
+  return p;
+}
+const released = (actions: Array<{ kind: string; epoch?: number }>): number | undefined => actions.find((x) => x.kind === 'release')?.epoch;
+
+test('while a view adding a joiner is proposed, output leaves once the backups and the joiner hold it', (t) => {
+  const p = proposingJoinWhileProtected();
+  p.onCaptured(3);
+  t.is(released(p.onAck('b', 5, 3)), undefined, 'the joiner does not hold epoch 3 yet');
+  t.is(released(p.onAck('c', 5, 3)), 3);
+});
+
+test('a join proposal that timed out may commit late: output still waits for the joiner (single-failure safety)', (t) => {
+  const p = proposingJoinWhileProtected();
+  p.onCaptured(3);
+  p.onAck('b', 5, 3);
+  // Before: the timeout released epoch 3 on b's ack alone; view 6 then committed with c lacking it,
+  // and c could take over from a dead primary with a state older than what clients had seen.
+  t.is(released(p.onProposalFailed(false)), undefined);
+  t.is(p.releasedEpoch, 2);
+  t.is(released(p.onAck('c', 5, 3)), 3);
+  p.onViewCommitted({ view: 6, primary: 'a', backups: ['b', 'c'] });
+  t.is(p.ackedBy('c'), 3);
+});
+
+test('a join proposal that timed out and then lost to another view stops holding for the joiner', (t) => {
+  const p = proposingJoinWhileProtected();
+  p.onCaptured(3);
+  p.onAck('b', 5, 3);
+  p.onProposalFailed(false);
+  // Our retry (or anyone's view) numbered 6 committed without c: the old proposal can never commit.
+  t.is(released(p.onViewCommitted({ view: 6, primary: 'a', backups: ['b'] })), 3);
+});
+
+test('a timed-out join proposal whose joiner is gone is settled by proposing the current membership', (t) => {
+  const p = proposingJoinWhileProtected();
+  p.onCaptured(3);
+  p.onAck('b', 5, 3);
+  p.onProposalFailed(false);
+  t.deepEqual(p.settleUncertainViews(), [], 'the joiner is still there: its own retry settles it');
+  p.onBackupFailed('c');
+  t.is(p.releasedEpoch, 2, 'view 6 with c may still commit: c must hold what is released');
+  const out = p.settleUncertainViews();
+  t.deepEqual(out, [{ kind: 'propose', view: { view: 6, primary: 'a', backups: ['b'] } }]);
+  t.deepEqual(p.settleUncertainViews(), [], 'one proposal at a time');
+  t.is(released(p.onViewCommitted({ view: 6, primary: 'a', backups: ['b'] })), 3);
+  t.deepEqual(p.settleUncertainViews(), [], 'settled');
+});
+
+test('an unprotected primary whose join proposal timed out keeps passthrough off until the view is settled', (t) => {
+  const p = holdingForJoiner();
+  p.onCaptured(4);
+  t0(p.onAck('b', 6, 4), ['propose']);
+  t.false(passthroughOn(p.onProposalFailed(false)));
+  t.deepEqual(kinds(p.onCaptured(5)), ['propose'], 'the join is retried');
+  t.is(released(p.onAck('b', 6, 5)), 5, 'what the joiner holds may leave: view 7 with it may commit');
+  t.false(passthroughOn(p.onBackupFailed('b')), 'b is gone, but view 7 with b may still commit');
+  t.false(passthroughOn(p.onProposalFailed(false)), 'the retry timed out too');
+  t.deepEqual(p.settleUncertainViews(), [{ kind: 'propose', view: { view: 7, primary: 'a', backups: [] } }]);
+  t.true(passthroughOn(p.onViewCommitted({ view: 7, primary: 'a', backups: [] })));
+});

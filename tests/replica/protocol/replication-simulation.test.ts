@@ -56,6 +56,35 @@ test('the simulation catches a build that releases output on any single backup a
   t.log(caught);
 });
 
+// Proposals that time out and commit late (or never) stress views that add a joiner: output
+// released while such a view may still commit must be held by the joiner too.
+const TIMEOUT_RUNS = Number(process.env.REPLICATION_SIM_TIMEOUT_RUNS ?? 20000);
+
+test('frequent proposal timeouts with late commits: no promotion with a state older than released output', (t) => {
+  const seeds = ONLY_SEED !== undefined ? [Number(ONLY_SEED)] : Array.from({ length: TIMEOUT_RUNS }, (_, i) => i + 1);
+  let late = 0;
+  for (const seed of seeds) {
+    const r = simulateReplication({ seed, replicas: 3, steps: 300, proposalTimeouts: 0.5 });
+    late += r.trace.filter((l) => l.includes('committed late')).length;
+    if (r.violation !== null) {
+      t.fail(`seed ${seed} (3 replicas, timeouts 0.5): ${r.violation}\nreplay: REPLICATION_SIM_SEED=${seed} npx ava tests/replica/protocol/replication-simulation.test.ts\n${r.trace.join('\n')}`);
+      return;
+    }
+  }
+  t.log(`${seeds.length} runs: ${late} views committed after their proposal timed out`);
+  t.true(ONLY_SEED !== undefined || late > seeds.length / 10, `late commits: ${late}`);
+});
+
+test('the simulation catches a build that treats a timed-out proposal as one that cannot commit', (t) => {
+  let caught: string | null = null;
+  for (let seed = 1; seed <= 20000 && caught === null; seed++) {
+    const r = simulateReplication({ seed, replicas: 3, steps: 300, proposalTimeouts: 0.5, unsafeForgetTimedOutProposals: true });
+    if (r.violation !== null) caught = `seed ${seed}: ${r.violation}`;
+  }
+  t.truthy(caught, 'the unsafe build must be caught');
+  t.log(caught);
+});
+
 test('the same seed replays the same run', (t) => {
   const a = simulateReplication({ seed: 42, replicas: 3 });
   const b = simulateReplication({ seed: 42, replicas: 3 });
