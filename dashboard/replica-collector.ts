@@ -23,6 +23,7 @@ export interface CollectedNode {
   readonly role: string;
   readonly timings: Record<string, number>;
   readonly backupDurableEpoch: number | null;
+  readonly serviceParked: boolean;
   statusExtras: (() => Record<string, unknown>) | null;
   statusReply(): StatusReply;
   primarySnapshot(): { stats: PrimaryStats; links: Array<{ backup: string; acked: number; inflightBytes: number }>; guest: PrimaryGuestSnapshot; view: View; protected: boolean } | null;
@@ -200,8 +201,9 @@ export class ReplicaCollector {
     if (role === 'primary') {
       // A new PrimaryDriver: its epochs and counters start again.
       this.capturedAt.clear();
-      this.passthrough = !(this.node.primarySnapshot()?.protected ?? true);
-      this.lastReleased = this.node.primarySnapshot()?.stats.releasedEpoch ?? 0;
+      const snap = this.node.primarySnapshot();
+      this.passthrough = !(snap?.protected ?? true);
+      this.lastReleased = snap?.stats.releasedEpoch ?? 0;
       this.pauseUsSum = 0;
       this.commitMsSum = 0;
       this.commitCount = 0;

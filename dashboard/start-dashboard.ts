@@ -52,7 +52,7 @@ export async function startReplicaDashboard(
     listen, config: node.config, monitor, guest: readGuestInfo(node.config), adminToken: o.adminToken, log,
     actions: new ClusterActions({ config: node.config, monitor, local: node }),
     metrics: async () => ({ contentType: collector.metrics.contentType, body: await collector.metrics.metrics() }),
-    health: () => ({ self: node.self, localRole: node.role, localParked: node.primarySnapshot()?.stats.serviceParked ?? false }),
+    health: () => ({ self: node.self, localRole: node.role, localParked: node.serviceParked }),
     onAction: (name, ok) => collector.metrics.adminActions.inc({ action: name, result: ok ? 'ok' : 'error' }),
   });
   return launch(monitor, server);

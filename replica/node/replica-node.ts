@@ -250,6 +250,9 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     return { stats: { ...p.stats }, links: p.linkStates(), guest: p.guestSnapshot(), view: p.currentView, protected: p.protocol.isProtected };
   }
 
+  /** True while this replica is primary and has freed the service address (lease lost). */
+  get serviceParked(): boolean { return this.primary?.stats.serviceParked ?? false; }
+
   /** The durable epoch of this replica's store when it is a backup, else null. */
   get backupDurableEpoch(): number | null { return this.backup?.durableEpoch ?? null; }
 
