@@ -1,4 +1,4 @@
-import { isUnprotected, nextView, type View } from './view.js';
+import { isUnprotected, nextView, sameView, type View } from './view.js';
 
 /** What the primary's driver must do, in order. */
 export type PrimaryAction =
@@ -178,7 +178,8 @@ export class PrimaryProtocol {
    * first); false when it timed out or the coordinator was unreachable, so it may still commit.
    */
   onProposalFailed(outcomeKnown = true): PrimaryAction[] {
-    if (!outcomeKnown && this.proposing !== null) this.uncertain.push(this.proposing);
+    const p = this.proposing;
+    if (!outcomeKnown && p !== null && !this.uncertain.some((v) => sameView(v, p))) this.uncertain.push(p);
     this.proposing = null;
     // A view adding a joiner that may still commit must find it holding everything released:
     // release only what the joiner acknowledged too (releasable), and no passthrough.

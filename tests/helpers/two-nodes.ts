@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../bench/support/servers.js';
 import { parseClusterConfig } from '../../replica/config/cluster-config.js';
+import type { Coordinator } from '../../replica/coord/coordinator.js';
 import { ReplicaNode, type ReplicaNodeOptions } from '../../replica/node/replica-node.js';
 import { REPO } from './lvm.js';
 import { MemoryCoordinatorGroup } from './memory-coordinator.js';
@@ -14,7 +15,12 @@ import { MemoryCoordinatorGroup } from './memory-coordinator.js';
  * internals) that keep the worker alive after both are stopped: test files that use this call
  * ava's `registerCompletionHandler(() => process.exit())`.
  */
-export async function inProcessTwoNodes(o: { replication?: string; options?: { a?: ReplicaNodeOptions; b?: ReplicaNodeOptions } } = {}): Promise<{ a: ReplicaNode; b: ReplicaNode; svc: number; dir: string }> {
+export async function inProcessTwoNodes(o: {
+  replication?: string;
+  options?: { a?: ReplicaNodeOptions; b?: ReplicaNodeOptions };
+  /** Wraps a replica's coordinator client (e.g. to make its proposals time out). */
+  coordinator?: (id: 'a' | 'b', client: Coordinator) => Coordinator;
+} = {}): Promise<{ a: ReplicaNode; b: ReplicaNode; svc: number; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-node-'));
   const [svc, pa, pb] = [await freePort(), await freePort(), await freePort()];
   const config = parseClusterConfig(`
@@ -27,8 +33,9 @@ coordinator: { backend: etcd, endpoints: [unused] }
 replication: { ${o.replication ?? 'heartbeatInterval: 100ms, heartbeatTimeout: 3s'} }
 `, join(dir, 'cluster.yaml'));
   const group = new MemoryCoordinatorGroup(1000);
-  const a = new ReplicaNode(config, 'a', async () => group.client(), undefined, o.options?.a);
-  const b = new ReplicaNode(config, 'b', async () => group.client(), undefined, o.options?.b);
+  const client = (id: 'a' | 'b'): Coordinator => (o.coordinator ?? ((_, c) => c))(id, group.client());
+  const a = new ReplicaNode(config, 'a', async () => client('a'), undefined, o.options?.a);
+  const b = new ReplicaNode(config, 'b', async () => client('b'), undefined, o.options?.b);
   await Promise.all([a.start(), b.start()]);
   return { a, b, svc, dir };
 }
