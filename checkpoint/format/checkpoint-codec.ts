@@ -264,8 +264,8 @@ export function openEnvelope(bytes: Uint8Array): Uint8Array {
 function fdFromProto(f: any): SavedFd {
   const kind = FD_KINDS[(f.kind as number) - 1];
   if (kind === undefined) throw corrupt(`fd ${f.fd} has unknown kind ${f.kind}`);
-  // Flat literals, not `{ ...common, … }`: V8 copied the spread at ~3 µs per fd (measured), and a
-  // checkpoint carries every open fd.
+  // Flat literals, not `{ ...common, … }`: V8 copied the spread at ~1.3 µs per fd (measured,
+  // docs/replication.md), and a checkpoint carries every open fd.
   const fd = f.fd as number;
   const fdflags = f.fdflags as number;
   const rightsBase = big(f.rightsBase);

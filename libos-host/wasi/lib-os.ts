@@ -29,8 +29,8 @@ export interface LibOsOptions {
 }
 
 function saveFd(abi: HostAbi, fd: number, e: FdEntry): SavedFd {
-  // Flat literals, not `{ ...common, … }`: V8 copied the spread at ~3 µs per fd (measured), and
-  // every checkpoint saves every open fd.
+  // Flat literals, not `{ ...common, … }`: V8 copied the spread at ~1.3 µs per fd (measured,
+  // docs/replication.md), and every checkpoint saves every open fd.
   const { fdflags, rightsBase, rightsInheriting } = e;
   switch (e.kind) {
     case 'stdio': return { fd, fdflags, rightsBase, rightsInheriting, kind: 'stdio', which: e.which };
