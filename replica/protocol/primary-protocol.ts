@@ -221,7 +221,7 @@ export class PrimaryProtocol {
       // joiner is close (else maybeProposeJoin, which waits while passing through, never adds it).
       if (unprotected) for (const j of this.joiners.values()) j.holdAfterEpoch = null;
     }
-    if (!unprotected) out.push(...this.releasable());
+    out.push(...this.releasable()); // nothing when unprotected: no view that may commit has a backup
     return out;
   }
 
@@ -240,9 +240,10 @@ export class PrimaryProtocol {
   }
 
   /** False while this replica may hold the only copy of the guest's state (see onLeaseLost). */
-  get mayStepDown(): boolean {
-    return !isUnprotected(this.view) && !(this.proposing !== null && isUnprotected(this.proposing)) && !this.uncertain.some(isUnprotected);
-  }
+  get mayStepDown(): boolean { return ![this.view, ...this.mayCommit()].some(isUnprotected); }
+
+  /** Views of ours that may still commit: the one being proposed, and the uncertain ones. */
+  private mayCommit(): View[] { return this.proposing === null ? this.uncertain : [...this.uncertain, this.proposing]; }
 
   /**
    * Output may leave once every backup of every view that is or may become committed holds it:
@@ -251,7 +252,7 @@ export class PrimaryProtocol {
    */
   private releasable(): PrimaryAction[] {
     const holders = new Set(this.view.backups);
-    for (const v of this.proposing === null ? this.uncertain : [...this.uncertain, this.proposing]) {
+    for (const v of this.mayCommit()) {
       for (const b of v.backups) if (b !== this.self) holders.add(b);
     }
     if (holders.size === 0) return []; // unprotected: passthrough, or held for a joiner not yet proposed
@@ -272,7 +273,7 @@ export class PrimaryProtocol {
    */
   private resumePassthrough(): PrimaryAction[] {
     if (this.passthrough || this.fenced || !isUnprotected(this.view) || this.proposing !== null) return [];
-    if (this.uncertain.some((v) => v.backups.length > 0)) return [];
+    if (this.uncertain.some((v) => !isUnprotected(v))) return [];
     for (const j of this.joiners.values()) if (j.holdAfterEpoch !== null) return [];
     this.passthrough = true;
     this.released = this.captured;
