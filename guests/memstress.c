@@ -37,8 +37,10 @@ static size_t npages;
 static uint64_t visits;   /* page visits since start-up */
 static uint64_t checksum; /* FNV-1a over every (page, byte written) */
 
+/* Never 0, so a touched page is never a zero page (pre-copy skips those), and differs from
+ * round to round (131 is not a multiple of 255). */
 static unsigned char visit_value(uint64_t round, size_t page) {
-    return (unsigned char)(round * 131 + page * 7 + 1); /* differs from round to round */
+    return (unsigned char)((round * 131 + page * 7) % 255 + 1);
 }
 
 /* Where in its page a page's byte lives: spread over cache lines. */
