@@ -631,8 +631,8 @@ export class PrimaryDriver extends EventEmitter {
         if (!this.protocol.currentView.backups.includes(b) || this.links.has(b)) this.failedBackups.delete(b);
         else this.apply(this.protocol.onBackupFailed(b));
       }
-      // A timed-out proposal adding a joiner that has since gone holds output until settled.
-      this.apply(this.protocol.settleUncertainViews());
+      // Settle a timed-out proposal whose joiner has gone (it holds output); retry a failed join.
+      this.apply(this.protocol.onTick());
     }
     try {
       await this.o.coordinator.keepAlive(this.o.self);

@@ -42,6 +42,9 @@ export class PrimaryProtocol {
   private passthrough = false;
   /** Replicas an operator removed: their join requests are refused until they are added again. */
   private readonly excluded = new Set<string>();
+  /** Join proposals that failed in a row, and ticks left before the next one (backoff). */
+  private joinFailures = 0;
+  private joinRetryInTicks = 0;
 
   /**
    * `capturedEpoch`: the epoch of the checkpoint the guest was restored from (0 for a fresh start).
@@ -125,6 +128,7 @@ export class PrimaryProtocol {
       return [{ kind: 'stream-to', backup: from }];
     }
     if (this.joiners.has(from)) return [];
+    if (this.joiners.size === 0) this.joinFailures = this.joinRetryInTicks = 0;
     this.joiners.set(from, { acked: 0, holdAfterEpoch: null });
     return [{ kind: 'stream-to', backup: from }];
   }
@@ -181,6 +185,12 @@ export class PrimaryProtocol {
     const p = this.proposing;
     if (!outcomeKnown && p !== null && !this.uncertain.some((v) => sameView(v, p))) this.uncertain.push(p);
     this.proposing = null;
+    // A coordinator that keeps failing (no leader, timeouts) would otherwise get a join proposal
+    // at every capture and ack, hundreds a second: retry after 1, 2, 4… ticks instead.
+    if (p !== null && p.primary === this.self && p.backups.some((b) => !this.view.backups.includes(b))) {
+      this.joinFailures++;
+      this.joinRetryInTicks = Math.min(2 ** (this.joinFailures - 1), JOIN_RETRY_MAX_TICKS);
+    }
     // A view adding a joiner that may still commit must find it holding everything released:
     // release only what the joiner acknowledged too (releasable), and no passthrough.
     return [...this.releasable(), ...this.resumePassthrough()];
@@ -198,6 +208,20 @@ export class PrimaryProtocol {
     return unsettled ? this.proposeView(nextView(this.view, this.self, this.view.backups)) : [];
   }
 
+  /**
+   * The driver's periodic tick (its lease renewal): settles uncertain views, and proposes a join
+   * whose previous proposal failed once its backoff is over (an idle guest captures nothing that
+   * would retry it).
+   */
+  onTick(): PrimaryAction[] {
+    if (this.fenced) return [];
+    const out = this.settleUncertainViews();
+    if (this.joinRetryInTicks > 0 && --this.joinRetryInTicks === 0) {
+      for (const id of this.joiners.keys()) out.push(...this.maybeProposeJoin(id));
+    }
+    return out;
+  }
+
   /** The coordinator committed `view` (ours or anyone's). */
   onViewCommitted(view: View): PrimaryAction[] {
     if (this.fenced || view.view <= this.view.view) return [];
@@ -210,7 +234,7 @@ export class PrimaryProtocol {
     for (const b of old.backups) if (!view.backups.includes(b)) { this.acked.delete(b); out.push({ kind: 'stop-stream', backup: b }); }
     for (const b of view.backups) {
       const j = this.joiners.get(b);
-      if (j !== undefined) { this.acked.set(b, j.acked); this.joiners.delete(b); }
+      if (j !== undefined) { this.acked.set(b, j.acked); this.joiners.delete(b); this.joinFailures = this.joinRetryInTicks = 0; }
       else if (!old.backups.includes(b)) out.push({ kind: 'stream-to', backup: b });
     }
     const unprotected = isUnprotected(view);
@@ -282,7 +306,7 @@ export class PrimaryProtocol {
 
   private maybeProposeJoin(id: string): PrimaryAction[] {
     const j = this.joiners.get(id);
-    if (j === undefined || j.holdAfterEpoch === null || this.passthrough || this.proposing !== null) return [];
+    if (j === undefined || j.holdAfterEpoch === null || this.passthrough || this.proposing !== null || this.joinRetryInTicks > 0) return [];
     // It must hold every state whose output has left: the hold point, and all released epochs.
     if (j.acked < j.holdAfterEpoch || j.acked < this.released) return [];
     const next = nextView(this.view, this.self, [...this.view.backups, id]);
@@ -300,6 +324,9 @@ export class PrimaryProtocol {
     return [{ kind: 'fence', reason }];
   }
 }
+
+/** Longest wait, in driver ticks, before a join whose proposals keep failing is proposed again. */
+export const JOIN_RETRY_MAX_TICKS = 10;
 
 /** A joiner this close (in epochs) to the primary's head is considered caught up (default). */
 export const JOIN_CATCH_UP_EPOCHS = 2;

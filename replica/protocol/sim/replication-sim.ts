@@ -266,7 +266,7 @@ export function simulateReplication(o: SimOptions): SimResult {
       if (primaryNode === undefined) {
         for (const x of nodes.values()) if (x.alive && x.backup !== null) runBackup(x, x.backup.onPrimaryDead());
       } else {
-        runPrimary(primaryNode, primaryNode.primary!.settleUncertainViews()); // the driver's periodic tick
+        runPrimary(primaryNode, primaryNode.primary!.onTick()); // the driver's periodic tick
       }
     }
   }

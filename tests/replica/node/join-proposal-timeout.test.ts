@@ -21,6 +21,7 @@ test('an unprotected primary whose join proposals timed out and whose joiner the
   let fault: StoreFault | null = null;
   let timeoutJoins = false;
   let timedOut = 0;
+  const timedOutAt: number[] = [];
   const proposals: Array<{ view: number; backups: string[] }> = [];
   const { a, b, svc, dir } = await inProcessTwoNodes({
     replication: 'ackAfter: disk, heartbeatInterval: 100ms, heartbeatTimeout: 1s',
@@ -32,6 +33,7 @@ test('an unprotected primary whose join proposals timed out and whose joiner the
         proposals.push({ view: next.view, backups: [...next.backups] });
         if (timeoutJoins && next.backups.includes('b')) {
           timedOut++;
+          timedOutAt.push(Date.now());
           throw new WaterbearError('WB_TIMEOUT', 'test: the proposal timed out');
         }
         return c.proposeView(expected, next);
@@ -54,6 +56,12 @@ test('an unprotected primary whose join proposals timed out and whose joiner the
   fault = null;
   await until('a join proposal timed out', () => timedOut > 0 || null, 30_000);
   t.is(await c.call('SET', 'k', 'while-uncertain'), 'OK', 'released once the joiner holds it');
+  // The coordinator keeps failing: a retries the join after 1, 2, 4… lease ticks (100 ms each), not at
+  // every capture of a busy guest (it used to propose ~15 times a second). A slow machine only widens the gaps.
+  const busyUntil = Date.now() + 30_000;
+  for (let i = 0; timedOut < 4 && Date.now() < busyUntil; i++) t.is(await c.call('SET', 'busy', String(i)), 'OK');
+  const gaps = timedOutAt.slice(1, 4).map((at, i) => at - timedOutAt[i]);
+  t.true(gaps[2] >= 300 && gaps[1] >= 150, `gaps between the first four join proposals: ${gaps.join(', ')} ms`);
 
   // The joiner goes away: output waits for it while the view with it may commit, then the view is settled.
   await b.stop();

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { PrimaryProtocol } from '../../../replica/protocol/primary-protocol.js';
+import { JOIN_RETRY_MAX_TICKS, PrimaryProtocol } from '../../../replica/protocol/primary-protocol.js';
 import type { View } from '../../../replica/protocol/view.js';
 
 const PROTECTED: View = { view: 5, primary: 'a', backups: ['b'] };
@@ -189,10 +189,51 @@ test('an unprotected primary whose join proposal timed out keeps passthrough off
   p.onCaptured(4);
   t0(p.onAck('b', 6, 4), ['propose']);
   t.false(passthroughOn(p.onProposalFailed(false)));
-  t.deepEqual(kinds(p.onCaptured(5)), ['propose'], 'the join is retried');
+  t.deepEqual(kinds(p.onCaptured(5)), [], 'not at once: the coordinator may be failing');
+  t.deepEqual(kinds(p.onTick()), ['propose'], 'the join is retried at the next tick');
   t.is(released(p.onAck('b', 6, 5)), 5, 'what the joiner holds may leave: view 7 with it may commit');
   t.false(passthroughOn(p.onBackupFailed('b')), 'b is gone, but view 7 with b may still commit');
   t.false(passthroughOn(p.onProposalFailed(false)), 'the retry timed out too');
   t.deepEqual(p.settleUncertainViews(), [{ kind: 'propose', view: { view: 7, primary: 'a', backups: [] } }]);
   t.true(passthroughOn(p.onViewCommitted({ view: 7, primary: 'a', backups: [] })));
+});
+
+test('a join whose proposals keep failing is retried after 1, 2, 4… ticks, up to JOIN_RETRY_MAX_TICKS, not at every capture', (t) => {
+  const p = holdingForJoiner();
+  p.onCaptured(4);
+  t0(p.onAck('b', 6, 4), ['propose']);
+  const waits: number[] = [];
+  let epoch = 4;
+  for (let failure = 1; failure <= 6; failure++) {
+    p.onProposalFailed(false);
+    let ticks = 0;
+    for (;;) {
+      epoch++;
+      // Captures and the joiner's acks in between propose nothing: the coordinator is failing.
+      t.false(p.onCaptured(epoch).some((x) => x.kind === 'propose'), `capture ${epoch} after failure ${failure}`);
+      t.false(p.onAck('b', 6, epoch).some((x) => x.kind === 'propose'), `ack ${epoch} after failure ${failure}`);
+      ticks++;
+      if (p.onTick().some((x) => x.kind === 'propose')) break;
+      if (ticks > 100) t.fail('never retried');
+    }
+    waits.push(ticks);
+  }
+  t.deepEqual(waits, [1, 2, 4, 8, JOIN_RETRY_MAX_TICKS, JOIN_RETRY_MAX_TICKS]);
+  // It commits: the next joiner starts without backoff.
+  p.onViewCommitted({ view: 7, primary: 'a', backups: ['b'] });
+  t.deepEqual(p.onTick(), []);
+});
+
+test('a failed switchover does not delay a join', (t) => {
+  const p = primary(PROTECTED);
+  p.onJoinRequest('c');
+  p.onCaptured(1);
+  p.onAck('b', 5, 1);
+  t.deepEqual(kinds(p.onSwitchover('b') as Array<{ kind: string }>), ['propose']);
+  p.onProposalFailed(false);
+  // c catches up: its join is proposed at once (the switchover's failure is not a join's).
+  t0(p.onAck('c', 5, 1), ['checkpoint']);
+  p.onCaptured(2);
+  p.onAck('b', 5, 2);
+  t.deepEqual(kinds(p.onAck('c', 5, 2)), ['propose']);
 });
