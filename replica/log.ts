@@ -9,3 +9,32 @@ export const DEFAULT_LOG_LEVEL = 'warn';
 export function createLogger(name: string, bindings: Record<string, unknown> = {}): Logger {
   return pino({ name, level: process.env.WATERBEAR_LOG_LEVEL ?? DEFAULT_LOG_LEVEL, base: { pid: process.pid, ...bindings } }, pino.destination(2));
 }
+
+/** A repeating warning is logged at most this often; the repeats in between go to debug. */
+export const REPEATED_WARNING_INTERVAL_MS = 5_000;
+
+/**
+ * One warning that may repeat many times a second (a proposal retried at every tick while the
+ * coordinator is down): the first is logged at warn, repeats within REPEATED_WARNING_INTERVAL_MS
+ * at debug, and the next warn says how many were folded (`repeats`). Quiet logs stay readable
+ * through an outage without hiding that it goes on.
+ */
+export class RepeatedWarning {
+  private lastWarnMs = -Infinity;
+  private folded = 0;
+
+  constructor(private readonly log: Logger, private readonly msg: string, private readonly nowMs: () => number, private readonly intervalMs = REPEATED_WARNING_INTERVAL_MS) {}
+
+  warn(fields: Record<string, unknown>): void {
+    const now = this.nowMs();
+    const sinceMs = now - this.lastWarnMs;
+    if (sinceMs >= 0 && sinceMs < this.intervalMs) { // a clock stepped back (chaos clock faults) logs
+      this.folded++;
+      this.log.debug(fields, this.msg);
+      return;
+    }
+    this.log.warn(this.folded > 0 ? { ...fields, repeats: this.folded } : fields, this.msg);
+    this.lastWarnMs = now;
+    this.folded = 0;
+  }
+}

@@ -9,7 +9,7 @@ import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { STALL_FACTOR } from '../primary/backup-link.js';
 import type { Coordinator } from '../coord/coordinator.js';
-import type { Logger } from '../log.js';
+import { RepeatedWarning, type Logger } from '../log.js';
 import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
 import type { View } from '../protocol/view.js';
 import {
@@ -79,6 +79,8 @@ interface ReceivedStage {
 export class BackupDriver extends EventEmitter {
   readonly protocol: BackupProtocol;
   private readonly nowMs: () => number;
+  /** Failed proposals repeat every tick while the coordinator is down: warn at most every few seconds. */
+  private readonly proposalFailed: RepeatedWarning;
   private lastHeardMs: number;
   private lastCheckMs: number;
   private watchdog: NodeJS.Timeout | null = null;
@@ -109,6 +111,7 @@ export class BackupDriver extends EventEmitter {
   constructor(private readonly o: BackupDriverOptions, view: View | null) {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
+    this.proposalFailed = new RepeatedWarning(o.log, 'takeover proposal failed', this.nowMs);
     this.lastHeardMs = this.nowMs();
     this.lastCheckMs = this.lastHeardMs;
     const chain = readChainRecord(o.dataDir);
@@ -455,7 +458,7 @@ export class BackupDriver extends EventEmitter {
       const committed = await this.o.coordinator.proposeView(v.view, next);
       this.apply(this.protocol.onViewCommitted(committed));
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message }, 'takeover proposal failed');
+      this.proposalFailed.warn({ err: (err as Error).message });
       this.apply(this.protocol.onProposalFailed());
       try {
         const cur = await this.o.coordinator.readView();

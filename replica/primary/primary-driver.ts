@@ -10,7 +10,7 @@ import type { Lvm, LvmExit } from '../../libos-host/runtime/lvm.js';
 import type { NetworkBuffer, NetworkBufferStats } from '../../network-buffer/network-buffer.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import type { Coordinator } from '../coord/coordinator.js';
-import type { Logger } from '../log.js';
+import { RepeatedWarning, type Logger } from '../log.js';
 import { JOIN_CATCH_UP_EPOCHS, PrimaryProtocol, type PrimaryAction } from '../protocol/primary-protocol.js';
 import { formatView, type View } from '../protocol/view.js';
 import { BackupLink } from './backup-link.js';
@@ -91,6 +91,8 @@ export class PrimaryDriver extends EventEmitter {
   private readonly links = new Map<string, BackupLink>();
   private readonly policy: EpochPolicy;
   private readonly nowMs: () => number;
+  /** Failed proposals repeat every tick while the coordinator is down: warn at most every few seconds. */
+  private readonly proposalFailed: RepeatedWarning;
   private ran = true;
   /** A checkpoint due at a time (checkpointAt). */
   private readonly pendingTimer: EarliestTimer;
@@ -127,6 +129,7 @@ export class PrimaryDriver extends EventEmitter {
   constructor(private readonly o: PrimaryDriverOptions) {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
+    this.proposalFailed = new RepeatedWarning(o.log, 'view proposal failed', this.nowMs);
     this.pendingTimer = new EarliestTimer(this.nowMs);
     const r = o.config.replication;
     this.policy = new EpochPolicy({
@@ -599,7 +602,7 @@ export class PrimaryDriver extends EventEmitter {
       const committed = await this.o.coordinator.proposeView(current.view, next);
       this.apply(this.protocol.onViewCommitted(committed));
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message, next }, 'view proposal failed');
+      this.proposalFailed.warn({ err: (err as Error).message, next });
       this.apply(this.protocol.onProposalFailed(isWaterbearError(err, 'WB_VIEW_CONFLICT')));
       if (isWaterbearError(err, 'WB_VIEW_CONFLICT') || isWaterbearError(err, 'WB_TIMEOUT') || isWaterbearError(err, 'WB_COORD_UNAVAILABLE')) {
         try {

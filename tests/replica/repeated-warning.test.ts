@@ -1,0 +1,40 @@
+import test from 'ava';
+import { RepeatedWarning, type Logger } from '../../replica/log.js';
+
+function recorder(): { log: Logger; lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> } {
+  const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
+  const at = (level: string) => (fields: Record<string, unknown>, msg: string): void => { lines.push({ level, fields, msg }); };
+  return { log: { warn: at('warn'), debug: at('debug') } as unknown as Logger, lines };
+}
+
+test('a warning repeated every tick is logged at warn once per interval, with how many repeats were folded', (t) => {
+  const { log, lines } = recorder();
+  let now = 0;
+  const w = new RepeatedWarning(log, 'view proposal failed', () => now, 5_000);
+  // A coordinator outage: a failed proposal every 100 ms for 12 s.
+  for (; now < 12_000; now += 100) w.warn({ err: 'no leader' });
+  const warns = lines.filter((l) => l.level === 'warn');
+  t.deepEqual(warns.map((l) => l.fields), [{ err: 'no leader' }, { err: 'no leader', repeats: 49 }, { err: 'no leader', repeats: 49 }]);
+  t.true(warns.every((l) => l.msg === 'view proposal failed'));
+  t.is(lines.filter((l) => l.level === 'debug').length, 120 - 3, 'every repeat is still there at debug');
+});
+
+test('a warning after a quiet spell is logged at once', (t) => {
+  const { log, lines } = recorder();
+  let now = 1_000;
+  const w = new RepeatedWarning(log, 'takeover proposal failed', () => now, 5_000);
+  w.warn({ err: 'a' });
+  now += 60_000;
+  w.warn({ err: 'b' });
+  t.deepEqual(lines.map((l) => [l.level, l.fields]), [['warn', { err: 'a' }], ['warn', { err: 'b' }]]);
+});
+
+test('a clock that steps back does not silence the warning', (t) => {
+  const { log, lines } = recorder();
+  let now = 100_000;
+  const w = new RepeatedWarning(log, 'view proposal failed', () => now, 5_000);
+  w.warn({ err: 'a' });
+  now -= 30_000;
+  w.warn({ err: 'b' });
+  t.deepEqual(lines.map((l) => l.level), ['warn', 'warn']);
+});
