@@ -8,7 +8,7 @@ import { CHECKPOINT_FLAG_OPTIONS, CheckpointSession, parseCheckpointInterval, tr
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
 import { applyV8Tuning } from '../v8-tuning.js';
-import { TRAP_EXIT_CODE } from './run.js';
+import { runToExit } from '../run-to-exit.js';
 
 export const RESTORE_USAGE = `usage: waterbear restore DIR [options]
 
@@ -68,27 +68,9 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
     await stack.close();
     throw err;
   }
-  const { lvm, os } = launched;
+  const { os } = launched;
   session?.attach(launched, stack.extensions, image.epoch);
   io.err(`waterbear: restored epoch ${image.epoch} from ${dir} in ${(performance.now() - started).toFixed(1)} ms\n`);
   for (const l of os.listeners()) io.err(`waterbear: fd ${l.fd} listening on ${l.address}\n`);
-  const onSignal = (sig: NodeJS.Signals): void => { io.err(`waterbear: ${sig}, stopping the guest\n`); lvm.stop(); };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    const exit = await lvm.run();
-    if (session !== null && (await session.close()) !== null) return 1;
-    if (exit.kind === 'trap') {
-      io.err(`waterbear: ${exit.error.message}\n`);
-      return TRAP_EXIT_CODE;
-    }
-    return exit.code;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await session?.close();
-    os.closeAll();
-    platform.closeAll();
-    await stack.close();
-  }
+  return runToExit(launched, platform, stack, session, io);
 }

@@ -6,6 +6,7 @@ import { parseSize } from '../../libos-host/units.js';
 import { parseCommandArgs, parseDirFlag, parseEnvFlag, parseListenFlag } from '../args.js';
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
+import { runToExit } from '../run-to-exit.js';
 import { applyV8Tuning } from '../v8-tuning.js';
 import { CHECKPOINT_FLAG_OPTIONS, startCheckpointing, type CheckpointSession } from '../checkpoint-session.js';
 
@@ -32,8 +33,6 @@ The exit code and stderr follow the guest; a guest trap prints the trap and the 
 and exits with 134.`;
 
 export const DEFAULT_MEMORY_LIMIT = '256MiB';
-/** Exit code for a guest trap (128 + SIGABRT, as a crashed native process). */
-export const TRAP_EXIT_CODE = 134;
 
 /** `waterbear run` */
 export async function runCommand(argv: string[], io: CliIo): Promise<number> {
@@ -88,29 +87,11 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     ...(checkpoints !== null ? { hooks: checkpoints.hooks } : {}),
     ...(values['no-cache'] === true ? { cacheDir: null } : {}),
   });
-  const { lvm, os } = launched;
+  const { os } = launched;
   checkpoints?.attach(launched, stack.extensions);
   // The operator asked for "any port": say which one the guest got.
   for (const l of os.listeners()) {
     if (/:0$/.test(l.uri)) io.err(`waterbear: fd ${l.fd} listening on ${l.address}\n`);
   }
-  const onSignal = (sig: NodeJS.Signals): void => { io.err(`waterbear: ${sig}, stopping the guest\n`); lvm.stop(); };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    const exit = await lvm.run();
-    if (checkpoints !== null && (await checkpoints.close()) !== null) return 1;
-    if (exit.kind === 'trap') {
-      io.err(`waterbear: ${exit.error.message}\n`);
-      return TRAP_EXIT_CODE;
-    }
-    return exit.code;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await checkpoints?.close();
-    os.closeAll();
-    platform.closeAll();
-    await stack.close();
-  }
+  return runToExit(launched, platform, stack, checkpoints, io);
 }

@@ -1,0 +1,36 @@
+import type { NodePlatform } from '../libos-host/platform/node-platform.js';
+import type { LaunchedLvm } from '../libos-host/runtime/launch.js';
+import type { CheckpointSession } from './checkpoint-session.js';
+import type { ExtensionStack } from './extension-flags.js';
+import type { CliIo } from './io.js';
+
+/** Exit code for a guest trap (128 + SIGABRT, as a crashed native process). */
+export const TRAP_EXIT_CODE = 134;
+
+/**
+ * Run a launched guest until it exits (SIGINT or SIGTERM stop it), then close everything it
+ * holds. Returns the guest's exit code, TRAP_EXIT_CODE after a trap, or 1 when the checkpoint
+ * session could not finish its last write (`waterbear run` and `waterbear restore`).
+ */
+export async function runToExit(launched: LaunchedLvm, platform: NodePlatform, stack: ExtensionStack, checkpoints: CheckpointSession | null, io: CliIo): Promise<number> {
+  const { lvm, os } = launched;
+  const onSignal = (sig: NodeJS.Signals): void => { io.err(`waterbear: ${sig}, stopping the guest\n`); lvm.stop(); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const exit = await lvm.run();
+    if (checkpoints !== null && (await checkpoints.close()) !== null) return 1;
+    if (exit.kind === 'trap') {
+      io.err(`waterbear: ${exit.error.message}\n`);
+      return TRAP_EXIT_CODE;
+    }
+    return exit.code;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await checkpoints?.close();
+    os.closeAll();
+    platform.closeAll();
+    await stack.close();
+  }
+}
