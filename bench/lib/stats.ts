@@ -14,16 +14,7 @@ export function msSince(startNs: bigint): number {
 }
 
 /** mulberry32: a seeded PRNG in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as prng } from '../../libos-host/extensions/prng.js';
 
 /** `k` distinct integers from [0, n), ascending, chosen with `rnd`. */
 export function samplePages(n: number, k: number, rnd: () => number): Uint32Array {

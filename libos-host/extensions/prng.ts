@@ -22,3 +22,9 @@ export class Mulberry32 {
   get state(): number { return this.s; }
   set state(value: number) { this.s = value >>> 0; }
 }
+
+/** A Mulberry32 as a plain function: seeded choices in tests, benchmarks and simulations. */
+export function mulberry32(seed: number): () => number {
+  const g = new Mulberry32(seed);
+  return () => g.next();
+}

@@ -1,17 +1,10 @@
+import { Mulberry32 } from '../../../libos-host/extensions/prng.js';
 import { BackupProtocol, type BackupAction } from '../backup-protocol.js';
 import { PrimaryProtocol, type PrimaryAction } from '../primary-protocol.js';
 import type { View } from '../view.js';
 
 /** A small seeded PRNG (mulberry32): the whole simulation is a function of its seed. */
-export class SimRandom {
-  constructor(private state: number) {}
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+export class SimRandom extends Mulberry32 {
   int(n: number): number { return Math.floor(this.next() * n); }
   chance(p: number): boolean { return this.next() < p; }
 }

@@ -10,16 +10,7 @@ import { guestBytes, TEST_CACHE_DIR } from '../../helpers/lvm.js';
 export const MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
 
 /** mulberry32: a small seeded PRNG for test choices. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as seededRandom } from '../../../libos-host/extensions/prng.js';
 
 /** A seed from WB_SEED or the clock, printed so a failure can be replayed. */
 export function testSeed(label: string): number {

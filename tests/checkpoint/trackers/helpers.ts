@@ -64,16 +64,7 @@ export async function startTrackedGuest(name: string, o: TrackedGuestOptions = {
 }
 
 /** mulberry32: small, seedable, identical everywhere. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as prng } from '../../../libos-host/extensions/prng.js';
 
 /** The seed of a test run: $WATERBEAR_SEED or a fresh one. */
 export function testSeed(): number {

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { mulberry32 } from '../../../libos-host/extensions/prng.js';
 import { WasiErrno } from '../../../libos-host/wasi/errno.js';
 import { Vfs } from '../../../libos-host/wasi/vfs.js';
 import type { VfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
@@ -7,16 +8,7 @@ import { VFS_BLOCK_BYTES } from '../../../libos-host/wasi/vfs-inode.js';
 import { tree, utf8 } from './helpers/fs-host.js';
 
 /** Seeded PRNG (mulberry32): every run of a seed makes the same choices. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** A checkpoint goes over the wire as bytes: round-trip every delta through the encoding. */
 function ship(d: VfsDelta): VfsDelta {
