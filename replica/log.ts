@@ -28,7 +28,8 @@ export class RepeatedWarning {
   warn(fields: Record<string, unknown>): void {
     const now = this.nowMs();
     const sinceMs = now - this.lastWarnMs;
-    if (sinceMs >= 0 && sinceMs < this.intervalMs) { // a clock stepped back (chaos clock faults) logs
+    // Negative when the clock stepped back (chaos clock faults): warn rather than stay silent.
+    if (sinceMs >= 0 && sinceMs < this.intervalMs) {
       this.folded++;
       this.log.debug(fields, this.msg);
       return;
