@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../bench/support/servers.js';
 
 /** How long etcd may take to report healthy after spawning. */
 export const ETCD_START_TIMEOUT_MS = 30_000;
@@ -51,18 +51,6 @@ export interface EtcdServer {
   stop(): Promise<void>;
 }
 
-/** A free loopback port (bind 0, read, close). */
-export async function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function probeHealth(endpoint: string, tls: EtcdServerOptions['tls']): Promise<boolean> {
   return new Promise((resolve) => {
     const get = tls === undefined ? http.get : https.get;
@@ -94,9 +82,9 @@ function waitExit(child: ChildProcess): Promise<void> {
  */
 export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wb-etcd-'));
-  const clientPort = await freeLoopbackPort();
-  let peerPort = await freeLoopbackPort();
-  while (peerPort === clientPort) peerPort = await freeLoopbackPort();
+  const clientPort = await freePort();
+  let peerPort = await freePort();
+  while (peerPort === clientPort) peerPort = await freePort();
   const endpoint = `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [

@@ -3,7 +3,8 @@ import test from 'ava';
 import { Etcd3 } from 'etcd3';
 import { isWaterbearError, type WaterbearError } from '../../../../libos-host/errors.js';
 import type { View } from '../../../../replica/coord/coordinator.js';
-import { freeLoopbackPort, startEtcd, type EtcdServer } from '../../../helpers/etcd-server.js';
+import { freePort } from '../../../../bench/support/servers.js';
+import { startEtcd, type EtcdServer } from '../../../helpers/etcd-server.js';
 import { Coordinators, ETCD_SERVER_OPTIONS, etcdTest, eventually, HAVE_ETCD, uniqueCluster } from './etcd-fixture.js';
 
 let server: EtcdServer | null = null;
@@ -160,7 +161,7 @@ etcdTest('a malformed stored view is WB_PROTOCOL, not a crash', async (t) => {
 etcdTest('with one of two endpoints dead, every operation still succeeds through the other', async (t) => {
   const cs = setup('dead-endpoint');
   try {
-    const dead = `http://127.0.0.1:${await freeLoopbackPort()}`; // nothing listens there
+    const dead = `http://127.0.0.1:${await freePort()}`; // nothing listens there
     const c = cs.client({ endpoints: [dead, server?.endpoint ?? ''] });
     const seen: number[] = [];
     const unsubscribe = c.watchViews((x) => seen.push(x.view));
