@@ -81,6 +81,8 @@ export class BackupDriver extends EventEmitter {
   private readonly nowMs: () => number;
   /** Failed proposals repeat every tick while the coordinator is down: warn at most every few seconds. */
   private readonly proposalFailed: RepeatedWarning;
+  /** One per refusal code: a full disk refuses every checkpoint, dozens a second, for as long as it lasts. */
+  private readonly refusals = new Map<string, RepeatedWarning>();
   private lastHeardMs: number;
   private lastCheckMs: number;
   private watchdog: NodeJS.Timeout | null = null;
@@ -376,7 +378,9 @@ export class BackupDriver extends EventEmitter {
   /** `r` could not be decoded or stored: nothing of it (or what follows it) is, and the primary is told. */
   private refuse(r: Received, err: unknown): void {
     const code = storeErrorCode(err);
-    this.o.log.warn({ epoch: r.epoch, code, err: (err as Error).message }, 'checkpoint refused');
+    let warning = this.refusals.get(code);
+    if (warning === undefined) this.refusals.set(code, warning = new RepeatedWarning(this.o.log, 'checkpoint refused', this.nowMs));
+    warning.warn({ epoch: r.epoch, code, err: (err as Error).message });
     this.reply(r.call, this.protocol.onApplyFailed(r.epoch, code, (err as Error).message));
   }
 

@@ -8,10 +8,12 @@ import pino from 'pino';
 import { sealPages, type CheckpointData } from '../../../checkpoint/checkpoint-data.js';
 import { encodeCheckpoint } from '../../../checkpoint/format/checkpoint-codec.js';
 import type { CheckpointStore } from '../../../checkpoint/store/checkpoint-store.js';
+import { WaterbearError } from '../../../libos-host/errors.js';
 import { encodeVfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
 import { BackupDriver, MEMORY_STORE_INTERVAL_MS } from '../../../replica/backup/backup-driver.js';
 import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
 import type { Coordinator } from '../../../replica/coord/coordinator.js';
+import { REPEATED_WARNING_INTERVAL_MS } from '../../../replica/log.js';
 import type { View } from '../../../replica/protocol/view.js';
 import { REPLICATION_PROTOCOL_VERSION, type BackupMessage, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
 
@@ -75,13 +77,13 @@ const coordinator = {
   awaitLeaseExpiry: () => new Promise<void>(() => {}),
 } as unknown as Coordinator;
 
-function start(ackAfter: 'memory' | 'disk') {
+function start(ackAfter: 'memory' | 'disk', log: pino.Logger = pino({ level: 'silent' })) {
   const store = new HeldStore();
   // The driver's clock; the store's pacing (MEMORY_STORE_INTERVAL_MS) reads it. Moved by hand.
   const clock = { ms: 0 };
   const driver = new BackupDriver({
     self: 'b', dataDir: mkdtempSync(join(tmpdir(), 'wb-pipeline-')), config: config(ackAfter), store: store as unknown as CheckpointStore,
-    coordinator, credentials: null as unknown as grpc.ChannelCredentials, log: pino({ level: 'silent' }), nowMs: () => clock.ms,
+    coordinator, credentials: null as unknown as grpc.ChannelCredentials, log, nowMs: () => clock.ms,
   }, VIEW);
   const call = Object.assign(new EventEmitter(), {
     destroyed: false, writableEnded: false, sent: [] as BackupMessage[],
@@ -174,6 +176,29 @@ test('a failed write drops what was verified after it: it is not stored and, wit
   t.deepEqual(b.acks(), []);
   t.is(b.call.sent.find((m) => m.nack != null)?.nack?.epoch, 1);
   t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'epochs 2 and 3 build on epoch 1: not written');
+  b.driver.stop();
+});
+
+test('a store that keeps failing is warned about once per error code and interval, the rest at debug with a count: a full disk refuses every checkpoint', async (t) => {
+  const lines: Array<{ level: number; msg: string; code?: string; epoch?: number; repeats?: number }> = [];
+  const b = start('disk', pino({ level: 'debug' }, { write: (l: string) => { lines.push(JSON.parse(l)); } }));
+  await turn();
+  const refuse = async (epoch: number, err: Error): Promise<void> => {
+    b.send(epoch, true);
+    await until(() => b.store.commits.length === epoch);
+    b.store.commits[epoch - 1].fail(err);
+    await until(() => b.call.sent.filter((m) => m.nack != null).length === epoch);
+  };
+  for (const e of [1, 2, 3, 4]) await refuse(e, new WaterbearError('WB_STORE_FULL', 'disk full (test)'));
+  await refuse(5, new Error('EIO (test)'));
+  b.clock.ms += REPEATED_WARNING_INTERVAL_MS;
+  await refuse(6, new WaterbearError('WB_STORE_FULL', 'disk full (test)'));
+  t.deepEqual(b.call.sent.flatMap((m) => (m.nack != null ? [m.nack.epoch] : [])), [1, 2, 3, 4, 5, 6], 'every refusal still reaches the primary');
+  const refused = lines.filter((l) => l.msg === 'checkpoint refused');
+  t.deepEqual(refused.filter((l) => l.level === 40).map((l) => [l.epoch, l.code, l.repeats]), [
+    [1, 'WB_STORE_FULL', undefined], [5, 'WB_STORE_IO', undefined], [6, 'WB_STORE_FULL', 3],
+  ]);
+  t.deepEqual(refused.filter((l) => l.level === 20).map((l) => l.epoch), [2, 3, 4], 'the folded ones are still logged at debug');
   b.driver.stop();
 });
 
