@@ -3,7 +3,6 @@
  * tracker (dirtyTracking, yieldPoints), a seeded PRNG, and the superset check.
  */
 import { PassThrough } from 'node:stream';
-import net from 'node:net';
 import { prepareImage, type PreparedImage } from '../../../libos-host/image/prepare.js';
 import { NodePlatform } from '../../../libos-host/platform/node-platform.js';
 import { Lvm, type LvmExit, type LvmHooks } from '../../../libos-host/runtime/lvm.js';
@@ -84,39 +83,5 @@ export function strictlyAscending(pages: Uint32Array): boolean {
   return true;
 }
 
-/** A line-protocol client for memstress: send a line, read one reply line. */
-export class LineClient {
-  private buffered = '';
-  private waiting: Array<(line: string) => void> = [];
-
-  private constructor(private readonly socket: net.Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (d: string) => {
-      this.buffered += d;
-      for (;;) {
-        const nl = this.buffered.indexOf('\n');
-        if (nl < 0) break;
-        const line = this.buffered.slice(0, nl);
-        this.buffered = this.buffered.slice(nl + 1);
-        this.waiting.shift()?.(line);
-      }
-    });
-  }
-
-  static connect(port: number): Promise<LineClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new LineClient(s)));
-      s.once('error', reject);
-    });
-  }
-
-  /** Send one request line; resolves with the reply line. */
-  request(line: string): Promise<string> {
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
-      this.socket.write(`${line}\n`);
-    });
-  }
-
-  close(): void { this.socket.destroy(); }
-}
+/** A line-protocol client for memstress (the benchmarks' own): send a line, read one reply line. */
+export { LineClient } from '../../../bench/lib/line-client.js';
