@@ -82,9 +82,9 @@ function waitExit(child: ChildProcess): Promise<void> {
  */
 export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'wb-etcd-'));
+  // freePort reserves each port it returns: the two differ.
   const clientPort = await freePort();
-  let peerPort = await freePort();
-  while (peerPort === clientPort) peerPort = await freePort();
+  const peerPort = await freePort();
   const endpoint = `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [

@@ -1,14 +1,11 @@
 import test from 'ava';
-import { mulberry32 } from '../../../libos-host/extensions/prng.js';
+import { mulberry32 as rng } from '../../../libos-host/extensions/prng.js';
 import { WasiErrno } from '../../../libos-host/wasi/errno.js';
 import { Vfs } from '../../../libos-host/wasi/vfs.js';
 import type { VfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
 import { decodeVfsDelta, encodeVfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
 import { VFS_BLOCK_BYTES } from '../../../libos-host/wasi/vfs-inode.js';
 import { tree, utf8 } from './helpers/fs-host.js';
-
-/** Seeded PRNG (mulberry32): every run of a seed makes the same choices. */
-const rng = mulberry32;
 
 /** A checkpoint goes over the wire as bytes: round-trip every delta through the encoding. */
 function ship(d: VfsDelta): VfsDelta {
