@@ -13,11 +13,13 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   up: { run: upCommand, summary: 'start a local cluster with the example key-value service' },
   run: { run: runCommand, summary: 'run a WASI guest in a lightweight VM' },
   inspect: { run: inspectCommand, summary: "print a guest's imports, exports and memory; can it run?" },
+  join: { run: (argv, io) => import('./commands/join.js').then((m) => m.joinCommand(argv, io)), summary: 'start a replica that joins the running cluster as a backup, with progress (re-protection)' },
   replica: { run: replicaCommand, summary: 'run one replica of a cluster (started by up or systemd)' },
   restore: { run: restoreCommand, summary: 'resume a guest from its checkpoint directory (run --checkpoint-dir)' },
   checkpoint: { run: checkpointCommand, summary: 'inspect a checkpoint directory: epochs, sizes, page counts' },
   witness: { run: (argv, io) => import('./commands/witness.js').then((m) => m.witnessCommand(argv, io)), summary: 'run a coordinator member without an LVM (the third voter of two replicas)' },
   dashboard: { run: (argv, io) => import('./commands/dashboard.js').then((m) => m.dashboardCommand(argv, io)), summary: 'serve the operator dashboard, /metrics and health checks for a cluster' },
+  status: { run: (argv, io) => import('./commands/status.js').then((m) => m.statusCommand(argv, io)), summary: 'print who is primary, which backups protect it and who does not answer; exit code says PROTECTED or not' },
   chaos: { run: (argv, io) => import('./commands/chaos.js').then((m) => m.chaosCommand(argv, io)), summary: 'test a cluster under seeded faults (kill, pause, partition, corrupt…) and check the history' },
 };
 

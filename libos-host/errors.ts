@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   'WB_UNAUTHORIZED',
   'WB_ADMIN_DISABLED',
   'WB_BAD_REQUEST',
+  'WB_JOIN_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

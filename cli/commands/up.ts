@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
 import { ADMIN_TOKEN_ENV, adminTokenFrom } from '../../dashboard/start-dashboard.js';
 import { loadClusterConfig } from '../../replica/config/cluster-config.js';
 import { LocalCluster } from '../../replica/supervisor/local-cluster.js';
@@ -57,6 +58,7 @@ export async function upCommand(argv: string[], io: CliIo): Promise<number> {
           (dashboards.length > 0 ? `  dashboard:  ${dashboards.join('\n              ')}\n` +
             `  metrics:    ${config.replicas.filter((r) => r.dashboard !== null).map((r) => `http://${r.dashboard}/metrics`).join('  ')}\n` : '') +
           `  failover:   kill -9 ${cluster.pid(p.replicaId)}   (the primary, ${p.replicaId}); watch the backup take over\n` +
+          `  status:     node ${shownPath(packageFile('cli/waterbear.js'))} status --config ${shownPath(configPath)}\n` +
           `  stop:       Ctrl-C\n`);
       } else if (p.replicaId !== lastPrimary || p.view !== lastView) {
         io.out(`waterbear: view ${p.view}: primary ${p.replicaId} (pid ${cluster.pid(p.replicaId)}), backups [${p.backups.join(', ')}]${p.protected ? '' : ' — UNPROTECTED'}\n`);
@@ -73,4 +75,10 @@ export async function upCommand(argv: string[], io: CliIo): Promise<number> {
   io.err('waterbear: stopping the cluster\n');
   await cluster.stop();
   return 0;
+}
+
+/** `path` relative to the working directory when it lies under it (shorter to copy), else absolute. */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), resolve(path));
+  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? resolve(path) : rel;
 }

@@ -58,6 +58,9 @@ interface Received {
   bytes: Uint8Array;
 }
 
+/** What a join request got (the 'join-answer' event): `answered` false when the primary could not be reached. */
+export interface JoinAnswer { primary: string; accepted: boolean; reason: string; answered: boolean }
+
 /** A checkpoint that decoded and that the protocol accepted, waiting for the store. */
 interface Verified { kind: 'verified'; r: Received; cp: CheckpointData; ackedFromMemory: boolean }
 
@@ -74,7 +77,9 @@ interface ReceivedStage {
  * checkpoint atomically to the LMDB store and acknowledges it (after it is durable, or once it
  * is verified in memory with ackAfter: memory), watches the primary's heartbeats, proposes a
  * takeover when the primary is silent and its lease has lapsed, and asks to join when it is not
- * in the view. Emits 'promote' (view, epoch) when this replica must become primary.
+ * in the view. Emits 'promote' (view, epoch) when this replica must become primary; 'applied'
+ * ({ epoch, full, bytes }) per checkpoint stored, 'staged' ({ token, pages }) per batch of
+ * pre-copy pages staged, and 'join-answer' (JoinAnswer) per join request.
  */
 export class BackupDriver extends EventEmitter {
   readonly protocol: BackupProtocol;
@@ -318,6 +323,7 @@ export class BackupDriver extends EventEmitter {
       if (m.start) await this.o.store.beginStagingAsync(m.token);
       await this.o.store.stagePagesAsync(m.token, pages);
       for (const x of rs) this.send(x.call, x.view, { staged: { token: x.msg.token, pages: x.msg.indices.length } });
+      this.emit('staged', { token: m.token, pages: pages.length });
     } catch (err) {
       this.brokenStaging = m.token;
       const code = storeErrorCode(err);
@@ -489,6 +495,9 @@ export class BackupDriver extends EventEmitter {
           if (err !== null) this.o.log.debug({ err: err.message }, 'join request failed');
           else if (reply?.accepted !== true) this.o.log.debug({ reason: reply?.reason }, 'join refused');
           else this.lastHeardMs = this.nowMs();
+          const answer: JoinAnswer = err !== null ? { primary, accepted: false, reason: err.details || err.message, answered: false }
+            : { primary, accepted: reply?.accepted === true, reason: reply?.reason ?? '', answered: true };
+          this.emit('join-answer', answer);
         });
     };
     ask();

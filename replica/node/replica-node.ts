@@ -37,6 +37,12 @@ export interface ReplicaNodeOptions {
   clock?: MonotonicClock;
   /** Simulated store faults (see CheckpointStoreOptions.faultHook). */
   storeFaultHook?: () => StoreFault | null;
+  /**
+   * `waterbear join`: only ever join a running cluster. With no view yet, start() fails with
+   * WB_JOIN_FAILED instead of creating view 1 (which could make this replica primary of an
+   * empty guest).
+   */
+  joinOnly?: boolean;
 }
 
 /** One replica process: gRPC server, coordinator client, checkpoint store, and its current role. */
@@ -114,10 +120,13 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
       try {
         const v = await c.readView();
         if (v !== null) return v;
+        if (this.options.joinOnly === true) {
+          throw new WaterbearError('WB_JOIN_FAILED', `cluster "${this.config.cluster}" has no view yet, so there is no primary to join: start it with \`waterbear up\` or \`waterbear replica\` on every member`);
+        }
         const first: View = { view: 1, primary: this.config.replicas[0].id, backups: this.config.replicas.slice(1).map((r) => r.id) };
         return await c.proposeView(0, first);
       } catch (err) {
-        if (!isWaterbearError(err)) throw err;
+        if (!isWaterbearError(err) || err.code === 'WB_JOIN_FAILED') throw err;
         this.log.debug({ err: err.message }, 'coordinator not ready');
       }
       await new Promise((r) => setTimeout(r, VIEW_RETRY_INTERVAL_MS));
@@ -141,6 +150,8 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
       void this.promote(v);
     });
     driver.on('applied', (e) => this.emit('applied', e));
+    driver.on('staged', (e) => this.emit('staged', e));
+    driver.on('join-answer', (e) => this.emit('join-answer', e));
     this.backup = driver;
     driver.start();
     this.emit('role', this.role);
