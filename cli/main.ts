@@ -20,6 +20,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   witness: { run: (argv, io) => import('./commands/witness.js').then((m) => m.witnessCommand(argv, io)), summary: 'run a coordinator member without an LVM (the third voter of two replicas)' },
   dashboard: { run: (argv, io) => import('./commands/dashboard.js').then((m) => m.dashboardCommand(argv, io)), summary: 'serve the operator dashboard, /metrics and health checks for a cluster' },
   status: { run: (argv, io) => import('./commands/status.js').then((m) => m.statusCommand(argv, io)), summary: 'print who is primary, which backups protect it and who does not answer; exit code says PROTECTED or not' },
+  action: { run: (argv, io) => import('./commands/action.js').then((m) => m.actionCommand(argv, io)), summary: 'run an operator action on the primary: checkpoint, switchover, add-backup, remove-backup' },
   chaos: { run: (argv, io) => import('./commands/chaos.js').then((m) => m.chaosCommand(argv, io)), summary: 'test a cluster under seeded faults (kill, pause, partition, corrupt…) and check the history' },
 };
 

@@ -32,7 +32,8 @@ SIGINT. Use it to bring a replica back after maintenance or a crash; \`waterbear
 
 It never creates a cluster: with no view yet it fails with WB_JOIN_FAILED (start the cluster with
 \`waterbear up\` or \`waterbear replica\`). A replica an operator removed from the view is refused
-until it is added back (the dashboard's "add backup").`;
+until it is added back (the dashboard's "add backup", or \`waterbear action add-backup\`).
+Exit code: 0 after SIGTERM/SIGINT, 1 when it gave up or could not start, 2 usage error.`;
 
 /** `waterbear join` */
 export async function joinCommand(argv: string[], io: CliIo): Promise<number> {

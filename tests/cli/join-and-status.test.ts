@@ -1,4 +1,4 @@
-// `waterbear status` and `waterbear join` against real member processes on loopback.
+// `waterbear status`, `waterbear join` and `waterbear action` against real member processes on loopback.
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -45,14 +45,14 @@ function killOnTeardown(t: { teardown(f: () => void): void }, child: ChildProces
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
 }
 
-test('status and join check their arguments: usage errors exit with 2, --help with 0', async (t) => {
-  for (const cmd of ['status', 'join']) {
+test('status, join and action check their arguments: usage errors exit with 2, --help with 0', async (t) => {
+  for (const cmd of ['status', 'join', 'action']) {
     const r = await runWaterbear([cmd]);
     t.is(r.code, 2, cmd);
     t.regex(r.stderr, /WB_CONFIG_INVALID/);
     const help = await runWaterbear([cmd, '--help']);
     t.is(help.code, 0);
-    t.regex(help.stdout, /Exit code|--timeout/);
+    t.regex(help.stdout, /exit code/i);
   }
   const file = await idleClusterFile();
   const badWait = await runWaterbear(['status', '--config', file, '--wait-protected', 'soon']);
@@ -88,7 +88,7 @@ test('join never creates a cluster: with a coordinator but no view it fails with
   await w.exited;
 });
 
-test.serial('a killed backup comes back with join: status goes UNPROTECTED (3), join reports progress, then PROTECTED (0) with the data', async (t) => {
+test.serial('a killed backup comes back with join: status goes UNPROTECTED (3), join reports progress, then PROTECTED (0) with the data; removed by action, refused, added, switched over to', async (t) => {
   const c: TestCluster = await startTestCluster({ restart: false, dashboards: true, env: { WATERBEAR_ADMIN_TOKEN: TOKEN } });
   t.teardown(() => c.stop());
   const file = join(c.dir, 'waterbear.yaml');
@@ -117,17 +117,49 @@ test.serial('a killed backup comes back with join: status goes UNPROTECTED (3), 
   t.is(await reader.call('GET', 'joined'), 'yes');
   reader.close();
 
-  // An operator removes it; a join is then refused with the primary's reason until it is added back.
-  const dash = c.config.replicas.find((r) => r.id === p.replicaId)!.dashboard!;
-  const removed = await fetch(`http://${dash}/api/actions/remove-backup`, {
-    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ replica: backup }),
-  });
-  t.is(removed.status, 200);
+  // An operator removes it (waterbear action); a join is then refused with the primary's reason
+  // until it is added back, and then succeeds; a switchover hands the primary role to it.
+  const asAdmin = { env: { WATERBEAR_ADMIN_TOKEN: TOKEN } };
+  const wrongToken = await runWaterbear(['action', 'checkpoint', '--config', file], { env: { WATERBEAR_ADMIN_TOKEN: 'nope' } });
+  t.is(wrongToken.code, 1);
+  t.regex(wrongToken.stderr, /WB_UNAUTHORIZED/);
+  const removed = await runWaterbear(['action', 'remove-backup', '--config', file, '--replica', backup], asAdmin);
+  t.is(removed.code, 0, removed.stderr);
+  t.like(JSON.parse(removed.stdout) as object, { action: 'remove-backup', replica: p.replicaId });
   j.child.kill('SIGINT');
   t.is(await j.exited, 0, 'SIGINT stops a joined replica like `waterbear replica`');
   const refused = await runWaterbear(['join', '--config', file, '--id', backup, '--timeout', '3s']);
   t.is(refused.code, 1, refused.stderr);
   t.regex(refused.stderr, new RegExp(`primary ${p.replicaId} refused: ${backup} was removed by an operator`));
+
+  const added = await runWaterbear(['action', 'add-backup', '--config', file, '--replica', backup], asAdmin);
+  t.is(added.code, 0, added.stderr);
+  const j2 = start(['join', '--config', file, '--id', backup, '--timeout', '60s']);
+  killOnTeardown(t, j2.child);
+  await until('the second join', () => new RegExp(`${backup} is a backup of view \\d+`).test(j2.err()), 60_000);
+  t.is((await runWaterbear(['status', '--config', file, '--wait-protected', '30s'])).code, 0);
+  await until('a switchover to the joined replica', async () => (await runWaterbear(['action', 'switchover', '--config', file, '--target', backup], asAdmin)).code === 0, 30_000);
+  const after = await runWaterbear(['status', '--config', file, '--wait-protected', '30s']);
+  t.regex(after.stdout, new RegExp(`primary ${backup} in view`), after.stdout);
+  j2.child.kill('SIGINT');
+  t.is(await j2.exited, 0);
+});
+
+test('action checks its arguments against the cluster file before asking anyone', async (t) => {
+  const file = await idleClusterFile();
+  const env = { env: { WATERBEAR_ADMIN_TOKEN: TOKEN } };
+  const noName = await runWaterbear(['action', '--config', file], env);
+  t.is(noName.code, 2);
+  t.regex(noName.stderr, /name one action of checkpoint, switchover/);
+  const badTarget = await runWaterbear(['action', 'switchover', '--config', file, '--target', 'zz'], env);
+  t.is(badTarget.code, 2);
+  t.regex(badTarget.stderr, /switchover needs --target: one of the cluster's replicas \(a, b\)/);
+  const noToken = await runWaterbear(['action', 'checkpoint', '--config', file], { env: { WATERBEAR_ADMIN_TOKEN: '' } });
+  t.is(noToken.code, 2);
+  t.regex(noToken.stderr, /no admin token/);
+  const nobody = await runWaterbear(['action', 'checkpoint', '--config', file], env);
+  t.is(nobody.code, 1);
+  t.regex(nobody.stderr, /no replica answers as primary.*\[WB_NOT_LEADER\]/);
 });
 
 test('the status table: one row per member, lag and reasons in words', (t) => {
