@@ -89,7 +89,8 @@ test('join never creates a cluster: with a coordinator but no view it fails with
 });
 
 test.serial('a killed backup comes back with join: status goes UNPROTECTED (3), join reports progress, then PROTECTED (0) with the data; removed by action, refused, added, switched over to', async (t) => {
-  const c: TestCluster = await startTestCluster({ restart: false, dashboards: true, env: { WATERBEAR_ADMIN_TOKEN: TOKEN } });
+  // A low pre-copy threshold: the small KV guest rejoins by pre-copy, so join shows its progress.
+  const c: TestCluster = await startTestCluster({ restart: false, dashboards: true, env: { WATERBEAR_ADMIN_TOKEN: TOKEN }, replication: '{ precopyMinBytes: 64KiB }' });
   t.teardown(() => c.stop());
   const file = join(c.dir, 'waterbear.yaml');
   const p = await c.protectedPrimary();
@@ -110,6 +111,7 @@ test.serial('a killed backup comes back with join: status goes UNPROTECTED (3), 
   await until('join reporting the new view', () => new RegExp(`${backup} is a backup of view \\d+: primary ${p.replicaId} is protected`).test(j.err()), 60_000);
   t.regex(j.err(), new RegExp(`joining view \\d+: asking primary ${p.replicaId} to protect ${backup}`));
   t.regex(j.err(), /accepted: receiving the guest's image/);
+  t.regex(j.err(), /pre-copy: \d+\.\d MiB of the guest's memory received/);
   const again = await runWaterbear(['status', '--config', file, '--wait-protected', '30s']);
   t.is(again.code, 0, again.stdout);
   t.regex(again.stdout, new RegExp(`^${backup} +replica .* backup +\\d+ +\\d+ +yes`, 'm'));
