@@ -64,6 +64,8 @@ export function watchJoin(node: ReplicaNode, id: string, timeoutMs: number, say:
   let toldView = 0;
   let last = 'the coordinator has not answered yet (are the cluster\'s other members running?)';
   const told = new Set<string>();
+  let wasBackup = false;
+  node.on('role', (role: string) => { if (role !== 'primary') wasBackup = true; }); // becomeBackup, before any promotion
 
   const check = (): void => {
     if (done) return;
@@ -71,7 +73,8 @@ export function watchJoin(node: ReplicaNode, id: string, timeoutMs: number, say:
     const seconds = ((performance.now() - startedAtMs) / 1000).toFixed(1);
     if (s.role === 'stopped') { end(); return; }
     if (s.role === 'primary') {
-      say(`${id} took over as primary of view ${s.view} (its primary failed while it was a backup)`);
+      say(wasBackup ? `${id} took over as primary of view ${s.view} (its primary failed while it was a backup)`
+        : `${id} is primary of view ${s.view}: the cluster's first view names it and no replica has served yet, so it starts the guest`);
       end();
       return;
     }

@@ -88,6 +88,21 @@ test('join never creates a cluster: with a coordinator but no view it fails with
   await w.exited;
 });
 
+test('join of the replica the first view names as primary, before anyone served, starts the guest and says so', async (t) => {
+  const file = await idleClusterFile();
+  const w = start(['witness', '--config', file, '--id', 'w']);
+  killOnTeardown(t, w.child);
+  const b = start(['replica', '--config', file, '--id', 'b']); // creates view 1: primary a, backup b
+  killOnTeardown(t, b.child);
+  await until('b in view 1', () => /serving on .* as (backup|joining|idle)/.test(b.err()), 60_000);
+  const a = start(['join', '--config', file, '--id', 'a', '--timeout', '60s']);
+  killOnTeardown(t, a.child);
+  await until('a starting the guest', () => /a is primary of view 1: the cluster's first view names it/.test(a.err()), 60_000);
+  t.notRegex(a.err(), /took over/);
+  for (const p of [a, b, w]) p.child.kill('SIGTERM');
+  t.deepEqual(await Promise.all([a.exited, b.exited, w.exited]), [0, 0, 0]);
+});
+
 test.serial('a killed backup comes back with join: status goes UNPROTECTED (3), join reports progress, then PROTECTED (0) with the data; removed by action, refused, added, switched over to', async (t) => {
   // A low pre-copy threshold: the small KV guest rejoins by pre-copy, so join shows its progress.
   const c: TestCluster = await startTestCluster({ restart: false, dashboards: true, env: { WATERBEAR_ADMIN_TOKEN: TOKEN }, replication: '{ precopyMinBytes: 64KiB }' });
