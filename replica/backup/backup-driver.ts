@@ -8,6 +8,7 @@ import type { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { STALL_FACTOR } from '../primary/backup-link.js';
+import { OWN_SUBCHANNEL_OPTIONS } from '../wire/wedged-connection.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import { RepeatedWarning, type Logger } from '../log.js';
 import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
@@ -486,7 +487,10 @@ export class BackupDriver extends EventEmitter {
     const ask = (): void => {
       const v = this.protocol.currentView;
       if (this.stopped || v === null || v.backups.includes(this.o.self) || v.primary !== primary) return;
-      const client = new ReplicaClient(member.address, this.o.credentials) as unknown as grpc.Client & {
+      // Its own connection, closed with the client after each answer: from grpc-js's shared pool
+      // every retry got the connection of a request still open, so one wedged connection (flipped
+      // bits stalling HTTP/2 flow control) kept the replica out for good (docs/chaos.md, 13).
+      const client = new ReplicaClient(member.address, this.o.credentials, OWN_SUBCHANNEL_OPTIONS) as unknown as grpc.Client & {
         join(req: JoinRequest, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, r?: JoinReply) => void): void;
       };
       client.join({ protocolVersion: REPLICATION_PROTOCOL_VERSION, replicaId: this.o.self, replicationAddress: self.address },
