@@ -20,7 +20,7 @@ import {
   type CoordRaftClient,
   type RaftBatch,
 } from './raft-wire.js';
-import { WedgeDetector } from '../../wire/wedged-connection.js';
+import { WEDGED_CONNECTION_MS, WedgeDetector } from '../../wire/wedged-connection.js';
 
 type UnaryName = 'propose' | 'readIndex' | 'keepAlive' | 'leaseExpiry' | 'status';
 
@@ -39,6 +39,8 @@ class PeerLink {
   private stream: grpc.ClientWritableStream<RaftBatch> | null = null;
   private retryAtMs = 0;
   private lastRefusal = '';
+  /** Since when every batch found the stream's queue full (null: it has room). */
+  private fullSinceMs: number | null = null;
   /** Says when only timeouts have come back for long enough to replace the connection. */
   private readonly wedge = new WedgeDetector();
 
@@ -56,6 +58,23 @@ class PeerLink {
 
   /** A request on this link was answered (any answer: the connection carries data). */
   answered(): void { this.wedge.answered(); }
+
+  /**
+   * The stream's queue is full: nothing it was given has left for a while. A leader's stream to a
+   * follower carries only one-way messages, and a follower that hears no leader makes no calls
+   * whose timeouts `timedOut` would see, so a wedged stream would isolate it for good (chaos
+   * finding 14: 150 s). After WEDGED_CONNECTION_MS of a full queue, reconnect.
+   */
+  private notDraining(): void {
+    const now = performance.now();
+    this.fullSinceMs ??= now;
+    const ms = now - this.fullSinceMs;
+    if (ms < WEDGED_CONNECTION_MS) return;
+    this.log?.warn({ peer: this.peer.id, ms: Math.round(ms), queued: MAX_QUEUED_BATCHES_PER_PEER }, 'coordination stream to peer has not drained: opening a new connection');
+    this.stats.wedgedReconnects++;
+    this.fullSinceMs = null;
+    this.close();
+  }
 
   /** A request sent at `sentAtMs` timed out: after WEDGED_CONNECTION_MS of only that, reconnect. */
   timedOut(sentAtMs: number): void {
@@ -77,8 +96,10 @@ class PeerLink {
     }
     if (stream.writableLength >= MAX_QUEUED_BATCHES_PER_PEER) {
       this.stats.batchesDropped++;
+      this.notDraining();
       return;
     }
+    this.fullSinceMs = null;
     stream.write(batch);
     this.stats.batchesSent++;
   }
