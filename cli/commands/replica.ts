@@ -53,8 +53,7 @@ export async function serveReplica(o: ServeReplicaOptions, io: CliIo): Promise<n
     { ...(chaos === null ? {} : { clock: chaos.clock, storeFaultHook: chaos.storeFault }), ...(o.joinOnly === true ? { joinOnly: true } : {}) });
   let resolveDone: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => { resolveDone = resolve; });
-  let finishing = false;
-  const finish = (code: number): void => { finishing = true; void node.stop().then(() => resolveDone(code)); };
+  const finish = (code: number): void => { void node.stop().then(() => resolveDone(code)); };
   const stop = (sig: string): void => { node.log.info(`${sig}: stopping`); finish(0); };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
@@ -77,8 +76,9 @@ export async function serveReplica(o: ServeReplicaOptions, io: CliIo): Promise<n
   try {
     await Promise.race([started, done]);
   } catch (err) {
-    // Stopped while starting (a signal, or `finish`): that is the outcome, not the start's error.
-    if (!finishing) {
+    // Stopped while starting (a signal, or `finish`: node.stop() marks it stopped at once): that
+    // is the outcome, not the start's error.
+    if (node.role !== 'stopped') {
       // Nothing may keep the process alive after a failed start (the gRPC server, the coordinator).
       await node.stop();
       await dashboard?.stop();

@@ -70,17 +70,20 @@ class PeerLink {
     this.fullSinceMs ??= now;
     const ms = now - this.fullSinceMs;
     if (ms < WEDGED_CONNECTION_MS) return;
-    this.log?.warn({ peer: this.peer.id, ms: Math.round(ms), queued: MAX_QUEUED_BATCHES_PER_PEER }, 'coordination stream to peer has not drained: opening a new connection');
-    this.stats.wedgedReconnects++;
     this.fullSinceMs = null;
-    this.close();
+    this.replaceConnection({ ms: Math.round(ms), queued: MAX_QUEUED_BATCHES_PER_PEER }, 'coordination stream to peer has not drained: opening a new connection');
   }
 
   /** A request sent at `sentAtMs` timed out: after WEDGED_CONNECTION_MS of only that, reconnect. */
   timedOut(sentAtMs: number): void {
     const seen = this.wedge.timedOut(sentAtMs);
     if (seen === null) return;
-    this.log?.warn({ peer: this.peer.id, ...seen }, 'coordination peer answers nothing on this connection: opening a new one');
+    this.replaceConnection(seen, 'coordination peer answers nothing on this connection: opening a new one');
+  }
+
+  /** Either wedge rule fired: say why, count it, and let the next call or batch open a new connection. */
+  private replaceConnection(why: Record<string, unknown>, msg: string): void {
+    this.log?.warn({ peer: this.peer.id, ...why }, msg);
     this.stats.wedgedReconnects++;
     this.close();
   }

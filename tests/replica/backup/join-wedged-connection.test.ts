@@ -7,10 +7,10 @@ import pino from 'pino';
 import type { CheckpointStore } from '../../../checkpoint/store/checkpoint-store.js';
 import { BackupDriver, type JoinAnswer } from '../../../replica/backup/backup-driver.js';
 import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
-import type { Coordinator } from '../../../replica/coord/coordinator.js';
 import type { View } from '../../../replica/protocol/view.js';
 import { replicaService } from '../../../replica/wire/replication-wire.js';
 import { serverDeafToFirstConnection } from '../../helpers/deaf-server.js';
+import { MemoryCoordinatorGroup } from '../../helpers/memory-coordinator.js';
 
 // A join request whose connection to the primary is wedged (answers never come, as when flipped
 // bits stall HTTP/2 flow control) must not keep every later request on that connection: with
@@ -31,12 +31,9 @@ witnesses:
   - { id: w, address: 127.0.0.1:3, dataDir: w }
 `, 'test.yaml');
   const view: View = { view: 1, primary: 'a', backups: [] }; // b is outside the view: it joins
-  const coordinator = {
-    watchViews: () => () => {},
-    readView: async () => view,
-    proposeView: async (_n: number, v: View) => v,
-    awaitLeaseExpiry: () => new Promise<void>(() => {}),
-  } as unknown as Coordinator;
+  const coordinators = new MemoryCoordinatorGroup();
+  coordinators.view = view;
+  const coordinator = coordinators.client();
   const store = { latestEpoch: () => 0 } as unknown as CheckpointStore;
   const driver = new BackupDriver({
     self: 'b', dataDir: mkdtempSync(join(tmpdir(), 'wb-join-wedged-')), config, store, coordinator,
