@@ -5,7 +5,8 @@
  *      for 64 MiB and 1 GiB of guest memory, against a plain memcpy of the same number of bytes;
  *   2. guest slowdown with each tracker (checkpointing every CHECKPOINT_INTERVAL_MS) on memstress
  *      and on the KV service under redis-benchmark, against the same guest without a tracker;
- *   3. restore of a 1 GiB image: a fresh instance whose memory is built from 4 KiB pages;
+ *   3. restore of a 1 GiB image by `waterbear restore` from a real checkpoint directory, against
+ *      the bare copy of 262,144 pages into a fresh instance (no store) measured in the same run;
  *   4. the cost of yield points (and of store instrumentation) on a CPU-bound guest.
  * Prints PASS/MISS against the targets of issue 3.
  *
@@ -18,6 +19,7 @@ import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { TRACK_PAGE_BYTES, type DirtyTracker, type TrackerKind } from '../checkpoint/trackers/dirty-tracker.js';
 import { InstrumentTracker } from '../checkpoint/trackers/instrument-tracker.js';
+import { populateImplementation } from '../checkpoint/memory-populate.js';
 import { ShadowTracker } from '../checkpoint/trackers/shadow-tracker.js';
 import { UffdTracker, uffdAvailability } from '../checkpoint/trackers/uffd-tracker.js';
 import { packageRoot } from '../cli/paths.js';
@@ -26,6 +28,7 @@ import { NodePlatform } from '../libos-host/platform/node-platform.js';
 import { Lvm } from '../libos-host/runtime/lvm.js';
 import { LibOs } from '../libos-host/wasi/lib-os.js';
 import { startBenchGuest, type BenchGuest } from './lib/guest.js';
+import { measureCliRestore } from './lib/cli-restore.js';
 import { LineClient } from './lib/line-client.js';
 import { hasCommand, runKvLoad, type KvLoad } from './lib/load.js';
 import { copyDirtyPages } from './lib/page-copy.js';
@@ -54,6 +57,9 @@ const KV_LOADS: KvLoad[] = [
   { test: 'get', clients: 50, requests: 500_000, pipeline: 16, valueBytes: 16, keys: 10_000 },
 ];
 const MEMSTRESS_MIB = 64;
+/** Section 3: memstress's buffer, so that its memory is a little over 1 GiB. */
+const RESTORE_BUFFER_MIB = 1024;
+const RESTORE_REPS = 3;
 const MEMSTRESS_CONNECTIONS = 4;
 /** Wall time of one memstress run; each connection sends TOUCH requests until it is over. */
 const MEMSTRESS_RUN_MS = 1000;
@@ -386,9 +392,20 @@ async function main(): Promise<void> {
   }
 
   if (sections.has(3)) {
-  say('## 3. Restore of a 1 GiB image: instantiate the prepared memstress image, grow its memory to 1 GiB, write 262,144 pages of 4 KiB');
-  const r = await restore1GiB();
-  say(`restore 1 GiB: ${fmt(r.totalMs)} ms (instantiate ${fmt(r.instantiateMs)}, grow ${fmt(r.growMs)}, copy pages ${fmt(r.copyMs)})  target < ${TARGET_RESTORE_1GIB_MS} ms: ${verdict(r.totalMs < TARGET_RESTORE_1GIB_MS)}`);
+  say(`## 3. Restore of a 1 GiB image (median of ${quick ? 1 : RESTORE_REPS})`);
+  say(`# the operator's path: \`waterbear run memstress.wasm --checkpoint-dir DIR\` with a ${RESTORE_BUFFER_MIB} MiB buffer, every page written (TOUCH), kill -9 once`);
+  say('# the store holds them all, then `waterbear restore DIR --no-checkpoint` in a fresh process: the time it reports (store read, page');
+  say('# checksums, cached image, library OS and listener, memory written); "process" = spawn -> listening. Each restore is checked by');
+  say('# a TOUCH of every page (the guest verifies what it last wrote there). Populate: fresh memory faulted in on every core first.');
+  const cli = await measureCliRestore(root, RESTORE_BUFFER_MIB, quick ? 1 : RESTORE_REPS, [['populate', {}], ['one thread', { WATERBEAR_POPULATE: 'off' }]]);
+  say(`# image: ${cli.memoryBytes} bytes of memory, ${cli.pages} pages stored, store ${(cli.storeBytes / MIB).toFixed(0)} MiB; setup (run, touch, checkpoint) ${(cli.setupMs / 1000).toFixed(1)} s; population: ${populateImplementation.reason}`);
+  const floor = await restore1GiB();
+  for (const [mode, runs] of cli.byMode) {
+    const ms = median(runs.map((r) => r.restoreMs));
+    const target = mode === 'populate' ? `  target < ${TARGET_RESTORE_1GIB_MS} ms: ${verdict(ms < TARGET_RESTORE_1GIB_MS)}` : '  (reference: what the population buys)';
+    say(`waterbear restore, ${mode.padEnd(10)} ${fmt(ms).padStart(8)} ms  (each: ${runs.map((r) => fmt(r.restoreMs)).join(', ')}; process ${fmt(median(runs.map((r) => r.processMs)))} ms; ${(ms / floor.totalMs).toFixed(2)}x the copy below)${target}`);
+  }
+  say(`copy floor (same run, no store): instantiate, grow to 1 GiB, write 262,144 pages on one thread: ${fmt(floor.totalMs)} ms (instantiate ${fmt(floor.instantiateMs)}, grow ${fmt(floor.growMs)}, copy pages ${fmt(floor.copyMs)})`);
   say('');
   }
 

@@ -3,15 +3,20 @@
  * incrementals after it) by the store or by `CheckpointChain`: what a restore loads.
  */
 import type { SavedStack } from '../libos-host/extensions/stack-state.js';
-import type { LvmRestoreState } from '../libos-host/runtime/lvm.js';
+import type { LvmRestoreState, MemoryContents } from '../libos-host/runtime/lvm.js';
 import type { LibOsRestoreState } from '../libos-host/wasi/lib-os.js';
 import { WaterbearError } from '../libos-host/errors.js';
 import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData } from './checkpoint-data.js';
 
-export interface RestoreImage {
+/**
+ * `Memory` is a flat buffer (`loadImage`, `CheckpointChain`) or contents that write themselves
+ * into the restored instance (`CheckpointStore.loadImageForRestore`: no second copy of a large
+ * image).
+ */
+export interface RestoreImage<Memory extends Uint8Array | MemoryContents = Uint8Array> {
   epoch: number;
   imageSha256: string;
-  lvm: LvmRestoreState;
+  lvm: Omit<LvmRestoreState, 'memory'> & { memory: Memory };
   libos: LibOsRestoreState;
   extensions: SavedStack | null;
 }

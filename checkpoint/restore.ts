@@ -7,7 +7,7 @@
 import type { Extension, HostAbi } from '../libos-host/abi/host-abi.js';
 import { restoreStackState } from '../libos-host/extensions/stack-state.js';
 import { restoreLvm, type ImageChoices, type LaunchedLvm } from '../libos-host/runtime/launch.js';
-import type { LvmHooks } from '../libos-host/runtime/lvm.js';
+import type { LvmHooks, MemoryContents } from '../libos-host/runtime/lvm.js';
 import type { RestoreImage } from './restore-image.js';
 
 export interface RestoreOptions {
@@ -30,7 +30,7 @@ export interface RestoreOptions {
  * image, WB_CHECKPOINT_CORRUPT when the state does not fit it, WB_LISTEN_FAILED when a
  * listener's address is taken.
  */
-export async function restoreFromImage(image: RestoreImage, o: RestoreOptions): Promise<LaunchedLvm> {
+export async function restoreFromImage(image: RestoreImage<Uint8Array | MemoryContents>, o: RestoreOptions): Promise<LaunchedLvm> {
   const extensions = o.extensions ?? [];
   if (image.extensions !== null || extensions.length > 0) {
     restoreStackState(extensions, image.extensions ?? { v: 1, extensions: [] });

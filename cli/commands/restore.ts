@@ -43,14 +43,13 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
   const started = performance.now();
   let image;
   try {
-    image = store.loadImage();
+    image = store.loadImageForRestore();
     if (image === null) throw new WaterbearError('WB_CONFIG_INVALID', `${dir} holds no complete checkpoint yet: nothing to restore`);
   } catch (err) {
     store.close();
     throw err;
   }
   if (continueCheckpointing) session = new CheckpointSession(dir, store, trackerForRestore(record), intervalMs, io);
-  else store.close();
 
   const platform = new NodePlatform();
   const f = record.extensionFlags;
@@ -64,10 +63,12 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
     });
   } catch (err) {
     await session?.close();
+    if (session === null) store.close();
     platform.closeAll();
     await stack.close();
     throw err;
   }
+  if (session === null) store.close(); // the restore has read the pages it needed
   const { os } = launched;
   session?.attach(launched, stack.extensions, image.epoch);
   io.err(`waterbear: restored epoch ${image.epoch} from ${dir} in ${(performance.now() - started).toFixed(1)} ms\n`);

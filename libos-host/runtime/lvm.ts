@@ -62,10 +62,23 @@ export interface LvmState {
   pending: SavedPendingBlock;
 }
 
+/**
+ * A linear memory's contents that write themselves into the restored instance, so that a large
+ * image is copied once, from where it is kept, instead of through a buffer of its own size.
+ */
+export interface MemoryContents {
+  readonly byteLength: number;
+  /**
+   * Write the contents into `memory` (exactly `byteLength` long, all zero). May throw (e.g.
+   * WB_CHECKPOINT_CORRUPT for a damaged page): the instance is then discarded, nothing ran.
+   */
+  writeInto(memory: Uint8Array): void;
+}
+
 /** What `Lvm.restore` needs: the runtime state plus the whole linear memory's contents. */
 export interface LvmRestoreState {
-  /** The guest's linear memory, `memoryBytes` long (pages never written are zero). */
-  memory: Uint8Array;
+  /** The guest's linear memory, `byteLength` long (pages never written are zero). */
+  memory: Uint8Array | MemoryContents;
   globals: ReadonlyArray<{ name: string; value: number | bigint }>;
   pending: SavedPendingBlock;
 }
@@ -293,7 +306,7 @@ export class Lvm implements Suspender {
   private loadState(state: LvmRestoreState): void {
     const memory = this.exports.memory;
     const have = memory.buffer.byteLength;
-    const want = state.memory.length;
+    const want = state.memory.byteLength;
     const maxBytes = (this.image.layout.guestMaxPages + this.image.layout.reservedPages) * WASM_PAGE_BYTES;
     if (want % WASM_PAGE_BYTES !== 0 || want < have || want > maxBytes) {
       throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
@@ -309,7 +322,13 @@ export class Lvm implements Suspender {
       }
     }
     if (want > have) memory.grow((want - have) / WASM_PAGE_BYTES);
-    new Uint8Array(memory.buffer).set(state.memory);
+    const bytes = new Uint8Array(memory.buffer);
+    if (state.memory instanceof Uint8Array) {
+      bytes.set(state.memory);
+    } else {
+      bytes.fill(0, 0, have); // the data segments' contents: what the image holds is what counts
+      state.memory.writeInto(bytes);
+    }
     for (const g of this.image.mutableGlobals) {
       (this.instance.exports[g.exportName] as WebAssembly.Global).value = byName.get(g.exportName);
     }

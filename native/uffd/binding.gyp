@@ -12,6 +12,12 @@
       "target_name": "waterbear_crc32c",
       "sources": ["src/crc32c.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    },
+    {
+      "target_name": "waterbear_populate",
+      "sources": ["src/populate.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11", "-pthread"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

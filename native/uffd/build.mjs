@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Build the optional native addons in native/uffd (userfaultfd tracking, CRC-32C) with node-gyp.
+ * Build the optional native addons in native/uffd (userfaultfd tracking, CRC-32C, parallel memory population for restores) with node-gyp.
  * Never fails: when the build is impossible (not Linux, no compiler, no Node headers, no
  * node-gyp) it prints a warning and exits 0, and waterbear falls back to the instrument tracker
  * and to CRC-32C in TypeScript at run time.
@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const warn = (msg) => console.warn(`waterbear: optional native addons not built (${msg}); dirty-page tracking will use store instrumentation, checksums TypeScript`);
+const warn = (msg) => console.warn(`waterbear: optional native addons not built (${msg}); dirty-page tracking will use store instrumentation, checksums TypeScript, restores one thread`);
 
 function main() {
   if (process.env.WATERBEAR_SKIP_NATIVE === '1') { warn('WATERBEAR_SKIP_NATIVE=1'); return; }
@@ -42,7 +42,7 @@ function main() {
     if (tail) console.warn(tail);
     return;
   }
-  console.log(`waterbear: built ${join(here, 'build/Release/waterbear_uffd.node')} and waterbear_crc32c.node`);
+  console.log(`waterbear: built ${join(here, 'build/Release/waterbear_uffd.node')} waterbear_crc32c.node and waterbear_populate.node`);
 }
 
 try {

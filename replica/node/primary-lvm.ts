@@ -8,7 +8,7 @@ import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { NodePlatform } from '../../libos-host/platform/node-platform.js';
 import { launchLvm, type ImageChoices, type LaunchedLvm } from '../../libos-host/runtime/launch.js';
-import type { LvmHooks } from '../../libos-host/runtime/lvm.js';
+import type { LvmHooks, MemoryContents } from '../../libos-host/runtime/lvm.js';
 import type { ListenSpec } from '../../libos-host/wasi/lib-os.js';
 import { NetworkBuffer } from '../../network-buffer/network-buffer.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
@@ -42,7 +42,7 @@ export function listenSpecs(c: ClusterConfig): ListenSpec[] {
  * buffer whose passthrough releases are gated on `leaseValid`. Retries binding the service
  * address while another process (a dying or paused old primary) still holds it.
  */
-export async function startPrimaryLvm(c: ClusterConfig, from: { image: RestoreImage } | null, hooks: LvmHooks, leaseValid: () => boolean): Promise<PrimaryLvm> {
+export async function startPrimaryLvm(c: ClusterConfig, from: { image: RestoreImage<Uint8Array | MemoryContents> } | null, hooks: LvmHooks, leaseValid: () => boolean): Promise<PrimaryLvm> {
   const guest = new Uint8Array(readFileSync(c.guest.module));
   const choices = clusterImageChoices(c);
   const selection = selectTracker(choices.tracker);

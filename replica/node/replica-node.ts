@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { RestoreImage } from '../../checkpoint/restore-image.js';
 import { CheckpointStore, type StoreFault } from '../../checkpoint/store/checkpoint-store.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
-import type { LvmHooks } from '../../libos-host/runtime/lvm.js';
+import type { LvmHooks, MemoryContents } from '../../libos-host/runtime/lvm.js';
 import { BackupDriver } from '../backup/backup-driver.js';
 import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cluster-config.js';
 import type { Coordinator } from '../coord/coordinator.js';
@@ -159,7 +159,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
 
   private async promote(view: View): Promise<void> {
     try {
-      const image = this.store!.loadImage();
+      const image = this.store!.loadImageForRestore();
       if (image === null) throw new Error('the store is empty');
       this.timings.restoredAt = performance.now();
       await this.becomePrimary(view, image);
@@ -170,7 +170,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     }
   }
 
-  private async becomePrimary(view: View, image: RestoreImage | null): Promise<void> {
+  private async becomePrimary(view: View, image: RestoreImage<MemoryContents> | null): Promise<void> {
     const hooks: LvmHooks = {};
     const coordinator = this.coordinator!;
     const lvm = await startPrimaryLvm(this.config, image === null ? null : { image }, hooks, () => !coordinator.leaseExpired(this.self));

@@ -72,3 +72,46 @@ test('a restored KV LVM listens on the same address, its open connections are de
   restored.os.closeAll();
   platform.closeAll();
 });
+
+test('memory contents that write themselves replace the whole memory, data segments included; when they throw, the restore is discarded', async (t) => {
+  const chain = new CheckpointChain();
+  let checkpointer: Checkpointer | null = null;
+  const g = await launchTracked('kv', {
+    tracker: 'shadow', listen: 1,
+    hooks: { onSuspended: (lvm: Lvm) => { chain.apply(checkpointer!.capture()); lvm.stop(); } },
+  });
+  checkpointer = new Checkpointer(g.lvm, { tracker: g.tracker });
+  const address = g.address();
+  await g.lvm.run();
+  g.os.closeAll();
+  g.platform.closeAll();
+  const image = chain.image();
+  // A fresh instance's memory holds the data segments, which a restore must not leave behind.
+  const stub = (): number => 0;
+  const imports: WebAssembly.Imports = {};
+  for (const imp of WebAssembly.Module.imports(g.image.module)) {
+    if (imp.kind === 'function') ((imports[imp.module] ??= {}) as Record<string, unknown>)[imp.name] = stub;
+  }
+  const fresh = new WebAssembly.Instance(g.image.module, imports).exports.memory as WebAssembly.Memory;
+  t.true(new Uint8Array(fresh.buffer).some((b) => b !== 0), 'a fresh instance has data in memory (or the test proves nothing)');
+  const options = { guest: guestBytes('kv'), memoryLimitBytes: MEMORY_LIMIT_BYTES, cacheDir: TEST_CACHE_DIR, imageChoices: g.imageChoices };
+
+  // Contents that write one page only: everything else must read zero, as the image says.
+  const platform = new NodePlatform({ stdin: null });
+  t.teardown(() => platform.closeAll());
+  const page = Uint8Array.from({ length: 4096 }, (_, i) => (i % 251) + 1);
+  const sparse = { ...image, lvm: { ...image.lvm, memory: { byteLength: image.lvm.memory.length, writeInto: (dst: Uint8Array) => { dst.set(page, 8192); } } } };
+  const restored = await restoreFromImage(sparse, { ...options, abi: platform });
+  const bytes = new Uint8Array(restored.lvm.memory.buffer);
+  t.is(bytes.length, image.lvm.memory.length);
+  t.is(Buffer.compare(bytes.subarray(8192, 8192 + 4096), page), 0, 'the written page');
+  t.true(bytes.subarray(0, 8192).every((b) => b === 0) && bytes.subarray(8192 + 4096).every((b) => b === 0), 'every other byte is zero');
+  restored.os.closeAll();
+
+  // Contents that fail (a corrupt page): the error reaches the caller and the listener is closed again.
+  const failing = { ...image, lvm: { ...image.lvm, memory: { byteLength: image.lvm.memory.length, writeInto: () => { throw new Error('page 3 is corrupt'); } } } };
+  await t.throwsAsync(restoreFromImage(failing, { ...options, abi: platform }), { message: 'page 3 is corrupt' });
+  const again = await restoreFromImage(image, { ...options, abi: platform });
+  t.is(again.os.listeners()[0].address, address, 'the address was free again');
+  again.os.closeAll();
+});

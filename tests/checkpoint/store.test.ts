@@ -292,3 +292,32 @@ test('an asynchronous batch commit resolves once the batch is stored; a refused 
   t.is(store.latestEpoch(), 5);
   t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(5)), 0);
 });
+
+test('a restore image writes, into memory it is given, what loadImage returns; it refuses a corrupt page or a store written since', (t) => {
+  const store = CheckpointStore.open(tempDir(t));
+  t.teardown(() => store.close());
+  t.is(store.loadImageForRestore(), null);
+  const vfs = new SyntheticVfs();
+  commitChain(store, 1, 3, vfs);
+  const flat = store.loadImage()!;
+  const lazy = store.loadImageForRestore()!;
+  t.is(lazy.epoch, 3);
+  t.is(lazy.lvm.memory.byteLength, flat.lvm.memory.length);
+  t.deepEqual(lazy.lvm.globals, flat.lvm.globals);
+  t.deepEqual(lazy.libos, flat.libos);
+  const into = new Uint8Array(lazy.lvm.memory.byteLength);
+  lazy.lvm.memory.writeInto(into);
+  t.is(Buffer.compare(into, expectedMemory(3)), 0, 'the memory of epoch 3');
+
+  // Written meanwhile: the head it was read with is gone, so its pages would not match it.
+  commitChain(store, 4, 4, vfs);
+  const moved = t.throws(() => lazy.lvm.memory.writeInto(new Uint8Array(lazy.lvm.memory.byteLength)));
+  t.true(isWaterbearError(moved, 'WB_STORE_IO'), moved?.message);
+  t.regex(moved!.message, /written while its epoch 3 was being restored/);
+
+  const fresh = store.loadImageForRestore()!;
+  store.unsafeCorruptPage(17, 100);
+  const corrupt = t.throws(() => fresh.lvm.memory.writeInto(new Uint8Array(fresh.lvm.memory.byteLength)));
+  t.true(isWaterbearError(corrupt, 'WB_CHECKPOINT_CORRUPT'), corrupt?.message);
+  t.regex(corrupt!.message, /page 17/);
+});
