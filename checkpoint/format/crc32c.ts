@@ -10,6 +10,7 @@
  * `crcSlicingBy8(poly)` builds the TypeScript routine for another reflected polynomial.
  */
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { findNativeAddon } from '../native-addon.js';
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
@@ -69,10 +70,16 @@ export const crc32cJs: CrcFunction = crcSlicingBy8(0x82f63b78);
 
 /** File name of the built addon under native/uffd/build/Release. */
 export const CRC32C_ADDON_FILE = 'waterbear_crc32c.node';
+/** Threads `verifyPageChecksums` may use. */
+const VERIFY_THREADS = Math.max(1, Math.min(16, availableParallelism()));
 /** Shorter inputs stay in TypeScript: calling into the addon costs about as much as they do. */
 const NATIVE_MIN_BYTES = 64;
 
-interface Crc32cAddon { crc32c(bytes: Uint8Array, previous: number): number; hardware(): boolean }
+interface Crc32cAddon {
+  crc32c(bytes: Uint8Array, previous: number): number;
+  hardware(): boolean;
+  verifyPages(memory: Uint8Array, indices: Uint32Array, expected: Uint32Array, count: number, pageBytes: number, threads: number): number;
+}
 
 /** Which implementation `crc32c` is, for logs, benchmarks and tests. */
 export interface Crc32cImplementation { native: boolean; hardware: boolean; addonPath: string | null; reason: string }
@@ -88,6 +95,7 @@ function loadNative(): { addon: Crc32cAddon | null; impl: Crc32cImplementation }
     if (addon.crc32c(new TextEncoder().encode('123456789'), 0) !== 0xe3069283 || addon.crc32c(probe.subarray(3), 0x1234) !== crc32cJs(probe.subarray(3), 0x1234)) {
       return js('the native addon computes another checksum than the TypeScript version', path);
     }
+    if (typeof addon.verifyPages !== 'function') return js('the native addon predates verifyPages: rebuild it (npm run build:native)', path);
     const hardware = addon.hardware();
     return { addon, impl: { native: true, hardware, addonPath: path, reason: `native addon ${path} (${hardware ? 'CPU CRC-32C instruction' : 'slicing-by-8 in C'})` } };
   } catch (err) {
@@ -108,3 +116,17 @@ export const crc32cImplementation: Crc32cImplementation = loaded.impl;
 export const crc32c: CrcFunction = addon === null
   ? crc32cJs
   : (bytes, previous = 0) => (bytes.length < NATIVE_MIN_BYTES ? crc32cJs(bytes, previous) : addon.crc32c(bytes, previous >>> 0));
+
+/**
+ * Check `count` pages of `memory` at once: page `indices[i]` (of `pageBytes` bytes) must have the
+ * CRC-32C `expected[i]`. Returns the first position i that does not (or lies outside `memory`),
+ * else -1. The native addon splits the list over every core; without it, a loop here.
+ */
+export function verifyPageChecksums(memory: Uint8Array, indices: Uint32Array, expected: Uint32Array, count: number, pageBytes: number): number {
+  if (addon !== null) return addon.verifyPages(memory, indices, expected, count, pageBytes, VERIFY_THREADS);
+  for (let i = 0; i < count; i++) {
+    const at = indices[i] * pageBytes;
+    if (at + pageBytes > memory.length || crc32cJs(memory.subarray(at, at + pageBytes)) !== expected[i]) return i;
+  }
+  return -1;
+}

@@ -11,7 +11,8 @@
     {
       "target_name": "waterbear_crc32c",
       "sources": ["src/crc32c.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11", "-pthread"],
+      "ldflags": ["-pthread"]
     },
     {
       "target_name": "waterbear_populate",

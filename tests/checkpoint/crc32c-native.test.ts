@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { crc32c, crc32cImplementation, crc32cJs, type Crc32cImplementation } from '../../checkpoint/format/crc32c.js';
+import { crc32c, crc32cImplementation, crc32cJs, verifyPageChecksums, type Crc32cImplementation } from '../../checkpoint/format/crc32c.js';
 import { UFFD_ADDON_FILE } from '../../checkpoint/trackers/uffd-tracker.js';
 import { seededRandom, testSeed } from './helpers/checkpointing.js';
 
@@ -53,4 +53,26 @@ function implementationWith(env: Record<string, string>): Crc32cImplementation {
   const wrong = implementationWith({ WATERBEAR_CRC32C_ADDON: join(REPO, 'native/uffd/build/Release', UFFD_ADDON_FILE) });
   t.false(wrong.native);
   t.regex(wrong.reason, /native addon does not load|another checksum/);
+});
+
+test('verifyPageChecksums finds the first page whose checksum differs, or that lies outside the memory (native and TypeScript alike)', (t) => {
+  const seed = testSeed('verify pages');
+  const rnd = seededRandom(seed);
+  const PAGE = 4096;
+  const memory = new Uint8Array(600 * PAGE).map(() => Math.floor(rnd() * 256));
+  const count = 500;
+  const indices = new Uint32Array(count).map(() => Math.floor(rnd() * 600));
+  const expected = indices.map((p) => crc32cJs(memory.subarray(p * PAGE, (p + 1) * PAGE)));
+  const check = (): number => verifyPageChecksums(memory, indices, expected, count, PAGE);
+  t.is(check(), -1, `seed ${seed}: all pages match (${crc32cImplementation.native ? 'native' : 'TypeScript'})`);
+  // One byte flipped in the page at position 321: the first position listing that page is reported.
+  const target = indices[321];
+  const first = indices.indexOf(target);
+  memory[target * PAGE + 77] ^= 0x10;
+  t.is(check(), first, `seed ${seed}: the damaged page`);
+  memory[target * PAGE + 77] ^= 0x10;
+  t.is(check(), -1);
+  indices[400] = 600; // one past the end
+  t.is(check(), 400, 'a page outside the memory');
+  t.is(verifyPageChecksums(memory, indices, expected, 400, PAGE), -1, 'only the first `count` positions are checked');
 });

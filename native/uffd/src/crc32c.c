@@ -9,9 +9,11 @@
  *
  * JS API: crc32c(bytes: Uint8Array, previous: number) -> number; hardware() -> boolean;
  * software(bytes, previous) -> number: the C table version even where the CPU has an instruction
- * (so tests check it on every machine).
+ * (so tests check it on every machine); verifyPages(memory, indices, expected, count, pageBytes,
+ * threads) -> number: checks many pages of a restored memory at once, split over threads.
  */
 #include <node_api.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -143,6 +145,83 @@ static napi_value hardware(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * verifyPages(memory: Uint8Array, indices: Uint32Array, expected: Uint32Array, count: number,
+ * pageBytes: number, threads: number) -> number: the first position i < count whose page
+ * memory[indices[i] * pageBytes, + pageBytes) has another CRC-32C than expected[i] (or lies
+ * outside memory), else -1. A restore copies pages first and checks them here: one call instead
+ * of one per page, and every core (the copy left them idle).
+ */
+#define MAX_VERIFY_THREADS 16
+
+typedef struct {
+  const uint8_t *memory;
+  size_t memory_bytes;
+  const uint32_t *indices;
+  const uint32_t *expected;
+  size_t from, to, page_bytes;
+  int64_t first_bad;
+} verify_share_t;
+
+static void *verify_share(void *arg) {
+  verify_share_t *v = (verify_share_t *)arg;
+  v->first_bad = -1;
+  for (size_t i = v->from; i < v->to; i++) {
+    size_t at = (size_t)v->indices[i] * v->page_bytes;
+    if (at + v->page_bytes > v->memory_bytes) { v->first_bad = (int64_t)i; break; }
+    const uint8_t *p = v->memory + at;
+    uint32_t crc = use_hardware ? crc_hardware(~0u, p, v->page_bytes) : crc_software(~0u, p, v->page_bytes);
+    if (~crc != v->expected[i]) { v->first_bad = (int64_t)i; break; }
+  }
+  return NULL;
+}
+
+static int typed_arg(napi_env env, napi_value v, napi_typedarray_type want, void **data, size_t *length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  return napi_is_typedarray(env, v, &is_typed) == napi_ok && is_typed &&
+         napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL) == napi_ok && type == want;
+}
+
+static napi_value verify_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  void *memory, *indices, *expected;
+  size_t memory_bytes, n_indices, n_expected;
+  uint32_t count = 0, page_bytes = 0, threads = 1;
+  if (argc < 6 || !typed_arg(env, argv[0], napi_uint8_array, &memory, &memory_bytes) ||
+      !typed_arg(env, argv[1], napi_uint32_array, &indices, &n_indices) ||
+      !typed_arg(env, argv[2], napi_uint32_array, &expected, &n_expected) ||
+      napi_get_value_uint32(env, argv[3], &count) != napi_ok || napi_get_value_uint32(env, argv[4], &page_bytes) != napi_ok ||
+      napi_get_value_uint32(env, argv[5], &threads) != napi_ok || count > n_indices || count > n_expected || page_bytes == 0) {
+    napi_throw_type_error(env, NULL, "verifyPages: expected (Uint8Array, Uint32Array, Uint32Array, count, pageBytes, threads)");
+    return NULL;
+  }
+  if (threads < 1) threads = 1;
+  if (threads > MAX_VERIFY_THREADS) threads = MAX_VERIFY_THREADS;
+  if (count < threads * 64u) threads = 1;
+  verify_share_t shares[MAX_VERIFY_THREADS];
+  pthread_t ids[MAX_VERIFY_THREADS];
+  int started[MAX_VERIFY_THREADS] = {0};
+  size_t per = count / threads;
+  for (uint32_t i = 0; i < threads; i++) {
+    shares[i] = (verify_share_t){ .memory = memory, .memory_bytes = memory_bytes, .indices = indices, .expected = expected,
+      .from = per * i, .to = i + 1 == threads ? count : per * (i + 1), .page_bytes = page_bytes, .first_bad = -1 };
+  }
+  for (uint32_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, verify_share, &shares[i]) == 0;
+  verify_share(&shares[0]);
+  int64_t first_bad = shares[0].first_bad;
+  for (uint32_t i = 1; i < threads; i++) {
+    if (started[i]) pthread_join(ids[i], NULL);
+    else verify_share(&shares[i]);
+    if (first_bad < 0) first_bad = shares[i].first_bad;
+  }
+  napi_value out;
+  napi_create_int64(env, first_bad, &out);
+  return out;
+}
+
 NAPI_MODULE_INIT() {
   init_tables();
   use_hardware = detect_hardware();
@@ -153,5 +232,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "hardware", fn);
   napi_create_function(env, "software", NAPI_AUTO_LENGTH, software, NULL, &fn);
   napi_set_named_property(env, exports, "software", fn);
+  napi_create_function(env, "verifyPages", NAPI_AUTO_LENGTH, verify_pages, NULL, &fn);
+  napi_set_named_property(env, exports, "verifyPages", fn);
   return exports;
 }
