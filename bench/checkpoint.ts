@@ -14,6 +14,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -344,7 +345,7 @@ async function main(): Promise<void> {
   say(`# bench:checkpoint  ${new Date().toISOString()}`);
   const flags = [values.out !== undefined ? `--out ${values.out}` : '', quick ? '--quick' : '', values.sections !== undefined ? `--sections ${values.sections}` : ''].filter((f) => f !== '');
   say(`# command: npm run bench:checkpoint${flags.length > 0 ? ` -- ${flags.join(' ')}` : ''}`);
-  say(`# machine: ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores, node ${process.version}, Linux ${uname}`);
+  say(`# machine: ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}, Linux ${uname}`);
   say(`# uffd tracker: ${uffd.available ? 'available' : 'NOT available'} (${uffd.reason})`);
   say(`# load average at start: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (other processes share these cores: expect noise)`);
   say('');
