@@ -55,6 +55,8 @@ interface ConsoleStream {
   chunkOffset: number;
   eof: boolean;
   closed: boolean;
+  /** stdin: stop listening (a flowing process.stdin would keep the process alive). */
+  detach: (() => void) | null;
 }
 
 type Stream = ListenerStream | ConnectionStream | ConsoleStream;
@@ -213,7 +215,7 @@ export class NodePlatform implements HostAbi {
 
   open(uri: 'stdin:' | 'stdout:' | 'stderr:'): Handle {
     const kind = uri.slice(0, -1) as 'stdin' | 'stdout' | 'stderr';
-    const stream: ConsoleStream = { kind, uri, out: null, in: null, chunks: [], chunkOffset: 0, eof: false, closed: false };
+    const stream: ConsoleStream = { kind, uri, out: null, in: null, chunks: [], chunkOffset: 0, eof: false, closed: false, detach: null };
     if (kind === 'stdout') stream.out = this.options.stdout ?? process.stdout;
     else if (kind === 'stderr') stream.out = this.options.stderr ?? process.stderr;
     else {
@@ -222,9 +224,17 @@ export class NodePlatform implements HostAbi {
       else {
         stream.in = input;
         const handleRef = { h: 0 };
-        input.on('data', (d: Buffer | string) => { stream.chunks.push(typeof d === 'string' ? Buffer.from(d) : d); this.notify(handleRef.h); });
-        input.on('end', () => { stream.eof = true; this.notify(handleRef.h); });
-        input.on('error', () => { stream.eof = true; this.notify(handleRef.h); });
+        const onData = (d: Buffer | string): void => { stream.chunks.push(typeof d === 'string' ? Buffer.from(d) : d); this.notify(handleRef.h); };
+        const onEnd = (): void => { stream.eof = true; this.notify(handleRef.h); };
+        input.on('data', onData);
+        input.on('end', onEnd);
+        input.on('error', onEnd);
+        stream.detach = () => {
+          input.off('data', onData);
+          input.off('end', onEnd);
+          input.off('error', onEnd);
+          if (input.listenerCount('data') === 0) input.pause();
+        };
         const h = this.add(stream);
         handleRef.h = h;
         return h;
@@ -337,6 +347,7 @@ export class NodePlatform implements HostAbi {
       s.socket.once('close', () => clearTimeout(cutoff));
     } else {
       s.closed = true;
+      s.detach?.();
     }
     this.notify(handle);
   }
