@@ -25,19 +25,23 @@ interface PopulateAddon {
   populateWait(job: number): void;
 }
 
-/** How `populateMemory` works here, for logs, benchmarks and tests. */
-export interface PopulateImplementation { native: boolean; threads: number; addonPath: string | null; reason: string }
+/**
+ * How population works here, for logs, benchmarks and tests: `threads` fault memory in at once
+ * (`populateMemory`, the caller being one of them); `populateWhile` starts `helpers` beside the
+ * thread that writes the memory meanwhile.
+ */
+export interface PopulateImplementation { native: boolean; threads: number; helpers: number; addonPath: string | null; reason: string }
 
 function load(): { addon: PopulateAddon | null; impl: PopulateImplementation } {
-  // Background population leaves one core to the thread that writes the memory meanwhile.
-  const threads = Math.max(1, Math.min(POPULATE_MAX_THREADS, availableParallelism() - 1));
-  const none = (reason: string, addonPath: string | null = null): { addon: null; impl: PopulateImplementation } => ({ addon: null, impl: { native: false, threads: 1, addonPath, reason } });
+  const threads = Math.max(1, Math.min(POPULATE_MAX_THREADS, availableParallelism()));
+  const helpers = Math.max(1, threads - 1);
+  const none = (reason: string, addonPath: string | null = null): { addon: null; impl: PopulateImplementation } => ({ addon: null, impl: { native: false, threads: 1, helpers: 0, addonPath, reason } });
   if (process.env.WATERBEAR_POPULATE === 'off') return none('WATERBEAR_POPULATE=off');
   const path = findNativeAddon(POPULATE_ADDON_FILE, 'WATERBEAR_POPULATE_ADDON');
   if (path === undefined) return none('the native addon is not built (npm run build:native; needs node-gyp and a C compiler)');
   try {
     const addon = createRequire(import.meta.url)(path) as PopulateAddon;
-    return { addon, impl: { native: true, threads, addonPath: path, reason: `native addon ${path}, ${threads} thread(s)` } };
+    return { addon, impl: { native: true, threads, helpers, addonPath: path, reason: `native addon ${path}, ${helpers} helper thread(s) beside a restore's copy` } };
   } catch (err) {
     return none(`the native addon does not load: ${err instanceof Error ? err.message : String(err)}`, path);
   }
@@ -68,7 +72,7 @@ export function populateMemory(memory: Uint8Array, o: { touchOnly?: boolean } = 
  */
 export function populateWhile<T>(memory: Uint8Array, write: () => T): { result: T; method: 'background' | 'madvise' | 'touch' | null } {
   if (loaded.addon === null || memory.byteLength < POPULATE_MIN_BYTES) return { result: write(), method: null };
-  const job = loaded.addon.populateStart(memory, loaded.impl.threads);
+  const job = loaded.addon.populateStart(memory, loaded.impl.helpers);
   if (job < 0) {
     const method = populateMemory(memory);
     return { result: write(), method };

@@ -690,10 +690,11 @@ export class CheckpointStore {
       const value = db.getBinaryFast(key);
       if (value === undefined) throw storeCorrupt(`page ${key} vanished while it was read`);
       if (value.length !== STORED_PAGE_BYTES) throw storeCorrupt(`page ${key} has ${value.length} bytes`);
-      if ((key + 1) * CHECKPOINT_PAGE_BYTES > memory.length || count === maxPages) throw storeCorrupt(`page ${key} lies outside the ${memory.length}-byte memory`);
+      // Keys are distinct and, past this check, below maxPages: `count` stays within the arrays.
+      if ((key + 1) * CHECKPOINT_PAGE_BYTES > memory.length) throw storeCorrupt(`page ${key} lies outside the ${memory.length}-byte memory`);
       memory.set(value.subarray(PAGE_HEADER_BYTES, STORED_PAGE_BYTES), key * CHECKPOINT_PAGE_BYTES);
       indices[count] = key;
-      expected[count++] = (value[0] | (value[1] << 8) | (value[2] << 16) | (value[3] << 24)) >>> 0;
+      expected[count++] = value.readUInt32LE(0);
     }
     const bad = verifyPageChecksums(memory, indices, expected, count, CHECKPOINT_PAGE_BYTES);
     if (bad >= 0) {

@@ -63,12 +63,12 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
     });
   } catch (err) {
     await session?.close();
-    if (session === null) store.close();
     platform.closeAll();
     await stack.close();
     throw err;
+  } finally {
+    if (session === null) store.close(); // the restore has read the pages it needed
   }
-  if (session === null) store.close(); // the restore has read the pages it needed
   const { os } = launched;
   session?.attach(launched, stack.extensions, image.epoch);
   io.err(`waterbear: restored epoch ${image.epoch} from ${dir} in ${(performance.now() - started).toFixed(1)} ms\n`);

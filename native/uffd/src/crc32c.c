@@ -13,10 +13,11 @@
  * threads) -> number: checks many pages of a restored memory at once, split over threads.
  */
 #include <node_api.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "fork-join.h"
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -152,7 +153,7 @@ static napi_value hardware(napi_env env, napi_callback_info info) {
  * outside memory), else -1. A restore copies pages first and checks them here: one call instead
  * of one per page, and every core (the copy left them idle).
  */
-#define MAX_VERIFY_THREADS 16
+#define MAX_VERIFY_THREADS FORK_JOIN_MAX_THREADS
 
 typedef struct {
   const uint8_t *memory;
@@ -202,21 +203,14 @@ static napi_value verify_pages(napi_env env, napi_callback_info info) {
   if (threads > MAX_VERIFY_THREADS) threads = MAX_VERIFY_THREADS;
   if (count < threads * 64u) threads = 1;
   verify_share_t shares[MAX_VERIFY_THREADS];
-  pthread_t ids[MAX_VERIFY_THREADS];
-  int started[MAX_VERIFY_THREADS] = {0};
   size_t per = count / threads;
   for (uint32_t i = 0; i < threads; i++) {
     shares[i] = (verify_share_t){ .memory = memory, .memory_bytes = memory_bytes, .indices = indices, .expected = expected,
       .from = per * i, .to = i + 1 == threads ? count : per * (i + 1), .page_bytes = page_bytes, .first_bad = -1 };
   }
-  for (uint32_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, verify_share, &shares[i]) == 0;
-  verify_share(&shares[0]);
-  int64_t first_bad = shares[0].first_bad;
-  for (uint32_t i = 1; i < threads; i++) {
-    if (started[i]) pthread_join(ids[i], NULL);
-    else verify_share(&shares[i]);
-    if (first_bad < 0) first_bad = shares[i].first_bad;
-  }
+  fork_join(verify_share, shares, sizeof shares[0], threads);
+  int64_t first_bad = -1;
+  for (uint32_t i = 0; i < threads && first_bad < 0; i++) first_bad = shares[i].first_bad;
   napi_value out;
   napi_create_int64(env, first_bad, &out);
   return out;

@@ -23,11 +23,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fork-join.h"
+
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
 
-#define MAX_THREADS 16
+#define MAX_THREADS FORK_JOIN_MAX_THREADS
 
 typedef struct {
   uint8_t *from;
@@ -92,20 +94,13 @@ static napi_value populate(napi_env env, napi_callback_info info) {
     size_t pages = (end - start) / page;
     if (pages < threads) threads = (uint32_t)pages;
     share_t shares[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
     size_t per = pages / threads;
     for (uint32_t i = 0; i < threads; i++) {
       size_t first = per * i;
       size_t count = i + 1 == threads ? pages - first : per;
       shares[i] = (share_t){ .from = (uint8_t *)start + first * page, .length = count * page, .use_madvise = !touch_only, .failed = 0 };
     }
-    for (uint32_t i = 1; i < threads; i++) started[i] = pthread_create(&ids[i], NULL, populate_share, &shares[i]) == 0;
-    populate_share(&shares[0]);
-    for (uint32_t i = 1; i < threads; i++) {
-      if (started[i]) pthread_join(ids[i], NULL);
-      else populate_share(&shares[i]);
-    }
+    fork_join(populate_share, shares, sizeof shares[0], threads);
     if (touch_only) method = "touch";
     for (uint32_t i = 0; i < threads; i++) if (shares[i].failed != 0) method = "touch";
   }
