@@ -13,7 +13,7 @@ import { customSections } from './wasm-binary.js';
  * output would change for the same input (it is part of the cache key), and whenever the
  * section's fields change meaning.
  */
-export const PREPARATION_VERSION = 1;
+export const PREPARATION_VERSION = 2;
 
 /** A mutable global of the guest (or added by preparation), exported for capture/restore. */
 export interface ExportedGlobal {

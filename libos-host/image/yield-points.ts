@@ -2,25 +2,50 @@
  * Yield points: a binaryen pass that lets the runtime interrupt a guest that computes for a long
  * time without a system call, so that a checkpoint is never postponed without bound.
  *
- * Every `loop` gets a countdown check at the top of its body, which runs on entry and on every
- * back-edge (a branch to the loop's label re-enters the body):
+ * Every `loop` is counted in two places: its entries in a global countdown, its iterations in a
+ * local of the function. And the call that may unwind the guest sits outside the loop, which
+ * matters more than the counting: Asyncify guards every piece of a function that lies on the
+ * way to a call that may unwind (`if (state == normal)` around each, a global read per piece), so
+ * a call inside the loop taxed every iteration of every loop (1.45-1.49x on a multiply-bound
+ * loop, even with the counting in a register). Outside it, a loop without calls of its own is
+ * one piece for Asyncify and runs as tight as before, paying a register decrement and a branch:
  *
  * ```
- * (loop $L
+ * (block $done                                 ;; in the loop's place, of the loop's type
  *   (global.set $wb_yield_countdown (i32.sub (global.get $wb_yield_countdown) (i32.const 1)))
  *   (if (i32.le_s (global.get $wb_yield_countdown) (i32.const 0))
  *     (then (global.set $wb_yield_countdown (call $waterbear.yield))))
- *   ...original body...)
+ *   (local.set $left (global.get $wb_yield_countdown))
+ *   (loop $retry
+ *     (block $due
+ *       (br $done                              ;; (with the loop's value, if it has one)
+ *         (loop $L
+ *           (br_if $due (i32.le_s (local.tee $left (i32.sub (local.get $left) (i32.const 1))) (i32.const 0)))
+ *           ...original body...)))
+ *     (global.set $wb_yield_countdown (call $waterbear.yield))
+ *     (local.set $left (global.get $wb_yield_countdown))
+ *     (br $retry)))                            ;; back to the top of the same iteration
  * ```
+ *
+ * Leaving for `$due` happens at the top of an iteration, before any of its body ran, so coming
+ * back in at the loop's top continues exactly where it stopped (also after a checkpoint there).
+ *
+ * Bound: with a countdown C, one run of a loop takes at most C back-edges before it yields, and
+ * at most C loop entries happen between two yields, so no more than about C x C back-edges pass
+ * between yields, however the loops nest (each entry, at any depth, spends the shared global).
+ * The runtime's pacer (YieldPacer) shrinks C when yields come too rarely, so the time between
+ * them stays near its target either way. One local per function serves all its loops: an inner
+ * loop's entry refills it from the global, which keeps the same bound.
  *
  * `waterbear.yield: () -> i32` is an import (module `WATERBEAR_MODULE`, name `YIELD_IMPORT`)
  * that is added to Asyncify's import list, so the runtime may unwind the guest there. It returns
- * the number of back-edges until the next call. The runtime decides, at that call, whether a
- * checkpoint is due (a deadline on the monotonic clock); most calls just return.
+ * the countdown until the next call. The runtime decides, at that call, whether a checkpoint is
+ * due (a deadline on the monotonic clock); most calls just return.
  *
- * Run BEFORE Asyncify. Cost: one global decrement and a compare per back-edge, plus Asyncify
- * instrumenting every function that contains a loop (and its callers). docs/dirty-tracking.md
- * has the measured cost.
+ * Run BEFORE Asyncify (which then saves the local with the others when it unwinds). Cost: the
+ * global per loop entry and the local per iteration, plus Asyncify instrumenting every function
+ * that contains a loop (and its callers) around the calls. docs/dirty-tracking.md has the
+ * measured cost.
  *
  * Not covered: recursion without loops (each call is bounded code, but a deep recursion can run
  * long without a back-edge); such guests still suspend at their next system call.
@@ -39,12 +64,20 @@ export const YIELD_IMPORT = 'yield';
 /** The import as Asyncify's `asyncify-imports` argument spells it. */
 export const YIELD_ASYNCIFY_IMPORT = `${WATERBEAR_MODULE}.${YIELD_IMPORT}`;
 
-/** Back-edges before the first `yield` call (the runtime picks every later countdown). */
+/** The countdown before the first `yield` call (the runtime picks every later one). */
 export const INITIAL_YIELD_COUNTDOWN = 10_000;
 
 /** Internal names the pass adds. */
 const COUNTDOWN_GLOBAL = 'wb_yield_countdown';
+/** Labels the pass adds start with this (binaryen names are free text: no guest label has it). */
+const LABEL_PREFIX = 'wb:yield:';
 const YIELD_FUNCTION = 'wb_yield';
+
+/** A block type for `e`'s place: its own, or inferred where `e` never falls through. */
+function blockType(binaryen: Binaryen, e: ExprRef): number {
+  const t = binaryen.getExpressionType(e);
+  return t === binaryen.unreachable ? binaryen.auto : t;
+}
 
 export interface YieldPointStats {
   /** Loops that got a countdown check. */
@@ -66,25 +99,47 @@ export function addYieldPoints(binaryen: Binaryen, module: BModule): YieldPointS
   m.addGlobal(countdown, i32, true, m.i32.const(INITIAL_YIELD_COUNTDOWN));
   m.addFunctionImport(yieldFn, WATERBEAR_MODULE, YIELD_IMPORT, binaryen.none, i32);
 
-  const L = binaryen as unknown as { Loop: { getBody(e: ExprRef): ExprRef; setBody(e: ExprRef, v: ExprRef): void } };
+  const B = binaryen as unknown as {
+    _BinaryenFunctionAddVar(fn: number, type: number): number;
+    Block: { getChildAt(e: ExprRef, i: number): ExprRef; setChildAt(e: ExprRef, i: number, v: ExprRef): void };
+    Loop: { getBody(e: ExprRef): ExprRef; setBody(e: ExprRef, v: ExprRef): void };
+  };
   const loopId = binaryen.LoopId;
   const stats: YieldPointStats = { loops: 0, functions: functions.length };
-  const check = (): ExprRef => m.block(null, [
+  /** On entry: `countdown -= 1; if countdown <= 0: countdown = yield()`; the local refilled. */
+  const entry = (left: number): ExprRef[] => [
     m.global.set(countdown, m.i32.sub(m.global.get(countdown, i32), m.i32.const(1))),
     m.if(m.i32.le_s(m.global.get(countdown, i32), m.i32.const(0)), m.global.set(countdown, m.call(yieldFn, [], i32))),
-  ], binaryen.none);
+    m.local.set(left, m.global.get(countdown, i32)),
+  ];
+  /** Every iteration: `left -= 1; if left <= 0: leave for the yield`. */
+  const due = (left: number, label: string): ExprRef =>
+    m.br(label, m.i32.le_s(m.local.tee(left, m.i32.sub(m.local.get(left, i32), m.i32.const(1)), i32), m.i32.const(0)));
 
   for (const fn of functions) {
+    let left = -1; // the function's local, added at its first loop
     const visit = (expr: ExprRef): Visit => {
       if (binaryen.getExpressionId(expr) !== loopId) return null;
-      const body = L.Loop.getBody(expr);
-      const type = binaryen.getExpressionType(body);
-      const block = m.block(null, [check(), body], type === binaryen.unreachable ? binaryen.auto : type);
-      L.Loop.setBody(expr, block);
+      if (left < 0) left = B._BinaryenFunctionAddVar(fn, i32); // unnamed: a name could clash with the guest's
+      const [done, retry, yieldDue] = ['done', 'retry', 'due'].map((x) => `${LABEL_PREFIX}${x}:${stats.loops}`);
+      const type = binaryen.getExpressionType(expr);
+      const body = B.Loop.getBody(expr);
+      const inner = m.block(null, [due(left, yieldDue), body], blockType(binaryen, body));
+      B.Loop.setBody(expr, inner);
+      // The loop leaves through $done; only a due yield falls out of $due.
+      const leave = type === binaryen.unreachable ? [expr] : type === binaryen.none ? [expr, m.br(done)] : [m.br(done, 0, expr)];
+      const replacement = m.block(done, [
+        ...entry(left),
+        m.loop(retry, m.block(null, [
+          m.block(yieldDue, leave, binaryen.none),
+          m.global.set(countdown, m.call(yieldFn, [], i32)),
+          m.local.set(left, m.global.get(countdown, i32)),
+          m.br(retry),
+        ], binaryen.auto)),
+      ], blockType(binaryen, expr));
       stats.loops++;
-      // Walk the original body (nested loops), now the block's second child.
-      const B = binaryen as unknown as { Block: { getChildAt(e: ExprRef, i: number): ExprRef; setChildAt(e: ExprRef, i: number, v: ExprRef): void } };
-      return { replacement: null, next: [{ get: () => B.Block.getChildAt(block, 1), set: (v) => B.Block.setChildAt(block, 1, v) }] };
+      // Walk the original body (nested loops), now the inner block's second child.
+      return { replacement, next: [{ get: () => B.Block.getChildAt(inner, 1), set: (v) => B.Block.setChildAt(inner, 1, v) }] };
     };
     rewriteFunctionBody(binaryen, fn, 'add yield points', visit);
   }

@@ -1,39 +1,113 @@
 import test from 'ava';
 import { loadBinaryen } from '../../../libos-host/image/binaryen-loader.js';
-import { addYieldPoints, INITIAL_YIELD_COUNTDOWN, MAX_YIELD_COUNTDOWN, MIN_YIELD_COUNTDOWN, YieldPacer, YIELD_IMPORT, YIELD_INTERVAL_TARGET_US } from '../../../libos-host/image/yield-points.js';
+import { addYieldPoints, INITIAL_YIELD_COUNTDOWN, type YieldPointStats, MAX_YIELD_COUNTDOWN, MIN_YIELD_COUNTDOWN, YieldPacer, YIELD_ASYNCIFY_IMPORT, YIELD_IMPORT, YIELD_INTERVAL_TARGET_US } from '../../../libos-host/image/yield-points.js';
 import type { Lvm } from '../../../libos-host/runtime/lvm.js';
 import { WATERBEAR_MODULE } from '../../../libos-host/wasi/wasi-imports.js';
 import { startTrackedGuest } from '../../checkpoint/trackers/helpers.js';
 
 const NS_PER_MS = 1_000_000n;
 
-test('every loop calls waterbear.yield once its countdown runs out', async (t) => {
+/**
+ * The pass's documented semantics, run by hand: a global countdown spent once per loop entry, a
+ * local spent once per loop-body entry (every iteration), each calling yield when it runs out.
+ */
+class YieldModel {
+  calls = 0;
+  private global = INITIAL_YIELD_COUNTDOWN;
+  private left = 0;
+  constructor(private readonly answer: number) {}
+  enterLoop(): void {
+    if (--this.global <= 0) this.yieldNow();
+    this.left = this.global;
+  }
+  iterate(): void { if (--this.left <= 0) { this.yieldNow(); this.left = this.global; } }
+  private yieldNow(): void { this.calls++; this.global = this.answer; }
+}
+
+const SPIN = String.raw`
+  (module
+    (func (export "spin") (param $n i32) (param $m i32) (result i32) (local $i i32) (local $j i32)
+      (loop $outer
+        (local.set $j (i32.const 0))
+        (loop $inner
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $inner (i32.lt_u (local.get $j) (local.get $m))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $outer (i32.lt_u (local.get $i) (local.get $n))))
+      (local.get $i)))`;
+
+async function spinWithYields(answer: number): Promise<{ stats: YieldPointStats; spin: (n: number, m: number) => number; calls: () => number }> {
   const binaryen = await loadBinaryen();
-  const m = binaryen.parseText(String.raw`
-    (module
-      (func (export "spin") (param $n i32) (result i32) (local $i i32) (local $j i32)
-        (loop $outer
-          (local.set $j (i32.const 0))
-          (loop $inner
-            (local.set $j (i32.add (local.get $j) (i32.const 1)))
-            (br_if $inner (i32.lt_u (local.get $j) (i32.const 10))))
-          (local.set $i (i32.add (local.get $i) (i32.const 1)))
-          (br_if $outer (i32.lt_u (local.get $i) (local.get $n))))
-        (local.get $i)))`);
+  const m = binaryen.parseText(SPIN);
   try {
     const stats = addYieldPoints(binaryen, m);
-    t.is(stats.loops, 2);
-    t.truthy(m.validate());
+    if (!m.validate()) throw new Error('the module does not validate after the pass');
     const module = await WebAssembly.compile(m.emitBinary() as Uint8Array<ArrayBuffer>);
-    t.deepEqual(WebAssembly.Module.imports(module), [{ module: WATERBEAR_MODULE, name: YIELD_IMPORT, kind: 'function' }]);
+    if (JSON.stringify(WebAssembly.Module.imports(module)) !== JSON.stringify([{ module: WATERBEAR_MODULE, name: YIELD_IMPORT, kind: 'function' }])) throw new Error('unexpected imports');
     let calls = 0;
-    const instance = new WebAssembly.Instance(module, { [WATERBEAR_MODULE]: { [YIELD_IMPORT]: () => { calls++; return 100; } } });
-    // 1000 outer iterations, 10 inner each: 11,000 loop-body entries.
-    t.is((instance.exports.spin as (n: number) => number)(1000), 1000);
-    t.is(calls, 1 + Math.floor((11_000 - INITIAL_YIELD_COUNTDOWN) / 100));
+    const instance = new WebAssembly.Instance(module, { [WATERBEAR_MODULE]: { [YIELD_IMPORT]: () => { calls++; return answer; } } });
+    return { stats, spin: instance.exports.spin as (n: number, m: number) => number, calls: () => calls };
   } finally {
     m.dispose();
   }
+}
+
+test('every loop calls waterbear.yield as its countdowns run out, exactly as documented', async (t) => {
+  // outer iterations, inner iterations each, the countdown yield returns, whether any yield is due:
+  // 1000 x 10 never runs a local out (each inner entry refills it) and spends 1001 of the 10,000 entries.
+  for (const [n, inner, answer, yields] of [[1000, 10, 100, false], [3, 40_000, 5000, true], [20_000, 1, 64, true], [30_000, 10, 100, true], [1, 1, 7, false]] as const) {
+    const g = await spinWithYields(answer);
+    t.is(g.stats.loops, 2);
+    t.is(g.spin(n, inner), n);
+    const model = new YieldModel(answer);
+    model.enterLoop();
+    for (let i = 0; i < n; i++) {
+      model.iterate();
+      model.enterLoop();
+      for (let j = 0; j < inner; j++) model.iterate();
+    }
+    t.is(g.calls(), model.calls, `outer ${n} x inner ${inner}, countdown ${answer}`);
+    t.is(g.calls() > 0, yields, `outer ${n} x inner ${inner}: ${g.calls()} calls`);
+  }
+});
+
+test('after Asyncify, a loop without calls of its own touches no global on its iterations', async (t) => {
+  // Asyncify guards each piece of code on the way to a call that may unwind with a read of its
+  // state global: a yield call inside the loop put such guards on every iteration (1.45x).
+  const binaryen = await loadBinaryen();
+  const m = binaryen.parseText(SPIN);
+  try {
+    addYieldPoints(binaryen, m);
+    binaryen.setPassArgument('asyncify-imports', YIELD_ASYNCIFY_IMPORT);
+    m.runPasses(['asyncify']);
+    t.truthy(m.validate());
+    const text = m.emitText();
+    // The innermost loop: from the last "(loop" to the end of its s-expression.
+    const start = text.lastIndexOf('(loop');
+    let depth = 0;
+    let end = start;
+    for (; end < text.length; end++) {
+      if (text[end] === '(') depth++;
+      else if (text[end] === ')' && --depth === 0) break;
+    }
+    const inner = text.slice(start, end + 1);
+    t.true(inner.includes('i32.sub'), `not the counted loop:\n${inner}`);
+    t.false(/global\.(get|set)|call /.test(inner), `the inner loop reads a global or calls:\n${inner}`);
+  } finally {
+    m.dispose();
+  }
+});
+
+test('between two yields at most about countdown x countdown back-edges pass, however loops nest', async (t) => {
+  // Inner runs one short of the countdown, entered again and again: the local never runs out,
+  // the entries spend the global.
+  const c = 50;
+  const g = await spinWithYields(c);
+  const n = 20_000;
+  g.spin(n, c - 1);
+  const backEdges = n * c;
+  const first = INITIAL_YIELD_COUNTDOWN * c; // before the first yield, the initial countdown rules
+  t.true(g.calls() >= Math.floor((backEdges - first) / (c * c + c)), `${g.calls()} yields for ${backEdges} back-edges`);
 });
 
 test('the yield pacer aims at one yield per target interval, within bounds', (t) => {
