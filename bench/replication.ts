@@ -8,7 +8,7 @@
  *   4. re-protection time of a 256 MiB guest (memstress) while it serves a light load.
  *
  *   npm run build && npm run bench:replication [-- --out bench/results/replication.txt]
- *     [--sections 1,2,3,4] [--seconds 2.5] [--failovers 5] [--reprotections 3]
+ *     [--sections 1,2,3,4] [--seconds 2.5] [--failovers 5] [--reprotections 3] [--policy-ack-after disk,memory]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -84,13 +84,16 @@ const MSG_RAFT_ROLE = 'raft role changed';
 const { values } = parseArgs({
   options: {
     out: { type: 'string' }, sections: { type: 'string' }, seconds: { type: 'string' },
-    failovers: { type: 'string' }, reprotections: { type: 'string' },
+    failovers: { type: 'string' }, reprotections: { type: 'string' }, 'policy-ack-after': { type: 'string' },
   },
 });
 const sections = new Set((values.sections ?? '1,2,3,4').split(',').map((s) => Number(s.trim())));
 const measureMs = Math.round(Number(values.seconds ?? '2.5') * 1000);
 const failovers = Number(values.failovers ?? '5');
 const reprotections = Number(values.reprotections ?? '3');
+/** Section 2 measures each setting under these acknowledgement modes. */
+const policyAckModes = (values['policy-ack-after'] ?? 'disk,memory').split(',').map((s) => s.trim());
+if (policyAckModes.length === 0 || policyAckModes.some((m) => m !== 'disk' && m !== 'memory')) throw new Error(`--policy-ack-after takes disk, memory or both (comma-separated): got ${values['policy-ack-after']}`);
 for (const [name, v, min, max] of [['--seconds', measureMs, 200, 60_000], ['--failovers', failovers, 1, 50], ['--reprotections', reprotections, 1, 20]] as const) {
   if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name} is out of range: got ${String(v)}`);
 }
@@ -343,15 +346,20 @@ async function sectionThroughput(): Promise<void> {
 // 2. Epoch policy.
 
 async function sectionEpochPolicy(): Promise<void> {
-  say(`## 2. Epoch policy: checkpointMinInterval and checkpointPipelineDepth at checkpointMaxInterval ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms (ackAfter disk; own generator, SET)`);
+  say(`## 2. Epoch policy: checkpointMinInterval and checkpointPipelineDepth at checkpointMaxInterval ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms (own generator, SET; ackAfter ${policyAckModes.join(', then ')})`);
   say(`# current defaults: max ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms, min ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, pipeline depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}. One cluster per setting, one after the other; 16 clients measured`);
   say(`# ${EPOCH_POLICY_ROUNDS} times (median shown, each run in brackets), 64 and 1 client once.`);
+  for (const ackAfter of policyAckModes) await epochPolicyTable(ackAfter);
+}
+
+async function epochPolicyTable(ackAfter: string): Promise<void> {
   say('');
+  say(`### ackAfter ${ackAfter}`);
   incidentLog.length = 0;
   const results: Array<{ min: number; depth: number; rps16: number; r64: OwnResult; r1: OwnResult; flagged: boolean }> = [];
   say(`${'min ms'.padStart(6)} ${'max ms'.padStart(6)} ${'depth'.padStart(5)}  ${'16 clients req/s'.padStart(16)} ${'(each run)'.padEnd(14)} ${'p50 ms'.padStart(8)}  ${'64 clients req/s'.padStart(16)} ${'p50 ms'.padStart(8)}  ${'1 client p50 ms'.padStart(15)}  note`);
   for (const { min, depth } of EPOCH_SETTINGS) {
-    const t = await startReplicated(`min ${min} ms depth ${depth}`, { ackAfter: 'disk', checkpointMaxInterval: `${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS}ms`, checkpointMinInterval: `${min}ms`, checkpointPipelineDepth: String(depth) });
+    const t = await startReplicated(`min ${min} ms depth ${depth}`, { ackAfter, checkpointMaxInterval: `${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS}ms`, checkpointMinInterval: `${min}ms`, checkpointPipelineDepth: String(depth) });
     try {
       const rounds: Array<{ r: OwnResult; note: string }> = [];
       for (let i = 0; i < EPOCH_POLICY_ROUNDS; i++) rounds.push(await guarded(t, `16 clients, run ${i + 1}`, () => ownLoad(t.port, 'set', 16, measureMs)));
@@ -379,7 +387,7 @@ async function sectionEpochPolicy(): Promise<void> {
   const name = (r: { min: number; depth: number }): string => `min ${r.min} ms, depth ${r.depth}`;
   say(`highest 16-client throughput: ${name(best)} (${best.rps16.toFixed(0)} req/s${def !== undefined && def !== best ? `, ${(best.rps16 / def.rps16).toFixed(1)}x the default's` : ''}); lowest one-client p50: ${name(fastest)} (${fastest.r1.p50Ms.toFixed(3)} ms)`);
   const isDefault = def !== undefined && pick === def;
-  say(`the data supports ${name(pick)} (16-client throughput within 5% of the best, then the lowest one-client p50; rows flagged INCIDENT left out); current defaults min ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}: ${isDefault ? 'keep them' : 'the data favours a change (not made by this benchmark)'}`);
+  say(`ackAfter ${ackAfter}: the data supports ${name(pick)} (16-client throughput within 5% of the best, then the lowest one-client p50; rows flagged INCIDENT left out); current defaults min ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}: ${isDefault ? 'keep them' : 'the data favours a change (not made by this benchmark)'}`);
   say('');
 }
 
