@@ -69,7 +69,7 @@ export const INITIAL_YIELD_COUNTDOWN = 10_000;
 
 /** Internal names the pass adds. */
 const COUNTDOWN_GLOBAL = 'wb_yield_countdown';
-/** Labels the pass adds start with this (binaryen names are free text: no guest label has it). */
+/** Labels the pass adds start with this (binaryen names are free text; compilers do not name labels so). */
 const LABEL_PREFIX = 'wb:yield:';
 const YIELD_FUNCTION = 'wb_yield';
 

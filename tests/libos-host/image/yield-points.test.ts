@@ -98,6 +98,39 @@ test('after Asyncify, a loop without calls of its own touches no global on its i
   }
 });
 
+test('a loop with a value and a loop that never falls through keep their types and results', async (t) => {
+  const binaryen = await loadBinaryen();
+  const m = binaryen.parseText(String.raw`
+    (module
+      (func (export "sum") (param $n i32) (result i32) (local $i i32) (local $s i32)
+        (loop $l (result i32)
+          (local.set $s (i32.add (local.get $s) (local.get $i)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n)))
+          (local.get $s)))
+      (func (export "find") (param $n i32) (result i32) (local $i i32)
+        (loop $l
+          (if (i32.ge_u (local.get $i) (local.get $n)) (then (return (local.get $i))))
+          (local.set $i (i32.add (local.get $i) (i32.const 3)))
+          (br $l))))`);
+  try {
+    t.is(addYieldPoints(binaryen, m).loops, 2);
+    t.truthy(m.validate());
+    binaryen.setPassArgument('asyncify-imports', YIELD_ASYNCIFY_IMPORT);
+    m.runPasses(['asyncify']);
+    t.truthy(m.validate());
+    const module = await WebAssembly.compile(m.emitBinary() as Uint8Array<ArrayBuffer>);
+    let calls = 0;
+    const instance = new WebAssembly.Instance(module, { [WATERBEAR_MODULE]: { [YIELD_IMPORT]: () => { calls++; return 64; } } });
+    const e = instance.exports as { sum(n: number): number; find(n: number): number };
+    t.is(e.sum(50_000), (50_000 * 49_999 / 2) | 0);
+    t.is(e.find(100_000), 100_002);
+    t.true(calls > 0);
+  } finally {
+    m.dispose();
+  }
+});
+
 test('between two yields at most about countdown x countdown back-edges pass, however loops nest', async (t) => {
   // Inner runs one short of the countdown, entered again and again: the local never runs out,
   // the entries spend the global.
