@@ -93,7 +93,7 @@ const failovers = Number(values.failovers ?? '5');
 const reprotections = Number(values.reprotections ?? '3');
 /** Section 2 measures each setting under these acknowledgement modes. */
 const policyAckModes = (values['policy-ack-after'] ?? 'disk,memory').split(',').map((s) => s.trim());
-if (policyAckModes.length === 0 || policyAckModes.some((m) => m !== 'disk' && m !== 'memory')) throw new Error(`--policy-ack-after takes disk, memory or both (comma-separated): got ${values['policy-ack-after']}`);
+if (policyAckModes.some((m) => m !== 'disk' && m !== 'memory')) throw new Error(`--policy-ack-after takes disk, memory or both (comma-separated): got ${values['policy-ack-after']}`);
 for (const [name, v, min, max] of [['--seconds', measureMs, 200, 60_000], ['--failovers', failovers, 1, 50], ['--reprotections', reprotections, 1, 20]] as const) {
   if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name} is out of range: got ${String(v)}`);
 }

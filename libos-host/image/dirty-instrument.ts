@@ -40,7 +40,7 @@
  */
 import { WaterbearError } from '../errors.js';
 import {
-  childEnumerators, definedFunctions, freshName, rewriteFunctionBody,
+  addLocal, childEnumerators, definedFunctions, freshName, rewriteFunctionBody,
   type Binaryen, type BModule, type ExprRef, type FuncRef, type Slot, type Visit,
 } from './expression-walker.js';
 
@@ -124,7 +124,6 @@ export function instrumentDirtyStores(binaryen: Binaryen, module: BModule, param
   const functions = definedFunctions(binaryen, module);
   const exists = (n: string): boolean => m.getFunction(n) !== 0;
   const markRange = freshName(exists, MARK_RANGE_HELPER);
-  const addVar = (binaryen as unknown as { _BinaryenFunctionAddVar(fn: FuncRef, type: number): number })._BinaryenFunctionAddVar;
   const E = binaryen as unknown as {
     Store: { getOffset(e: ExprRef): number; getBytes(e: ExprRef): number; getPtr(e: ExprRef): ExprRef; setPtr(e: ExprRef, v: ExprRef): void; getValue(e: ExprRef): ExprRef; setValue(e: ExprRef, v: ExprRef): void };
     AtomicRMW: { getOffset(e: ExprRef): number; getBytes(e: ExprRef): number; getPtr(e: ExprRef): ExprRef; setPtr(e: ExprRef, v: ExprRef): void; getValue(e: ExprRef): ExprRef; setValue(e: ExprRef, v: ExprRef): void };
@@ -233,7 +232,7 @@ export function instrumentDirtyStores(binaryen: Binaryen, module: BModule, param
         addr = () => m.local.get(index, i32);
         next = s.rest;
       } else {
-        if (scratch < 0) scratch = addVar(fn, i32);
+        if (scratch < 0) scratch = addLocal(binaryen, fn, i32);
         const local = scratch;
         const set = m.local.set(local, ptr);
         prefix.push(set);

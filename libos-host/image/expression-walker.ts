@@ -179,6 +179,14 @@ export function definedFunctions(binaryen: Binaryen, module: BModule): FuncRef[]
   return out;
 }
 
+/**
+ * Add an unnamed local of `type` to `fn` and return its index (binaryen.js exposes the C call
+ * only). Unnamed: a name could clash with one of the guest's.
+ */
+export function addLocal(binaryen: Binaryen, fn: FuncRef, type: number): number {
+  return (binaryen as unknown as { _BinaryenFunctionAddVar(fn: FuncRef, type: number): number })._BinaryenFunctionAddVar(fn, type);
+}
+
 /** A name not yet used by `exists`, starting from `base`. */
 export function freshName(exists: (name: string) => boolean, base: string): string {
   if (!exists(base)) return base;

@@ -52,7 +52,7 @@
  */
 import type binaryenModule from 'binaryen';
 import { WATERBEAR_MODULE } from '../wasi/wasi-imports.js';
-import { definedFunctions, freshName, rewriteFunctionBody, type Visit } from './expression-walker.js';
+import { addLocal, definedFunctions, freshName, rewriteFunctionBody, type Visit } from './expression-walker.js';
 
 type Binaryen = typeof binaryenModule;
 type BModule = binaryenModule.Module;
@@ -100,7 +100,6 @@ export function addYieldPoints(binaryen: Binaryen, module: BModule): YieldPointS
   m.addFunctionImport(yieldFn, WATERBEAR_MODULE, YIELD_IMPORT, binaryen.none, i32);
 
   const B = binaryen as unknown as {
-    _BinaryenFunctionAddVar(fn: number, type: number): number;
     Block: { getChildAt(e: ExprRef, i: number): ExprRef; setChildAt(e: ExprRef, i: number, v: ExprRef): void };
     Loop: { getBody(e: ExprRef): ExprRef; setBody(e: ExprRef, v: ExprRef): void };
   };
@@ -120,7 +119,7 @@ export function addYieldPoints(binaryen: Binaryen, module: BModule): YieldPointS
     let left = -1; // the function's local, added at its first loop
     const visit = (expr: ExprRef): Visit => {
       if (binaryen.getExpressionId(expr) !== loopId) return null;
-      if (left < 0) left = B._BinaryenFunctionAddVar(fn, i32); // unnamed: a name could clash with the guest's
+      if (left < 0) left = addLocal(binaryen, fn, i32);
       const [done, retry, yieldDue] = ['done', 'retry', 'due'].map((x) => `${LABEL_PREFIX}${x}:${stats.loops}`);
       const type = binaryen.getExpressionType(expr);
       const body = B.Loop.getBody(expr);

@@ -1,4 +1,5 @@
 import test from 'ava';
+import type binaryenModule from 'binaryen';
 import { loadBinaryen } from '../../../libos-host/image/binaryen-loader.js';
 import { addYieldPoints, INITIAL_YIELD_COUNTDOWN, type YieldPointStats, MAX_YIELD_COUNTDOWN, MIN_YIELD_COUNTDOWN, YieldPacer, YIELD_ASYNCIFY_IMPORT, YIELD_IMPORT, YIELD_INTERVAL_TARGET_US } from '../../../libos-host/image/yield-points.js';
 import type { Lvm } from '../../../libos-host/runtime/lvm.js';
@@ -36,29 +37,44 @@ const SPIN = String.raw`
         (br_if $outer (i32.lt_u (local.get $i) (local.get $n))))
       (local.get $i)))`;
 
-async function spinWithYields(answer: number): Promise<{ stats: YieldPointStats; spin: (n: number, m: number) => number; calls: () => number }> {
+/** `wat` with yield points (and then Asyncify, if asked), validated after each; the caller disposes of it. */
+async function transformed(wat: string, asyncify: boolean): Promise<{ m: binaryenModule.Module; stats: YieldPointStats }> {
   const binaryen = await loadBinaryen();
-  const m = binaryen.parseText(SPIN);
+  const m = binaryen.parseText(wat);
+  const invalid = (after: string): Error => { m.dispose(); return new Error(`the module does not validate after ${after}`); };
+  const stats = addYieldPoints(binaryen, m);
+  if (!m.validate()) throw invalid('the yield-point pass');
+  if (asyncify) {
+    binaryen.setPassArgument('asyncify-imports', YIELD_ASYNCIFY_IMPORT);
+    m.runPasses(['asyncify']);
+    if (!m.validate()) throw invalid('Asyncify');
+  }
+  return { m, stats };
+}
+
+/** `wat` transformed and instantiated; `waterbear.yield` counts its calls and answers `answer`. */
+async function withYields<E>(wat: string, answer: number, asyncify = false): Promise<{ stats: YieldPointStats; exports: E; calls: () => number }> {
+  const { m, stats } = await transformed(wat, asyncify);
   try {
-    const stats = addYieldPoints(binaryen, m);
-    if (!m.validate()) throw new Error('the module does not validate after the pass');
     const module = await WebAssembly.compile(m.emitBinary() as Uint8Array<ArrayBuffer>);
     if (JSON.stringify(WebAssembly.Module.imports(module)) !== JSON.stringify([{ module: WATERBEAR_MODULE, name: YIELD_IMPORT, kind: 'function' }])) throw new Error('unexpected imports');
     let calls = 0;
     const instance = new WebAssembly.Instance(module, { [WATERBEAR_MODULE]: { [YIELD_IMPORT]: () => { calls++; return answer; } } });
-    return { stats, spin: instance.exports.spin as (n: number, m: number) => number, calls: () => calls };
+    return { stats, exports: instance.exports as E, calls: () => calls };
   } finally {
     m.dispose();
   }
 }
 
+type Spin = { spin(n: number, m: number): number };
+
 test('every loop calls waterbear.yield as its countdowns run out, exactly as documented', async (t) => {
   // outer iterations, inner iterations each, the countdown yield returns, whether any yield is due:
   // 1000 x 10 never runs a local out (each inner entry refills it) and spends 1001 of the 10,000 entries.
   for (const [n, inner, answer, yields] of [[1000, 10, 100, false], [3, 40_000, 5000, true], [20_000, 1, 64, true], [30_000, 10, 100, true], [1, 1, 7, false]] as const) {
-    const g = await spinWithYields(answer);
+    const g = await withYields<Spin>(SPIN, answer);
     t.is(g.stats.loops, 2);
-    t.is(g.spin(n, inner), n);
+    t.is(g.exports.spin(n, inner), n);
     const model = new YieldModel(answer);
     model.enterLoop();
     for (let i = 0; i < n; i++) {
@@ -74,13 +90,8 @@ test('every loop calls waterbear.yield as its countdowns run out, exactly as doc
 test('after Asyncify, a loop without calls of its own touches no global on its iterations', async (t) => {
   // Asyncify guards each piece of code on the way to a call that may unwind with a read of its
   // state global: a yield call inside the loop put such guards on every iteration (1.45x).
-  const binaryen = await loadBinaryen();
-  const m = binaryen.parseText(SPIN);
+  const { m } = await transformed(SPIN, true);
   try {
-    addYieldPoints(binaryen, m);
-    binaryen.setPassArgument('asyncify-imports', YIELD_ASYNCIFY_IMPORT);
-    m.runPasses(['asyncify']);
-    t.truthy(m.validate());
     const text = m.emitText();
     // The innermost loop: from the last "(loop" to the end of its s-expression.
     const start = text.lastIndexOf('(loop');
@@ -99,8 +110,7 @@ test('after Asyncify, a loop without calls of its own touches no global on its i
 });
 
 test('a loop with a value and a loop that never falls through keep their types and results', async (t) => {
-  const binaryen = await loadBinaryen();
-  const m = binaryen.parseText(String.raw`
+  const g = await withYields<{ sum(n: number): number; find(n: number): number }>(String.raw`
     (module
       (func (export "sum") (param $n i32) (result i32) (local $i i32) (local $s i32)
         (loop $l (result i32)
@@ -112,32 +122,20 @@ test('a loop with a value and a loop that never falls through keep their types a
         (loop $l
           (if (i32.ge_u (local.get $i) (local.get $n)) (then (return (local.get $i))))
           (local.set $i (i32.add (local.get $i) (i32.const 3)))
-          (br $l))))`);
-  try {
-    t.is(addYieldPoints(binaryen, m).loops, 2);
-    t.truthy(m.validate());
-    binaryen.setPassArgument('asyncify-imports', YIELD_ASYNCIFY_IMPORT);
-    m.runPasses(['asyncify']);
-    t.truthy(m.validate());
-    const module = await WebAssembly.compile(m.emitBinary() as Uint8Array<ArrayBuffer>);
-    let calls = 0;
-    const instance = new WebAssembly.Instance(module, { [WATERBEAR_MODULE]: { [YIELD_IMPORT]: () => { calls++; return 64; } } });
-    const e = instance.exports as { sum(n: number): number; find(n: number): number };
-    t.is(e.sum(50_000), (50_000 * 49_999 / 2) | 0);
-    t.is(e.find(100_000), 100_002);
-    t.true(calls > 0);
-  } finally {
-    m.dispose();
-  }
+          (br $l))))`, 64, true);
+  t.is(g.stats.loops, 2);
+  t.is(g.exports.sum(50_000), (50_000 * 49_999 / 2) | 0);
+  t.is(g.exports.find(100_000), 100_002);
+  t.true(g.calls() > 0);
 });
 
 test('between two yields at most about countdown x countdown back-edges pass, however loops nest', async (t) => {
   // Inner runs one short of the countdown, entered again and again: the local never runs out,
   // the entries spend the global.
   const c = 50;
-  const g = await spinWithYields(c);
+  const g = await withYields<Spin>(SPIN, c);
   const n = 20_000;
-  g.spin(n, c - 1);
+  g.exports.spin(n, c - 1);
   const backEdges = n * c;
   const first = INITIAL_YIELD_COUNTDOWN * c; // before the first yield, the initial countdown rules
   t.true(g.calls() >= Math.floor((backEdges - first) / (c * c + c)), `${g.calls()} yields for ${backEdges} back-edges`);
