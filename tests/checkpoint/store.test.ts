@@ -69,12 +69,17 @@ test('a new full checkpoint replaces the whole chain', (t) => {
   t.is(image.libos.vfs.length, 1);
 });
 
-test('refused checkpoints (torn, corrupt, wrong version, out of order) change nothing: the previous epoch still restores', (t) => {
+/** A store holding a 3-epoch chain, with what it restores and the VFS that made it. */
+function chainOfThree(t: import('ava').ExecutionContext): { store: CheckpointStore; vfs: SyntheticVfs; before: NonNullable<ReturnType<CheckpointStore['loadImage']>> } {
   const store = CheckpointStore.open(tempDir(t));
   t.teardown(() => store.close());
   const vfs = new SyntheticVfs();
   commitChain(store, 1, 3, vfs);
-  const before = store.loadImage()!;
+  return { store, vfs, before: store.loadImage()! };
+}
+
+test('refused checkpoints (torn, corrupt, wrong version, out of order) change nothing: the previous epoch still restores', (t) => {
+  const { store, vfs, before } = chainOfThree(t);
   const next = syntheticCheckpoint(4, vfs.step(4));
   const good = encodeCheckpoint(next);
   const corrupt = Uint8Array.from(good);
@@ -97,6 +102,19 @@ test('refused checkpoints (torn, corrupt, wrong version, out of order) change no
   store.commit(decodeCheckpoint(good));
   t.is(store.latestEpoch(), 4);
   t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(4)), 0);
+});
+
+test('a checkpoint handed to the store with a page of the wrong size is refused whole: nothing of it is applied', (t) => {
+  const { store, vfs, before } = chainOfThree(t);
+  const next = syntheticCheckpoint(4, vfs.step(4));
+  t.true(next.pages.length > 1);
+  const last = next.pages[next.pages.length - 1];
+  const short = { ...next, pages: [...next.pages.slice(0, -1), { index: last.index, data: last.data.subarray(0, 100) }] };
+  const err = t.throws(() => store.commit(short));
+  t.is((err as { code?: string }).code, 'WB_CHECKPOINT_CORRUPT');
+  t.regex(err!.message, new RegExp(`page ${last.index} has 100 bytes`));
+  t.is(store.latestEpoch(), 3);
+  t.is(Buffer.compare(store.loadImage()!.lvm.memory, before.lvm.memory), 0);
 });
 
 test('a corrupt page in the store is refused on load with WB_CHECKPOINT_CORRUPT, naming the page', (t) => {
