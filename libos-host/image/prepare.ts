@@ -8,6 +8,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { WaterbearError } from '../errors.js';
 import { binaryenVersion, loadBinaryen } from './binaryen-loader.js';
+import { codeFolderDigest } from '../platform/cache-files.js';
 import { defaultCacheDir, readCacheEntry, sha256Hex, writeCacheEntry, type CacheEntryMeta } from './image-cache.js';
 import { PREPARATION_VERSION, type ExportedGlobal } from './image-section.js';
 import { assertRunnable, readValidStructure, reportFromStructure } from './inspect.js';
@@ -114,9 +115,14 @@ function resolveOptions(options: PrepareOptions | undefined): ResolvedOptions {
   };
 }
 
+/** The digest of this folder's code (the passes), computed once per process. */
+let passCode: string | null = null;
+
 /**
  * The cache key of a preparation: sha256 over the guest bytes, the options that change the
- * output, the preparation version and the binaryen version.
+ * output, the preparation version, the binaryen version and the text of the preparation code
+ * itself, so that a changed pass never serves an image the old pass made (PREPARATION_VERSION
+ * says which images a build can run; it is bumped by hand and was once forgotten).
  */
 export function imageCacheKey(guestBytes: Uint8Array, options?: PrepareOptions): string {
   const o = resolveOptions({ ...options, cacheDir: null });
@@ -128,7 +134,8 @@ function cacheKey(guestBytes: Uint8Array, o: ResolvedOptions): string {
     memoryLimitPages: o.memoryLimitPages, rewriteMemorySize: o.rewriteMemorySize,
     dirtyTracking: o.dirtyTracking, yieldPoints: o.yieldPoints,
   });
-  return sha256Hex(guestBytes, '\0', affecting, '\0', `preparation-${PREPARATION_VERSION}`, '\0', `binaryen-${binaryenVersion()}`);
+  passCode ??= codeFolderDigest(import.meta.url);
+  return sha256Hex(guestBytes, '\0', affecting, '\0', `preparation-${PREPARATION_VERSION}`, '\0', `binaryen-${binaryenVersion()}`, '\0', passCode);
 }
 
 /**
