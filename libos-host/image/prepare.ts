@@ -7,8 +7,8 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { WaterbearError } from '../errors.js';
-import { binaryenVersion, loadBinaryen } from './binaryen-loader.js';
 import { codeFolderDigest } from '../platform/cache-files.js';
+import { binaryenVersion, loadBinaryen } from './binaryen-loader.js';
 import { defaultCacheDir, readCacheEntry, sha256Hex, writeCacheEntry, type CacheEntryMeta } from './image-cache.js';
 import { PREPARATION_VERSION, type ExportedGlobal } from './image-section.js';
 import { assertRunnable, readValidStructure, reportFromStructure } from './inspect.js';
