@@ -352,15 +352,11 @@ async function sectionThroughput(): Promise<void> {
 
 async function sectionEpochPolicy(): Promise<void> {
   say(`## 2. Epoch policy: checkpointMinInterval and checkpointPipelineDepth at checkpointMaxInterval ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms (own generator, SET; ackAfter ${policyAckModes.join(', then ')})`);
-  say(`# current defaults: max ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms, min ${describeMinIntervalDefaults()}, pipeline depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}.`);
+  say(`# current defaults: max ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms, min ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, pipeline depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}.`);
   say(`# ${EPOCH_POLICY_ROUNDS} rounds; each round starts a fresh cluster per setting and measures 16, 64 and 1 client(s), the settings in an order`);
   say(`# rotated by ${EPOCH_ROUND_ROTATION} each round (no setting always first). Figures are medians over the rounds; 16-client runs in brackets.`);
   for (const ackAfter of policyAckModes) await epochPolicyTable(ackAfter);
 }
-
-/** The min interval a cluster gets when its file names none. */
-const defaultMinIntervalMs = (_ackAfter: string): number => DEFAULT_CHECKPOINT_MIN_INTERVAL_MS;
-const describeMinIntervalDefaults = (): string => `${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms`;
 
 interface PolicyVisit { r16: OwnResult; r64: OwnResult; r1: OwnResult; flagged: boolean }
 
@@ -386,19 +382,19 @@ async function epochPolicyTable(ackAfter: string): Promise<void> {
   say('');
   say(`### ackAfter ${ackAfter}`);
   incidentLog.length = 0;
-  const visits = new Map<string, PolicyVisit[]>(EPOCH_SETTINGS.map((s) => [`${s.min}/${s.depth}`, []]));
+  const visits = new Map<(typeof EPOCH_SETTINGS)[number], PolicyVisit[]>(EPOCH_SETTINGS.map((s) => [s, []]));
   for (let round = 0; round < EPOCH_POLICY_ROUNDS; round++) {
-    for (const { min, depth } of roundOrder(EPOCH_SETTINGS, round, EPOCH_ROUND_ROTATION)) visits.get(`${min}/${depth}`)!.push(await policyVisit(ackAfter, min, depth, round));
+    for (const s of roundOrder(EPOCH_SETTINGS, round, EPOCH_ROUND_ROTATION)) visits.get(s)!.push(await policyVisit(ackAfter, s.min, s.depth, round));
   }
   say(`${'min ms'.padStart(6)} ${'max ms'.padStart(6)} ${'depth'.padStart(5)}  ${'16 clients req/s'.padStart(16)} ${'(each round)'.padEnd(22)} ${'p50 ms'.padStart(8)}  ${'64 clients req/s'.padStart(16)} ${'p50 ms'.padStart(8)}  ${'1 client p50 ms'.padStart(15)}  note`);
   const results: Array<{ min: number; depth: number; rps16: number; runs16: number[]; rps64: number; p50One: number; flagged: boolean }> = [];
-  for (const { min, depth } of EPOCH_SETTINGS) {
+  for (const [{ min, depth }, all] of visits) {
     // Rounds with an incident say nothing about the policy: left out of the medians.
-    const all = visits.get(`${min}/${depth}`)!;
     const vs = all.filter((v) => !v.flagged);
     const flagged = vs.length === 0;
     const use = flagged ? all : vs;
-    const row = { min, depth, rps16: median(use.map((v) => v.r16.rps)), runs16: use.map((v) => v.r16.rps), rps64: median(use.map((v) => v.r64.rps)), p50One: median(use.map((v) => v.r1.p50Ms)), flagged };
+    const runs16 = use.map((v) => v.r16.rps);
+    const row = { min, depth, rps16: median(runs16), runs16, rps64: median(use.map((v) => v.r64.rps)), p50One: median(use.map((v) => v.r1.p50Ms)), flagged };
     results.push(row);
     const note = flagged ? 'INCIDENT in every round (see below)' : vs.length < all.length ? `${all.length - vs.length} round(s) with an incident left out` : '';
     say(`${String(min).padStart(6)} ${String(DEFAULT_CHECKPOINT_MAX_INTERVAL_MS).padStart(6)} ${String(depth).padStart(5)}  ${row.rps16.toFixed(0).padStart(16)} ${`(${all.map((v) => v.r16.rps.toFixed(0)).join(', ')})`.padEnd(22)} ${f(median(use.map((v) => v.r16.p50Ms)))}  ${row.rps64.toFixed(0).padStart(16)} ${f(median(use.map((v) => v.r64.p50Ms)))}  ${f(row.p50One, 3, 15)}  ${note}`);
@@ -412,8 +408,7 @@ async function epochPolicyTable(ackAfter: string): Promise<void> {
   const best = valid.reduce((a, b) => (b.rps16 > a.rps16 ? b : a));
   const fastest = valid.reduce((a, b) => (b.p50One < a.p50One ? b : a));
   const pick = valid.filter((r) => r.rps16 >= 0.95 * best.rps16).reduce((a, b) => (b.p50One < a.p50One ? b : a));
-  const defMin = defaultMinIntervalMs(ackAfter);
-  const def = valid.find((r) => r.min === defMin && r.depth === DEFAULT_CHECKPOINT_PIPELINE_DEPTH);
+  const def = valid.find((r) => r.min === DEFAULT_CHECKPOINT_MIN_INTERVAL_MS && r.depth === DEFAULT_CHECKPOINT_PIPELINE_DEPTH);
   const name = (r: { min: number; depth: number }): string => `min ${r.min} ms, depth ${r.depth}`;
   say(`highest 16-client throughput: ${name(best)} (${best.rps16.toFixed(0)} req/s${def !== undefined && def !== best ? `, ${(best.rps16 / def.rps16).toFixed(2)}x the default's` : ''}); lowest one-client p50: ${name(fastest)} (${fastest.p50One.toFixed(3)} ms)`);
   // A change is worth making only when it beats the default in every round: with 3 rounds on a
@@ -422,7 +417,7 @@ async function epochPolicyTable(ackAfter: string): Promise<void> {
     : pick === def ? 'keep them'
       : Math.min(...pick.runs16) > Math.max(...def.runs16) ? `the data favours a change: ${name(pick)}'s worst round beats the default's best (not made by this benchmark)`
         : `keep them: ${name(pick)}'s 16-client rounds overlap the default's (${pick.runs16.map((x) => x.toFixed(0)).join(', ')} against ${def.runs16.map((x) => x.toFixed(0)).join(', ')}), within run-to-run spread`;
-  say(`ackAfter ${ackAfter}: the data supports ${name(pick)} (16-client throughput within 5% of the best, then the lowest one-client p50); current defaults min ${defMin} ms, depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}: ${verdict}`);
+  say(`ackAfter ${ackAfter}: the data supports ${name(pick)} (16-client throughput within 5% of the best, then the lowest one-client p50); current defaults min ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}: ${verdict}`);
   say('');
 }
 

@@ -182,18 +182,21 @@ function checkStagedPage(p: CheckpointPage, token: string): void {
 const pageRecordScratch = Buffer.allocUnsafe(STORED_PAGE_BYTES);
 
 function pageRecord(data: Uint8Array, crc: number, epoch: number): Buffer {
-  pageRecordScratch.writeUInt32LE(crc >>> 0, 0);
-  pageRecordScratch.writeUInt32LE(epoch, 4);
-  pageRecordScratch.set(data, PAGE_HEADER_BYTES);
-  return pageRecordScratch;
+  return writeRecord(pageRecordScratch, data, crc, epoch);
 }
 
 function withCrc(data: Uint8Array, crc: number, epoch?: number): Buffer {
-  const header = epoch === undefined ? 4 : PAGE_HEADER_BYTES;
-  const out = Buffer.allocUnsafe(header + data.length);
+  return writeRecord(Buffer.allocUnsafe(recordHeaderBytes(epoch) + data.length), data, crc, epoch);
+}
+
+/** A stored record's header: its CRC-32C, then for a page (not a VFS record) the epoch. */
+const recordHeaderBytes = (epoch?: number): number => (epoch === undefined ? 4 : PAGE_HEADER_BYTES);
+
+/** Write a stored record into `out`: header, then the data. */
+function writeRecord(out: Buffer, data: Uint8Array, crc: number, epoch?: number): Buffer {
   out.writeUInt32LE(crc >>> 0, 0);
   if (epoch !== undefined) out.writeUInt32LE(epoch, 4);
-  out.set(data, header);
+  out.set(data, recordHeaderBytes(epoch));
   return out;
 }
 
