@@ -16,6 +16,18 @@ export interface CheckpointPage {
   index: number;
   data: Uint8Array;
   crc32c?: number;
+  /**
+   * Set by `DeltaBases.annotate` on a replicating primary: how `data` differs from the page as
+   * captured at `baseEpoch` (format/page-delta.ts). `data` is still the whole page; an encoder
+   * asked to (EncodeOptions.deltasAfter) ships the delta instead.
+   */
+  delta?: PageDelta;
+}
+
+/** A page as the byte runs that changed since the version captured at `baseEpoch`. */
+export interface PageDelta {
+  baseEpoch: number;
+  bytes: Uint8Array;
 }
 
 /** Numbers about one capture. */

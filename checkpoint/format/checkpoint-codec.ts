@@ -15,6 +15,7 @@ import type { LibOsState, SavedFd } from '../../libos-host/wasi/lib-os.js';
 import { CHECKPOINT_PAGE_BYTES, sealPages, type CheckpointData, type CheckpointPage } from '../checkpoint-data.js';
 import { crc32c } from './crc32c.js';
 import { checkpointTypes } from './checkpoint-schema.js';
+import { applyPageDelta } from './page-delta.js';
 import { encodeExact, encodeReusing } from './reused-writer.js';
 
 /** Version of the checkpoint format. A reader refuses any other (WB_CHECKPOINT_VERSION). */
@@ -33,6 +34,20 @@ const FD_KINDS = ['stdio', 'file', 'dir', 'listener', 'socket'] as const;
 export interface EncodeOptions {
   /** Compress the body (default 'none'; see docs/checkpoint.md for when it pays). */
   compression?: CheckpointCompression;
+  /**
+   * Ship a page that carries a delta (DeltaBases.annotate) as that delta when its base epoch is
+   * after this one, the receiver's latest full checkpoint. Absent: every page goes whole (what
+   * stores and checkpoint directories get).
+   */
+  deltasAfter?: number;
+}
+
+export interface DecodeOptions {
+  /**
+   * The receiver's version of page `index` as of `epoch` (DeltaBases.base), for delta pages.
+   * Absent: a delta page is refused (only a replication stream carries them).
+   */
+  deltaBase?: (index: number, epoch: number) => Uint8Array | undefined;
 }
 
 function corrupt(what: string, cause?: unknown): WaterbearError {
@@ -65,7 +80,10 @@ function globalToProto(g: SavedGlobal): Record<string, unknown> {
   }
 }
 
-function pageToProto(p: CheckpointPage): Record<string, unknown> {
+function pageToProto(p: CheckpointPage, deltasAfter: number | undefined): Record<string, unknown> {
+  if (deltasAfter !== undefined && p.delta !== undefined && p.delta.baseEpoch > deltasAfter) {
+    return { index: p.index, crc32c: p.crc32c, deltaBaseEpoch: p.delta.baseEpoch, delta: p.delta.bytes };
+  }
   return { index: p.index, crc32c: p.crc32c, data: p.data };
 }
 
@@ -86,16 +104,16 @@ function fdToProto(f: SavedFd): Record<string, unknown> {
 
 /** The Checkpoint message body (uncompressed). Fills missing page checksums. */
 export function encodeCheckpointBody(cp: CheckpointData): Uint8Array {
-  return encodeExact(checkpointTypes().Checkpoint, checkpointMessage(cp));
+  return encodeExact(checkpointTypes().Checkpoint, checkpointMessage(cp, undefined));
 }
 
 /** The protobufjs object for `cp`'s Checkpoint message. Fills missing page checksums. */
-function checkpointMessage(cp: CheckpointData): object {
+function checkpointMessage(cp: CheckpointData, deltasAfter: number | undefined): object {
   sealPages(cp);
   const l = cp.libos;
   return {
     epoch: cp.epoch, full: cp.full, imageSha256: cp.imageSha256, memoryBytes: cp.memoryBytes, pageBytes: CHECKPOINT_PAGE_BYTES,
-    pages: cp.pages.map(pageToProto),
+    pages: cp.pages.map((p) => pageToProto(p, deltasAfter)),
     globals: cp.globals.map(globalToProto),
     pending: {
       deadlineNs: cp.pending.deadlineNs !== null ? longBits(cp.pending.deadlineNs) : null,
@@ -118,7 +136,7 @@ export function encodeCheckpoint(cp: CheckpointData, options: EncodeOptions = {}
     throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint compression must be one of ${Object.keys(COMPRESSION_CODES).join(', ')}: got "${String(compression)}"`);
   }
   // The body is encoded into a reused writer and copied once, into the envelope.
-  return encodeReusing(checkpointTypes().Checkpoint, checkpointMessage(cp), (raw) => {
+  return encodeReusing(checkpointTypes().Checkpoint, checkpointMessage(cp, options.deltasAfter), (raw) => {
     const body = compression === 'deflate' ? deflateRawSync(raw, { level: DEFLATE_LEVEL }) : raw;
     return wrapEnvelope(body, COMPRESSION_CODES[compression], CHECKPOINT_FORMAT_VERSION);
   });
@@ -144,7 +162,7 @@ export async function encodeCheckpointSliced(cp: CheckpointData, pause: () => Pr
     await pause();
     const pages = cp.pages.slice(i, i + ENCODE_SLICE_PAGES);
     sealPages({ pages });
-    const part = Checkpoint.encode({ pages: pages.map(pageToProto) }).finish();
+    const part = Checkpoint.encode({ pages: pages.map((p) => pageToProto(p, undefined)) }).finish();
     crc = crc32c(part, crc);
     length += part.length;
     parts.push(part);
@@ -261,6 +279,22 @@ export function openEnvelope(bytes: Uint8Array): Uint8Array {
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
+/** The whole page a delta page of checkpoint `epoch` stands for (its checksum is checked after). */
+function pageFromDelta(p: any, baseEpoch: number, epoch: number, options: DecodeOptions): Uint8Array {
+  if (options.deltaBase === undefined) throw corrupt(`page ${p.index} is a sub-page delta, which only a replication stream carries`);
+  if (baseEpoch >= epoch) throw corrupt(`page ${p.index} of epoch ${epoch} is a delta against a later epoch ${baseEpoch}`);
+  if ((p.data as Uint8Array).length !== 0) throw corrupt(`page ${p.index} has both data and a delta`);
+  const base = options.deltaBase(p.index, baseEpoch);
+  if (base === undefined) throw corrupt(`page ${p.index} is a delta against its version of epoch ${baseEpoch}, which this replica does not hold`);
+  // proto3 leaves an empty delta (an unchanged page) out; protobufjs then decodes a plain [].
+  const delta: Uint8Array = p.delta instanceof Uint8Array ? p.delta : new Uint8Array(0);
+  try {
+    return applyPageDelta(base, delta);
+  } catch (err) {
+    throw corrupt(`page ${p.index}: ${(err as Error).message}`, err);
+  }
+}
+
 function fdFromProto(f: any): SavedFd {
   const kind = FD_KINDS[(f.kind as number) - 1];
   if (kind === undefined) throw corrupt(`fd ${f.fd} has unknown kind ${f.kind}`);
@@ -298,7 +332,7 @@ function globalFromProto(g: any): SavedGlobal {
  * Decode a Checkpoint body (already checked by its envelope) and validate its structure and
  * every page checksum. Throws WB_CHECKPOINT_CORRUPT.
  */
-export function decodeCheckpointBody(body: Uint8Array): CheckpointData {
+export function decodeCheckpointBody(body: Uint8Array, options: DecodeOptions = {}): CheckpointData {
   const { Checkpoint } = checkpointTypes();
   let m: any;
   try {
@@ -314,8 +348,9 @@ export function decodeCheckpointBody(body: Uint8Array): CheckpointData {
   const pages: CheckpointPage[] = [];
   let last = -1;
   for (const p of m.pages as any[]) {
-    const data: Uint8Array = p.data;
     if (p.index <= last || (p.index + 1) * CHECKPOINT_PAGE_BYTES > memoryBytes) throw corrupt(`page ${p.index} out of order or outside memory`);
+    const baseEpoch = num(p.deltaBaseEpoch, 'delta base epoch');
+    const data: Uint8Array = baseEpoch === 0 ? p.data : pageFromDelta(p, baseEpoch, epoch, options);
     if (data.length !== CHECKPOINT_PAGE_BYTES) throw corrupt(`page ${p.index} has ${data.length} bytes`);
     const sum = p.crc32c >>> 0;
     if (crc32c(data) !== sum) throw corrupt(`page ${p.index} checksum does not match`);
@@ -356,6 +391,6 @@ export function decodeCheckpointBody(body: Uint8Array): CheckpointData {
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Decode bytes made by `encodeCheckpoint`, refusing anything it cannot trust (see the file comment). */
-export function decodeCheckpoint(bytes: Uint8Array): CheckpointData {
-  return decodeCheckpointBody(openEnvelope(bytes));
+export function decodeCheckpoint(bytes: Uint8Array, options: DecodeOptions = {}): CheckpointData {
+  return decodeCheckpointBody(openEnvelope(bytes), options);
 }
