@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeCheckpoint } from '../../checkpoint/format/checkpoint-codec.js';
+import { decodeCheckpoint, type DecodeOptions } from '../../checkpoint/format/checkpoint-codec.js';
+import { DeltaBases } from '../../checkpoint/format/delta-bases.js';
 import { CHECKPOINT_PAGE_BYTES, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
 import type { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
@@ -115,6 +116,9 @@ export class BackupDriver extends EventEmitter {
   private unwatch: (() => void) | null = null;
   /** The view named by the chain record on disk (null: none). */
   private recordedView: number | null;
+  /** Recent page versions of the chain being received, for the primary's sub-page deltas. */
+  private readonly deltaBases = new DeltaBases();
+  private readonly decodeOptions: DecodeOptions = { deltaBase: (index, epoch) => this.deltaBases.base(index, epoch) };
 
   constructor(private readonly o: BackupDriverOptions, view: View | null) {
     super();
@@ -234,11 +238,12 @@ export class BackupDriver extends EventEmitter {
         if (action.kind !== 'apply') continue;
         let cp: CheckpointData;
         try {
-          cp = decodeCheckpoint(item.bytes); // verified: version, checksums
+          cp = decodeCheckpoint(item.bytes, this.decodeOptions); // verified: version, checksums (of whole pages)
         } catch (err) {
           this.refuse(item, err);
           continue;
         }
+        this.deltaBases.record(cp);
         // Verified in memory: with ackAfter memory, acknowledge before writing.
         if (memory) this.reply(item.call, this.protocol.onApplied(item.epoch, item.full));
         this.toStore.push({ kind: 'verified', r: item, cp, ackedFromMemory: memory });

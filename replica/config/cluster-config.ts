@@ -62,6 +62,11 @@ export interface ClusterConfig {
     precopyMinBytes: number;
     /** Dirty-page tracker, cluster-wide: every replica must prepare the same image. */
     tracker: 'instrument' | 'uffd';
+    /**
+     * Ship a dirty page as the byte runs that changed since a recent version the backup holds
+     * (docs/replication.md, "Sub-page deltas"), instead of whole. Default true.
+     */
+    pageDeltas: boolean;
   };
   tls: TlsConfig | null;
   /** Allow plaintext gRPC on non-loopback addresses (with a warning). */
@@ -160,6 +165,10 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   }
 
   const rep = root.replication === undefined ? {} : obj(root.replication, 'replication');
+  // A misspelt field would otherwise silently keep its default.
+  const repFields = new Set(['ackAfter', 'checkpointMaxInterval', 'checkpointMinInterval', 'heartbeatInterval', 'heartbeatTimeout', 'maxInflightEpochs',
+    'checkpointPipelineDepth', 'maxLagBytes', 'precopyMinBytes', 'tracker', 'pageDeltas']);
+  for (const k of Object.keys(rep)) if (!repFields.has(k)) bad(`replication.${k}`, `is not a replication field (fields: ${[...repFields].join(', ')})`);
   const ackAfter = rep.ackAfter === undefined ? 'disk' : rep.ackAfter;
   if (ackAfter !== 'disk' && ackAfter !== 'memory') bad('replication.ackAfter', `must be "disk" or "memory": got ${JSON.stringify(ackAfter)}`);
   const replication = {
@@ -173,7 +182,9 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     maxLagBytes: rep.maxLagBytes === undefined ? DEFAULT_MAX_LAG_BYTES : parseSize(String(rep.maxLagBytes), `${where}: replication.maxLagBytes`),
     precopyMinBytes: rep.precopyMinBytes === undefined ? DEFAULT_PRECOPY_MIN_BYTES : parseSize(String(rep.precopyMinBytes), `${where}: replication.precopyMinBytes`),
     tracker: (rep.tracker === undefined ? 'instrument' : rep.tracker) as 'instrument' | 'uffd',
+    pageDeltas: rep.pageDeltas === undefined ? true : rep.pageDeltas as boolean,
   };
+  if (typeof replication.pageDeltas !== 'boolean') bad('replication.pageDeltas', `must be true or false: got ${JSON.stringify(rep.pageDeltas)}`);
   if (replication.tracker !== 'instrument' && replication.tracker !== 'uffd') {
     bad('replication.tracker', `must be "instrument" (portable) or "uffd" (Linux >= 6.7 on every machine): got ${JSON.stringify(rep.tracker)}`);
   }

@@ -72,6 +72,11 @@ export class BackupLink {
   /** Pre-copy messages not yet reported staged, and who waits for one to be. */
   private precopyUnstaged = 0;
   private stagedWaiter: (() => void) | null = null;
+  /**
+   * Epoch of the last full image sent on this stream: the backup holds no page version older
+   * than it, so only deltas against later epochs may be sent (EncodeOptions.deltasAfter).
+   */
+  deltasAfter = 0;
   /** Bytes written but not yet acknowledged, by epoch. */
   private readonly unacked = new Map<number, number>();
   ackedEpoch = 0;
@@ -179,7 +184,10 @@ export class BackupLink {
     if (this.closed || this.stream === null) return;
     // The stream broke after this was captured: the backup needs a full image first.
     if (!full && this.fullWanted) return;
-    if (full) this.fullCaptured();
+    if (full) {
+      this.fullCaptured();
+      this.deltasAfter = epoch;
+    }
     const count = Math.max(1, Math.ceil(bytes.length / CHECKPOINT_CHUNK_BYTES));
     for (let i = 0; i < count; i++) {
       const data = bytes.subarray(i * CHECKPOINT_CHUNK_BYTES, Math.min(bytes.length, (i + 1) * CHECKPOINT_CHUNK_BYTES));

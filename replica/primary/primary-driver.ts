@@ -4,6 +4,7 @@ import { EventEmitter } from 'node:events';
 import { ENCODE_SLICE_PAGES, encodeCheckpoint, encodeCheckpointSliced } from '../../checkpoint/format/checkpoint-codec.js';
 import { CHECKPOINT_PAGE_BYTES, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
 import { copyPages, type Checkpointer } from '../../checkpoint/checkpointer.js';
+import { DeltaBases } from '../../checkpoint/format/delta-bases.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { NodePlatform, PlatformIoStats } from '../../libos-host/platform/node-platform.js';
 import type { Lvm, LvmExit } from '../../libos-host/runtime/lvm.js';
@@ -67,6 +68,11 @@ export interface PrimaryStats {
   /** Full images sent by iterative pre-copy (final checkpoints), and the pages they staged. */
   precopies: number;
   precopyPages: number;
+  /** Checkpoint pages given a sub-page delta (replication.pageDeltas), and all pages captured. */
+  deltaPages: number;
+  capturedPages: number;
+  /** Checkpoints a backup refused (nacks: each costs a full image). */
+  refusals: number;
   /** The service address is unbound while the lease is lost (see holdSole); read from the platform. */
   readonly serviceParked: boolean;
 }
@@ -125,6 +131,8 @@ export class PrimaryDriver extends EventEmitter {
   /** A resend deferred by that limit (never dropped: see the nack handler). */
   private nackResendTimer: NodeJS.Timeout | null = null;
   readonly stats: PrimaryStats;
+  /** Recent page versions for sub-page deltas (null: replication.pageDeltas is off). */
+  private readonly deltaBases: DeltaBases | null;
 
   constructor(private readonly o: PrimaryDriverOptions) {
     super();
@@ -138,9 +146,11 @@ export class PrimaryDriver extends EventEmitter {
     }, this.nowMs());
     this.captured = o.startEpoch;
     this.protocol = new PrimaryProtocol(o.self, o.view, o.startEpoch, Math.max(JOIN_CATCH_UP_EPOCHS, r.maxInflightEpochs));
+    this.deltaBases = r.pageDeltas ? new DeltaBases() : null;
     const platform = o.platform;
     this.stats = {
       checkpoints: 0, checkpointBytes: 0, lastPauseUs: 0, lastCheckpointBytes: 0, capturedEpoch: o.startEpoch, releasedEpoch: o.startEpoch, precopies: 0, precopyPages: 0,
+      deltaPages: 0, capturedPages: 0, refusals: 0,
       get serviceParked() { return platform.serviceParked; },
     };
   }
@@ -359,6 +369,8 @@ export class PrimaryDriver extends EventEmitter {
     this.stats.checkpoints++;
     this.stats.lastPauseUs = cp.stats.pauseUs;
     this.stats.capturedEpoch = epoch;
+    this.stats.capturedPages += cp.pages.length;
+    if (this.deltaBases !== null) this.stats.deltaPages += this.deltaBases.annotate(cp);
     const sends: Shipment['sends'] = [];
     let captured: number[] | null = null;
     for (const link of this.links.values()) {
@@ -387,34 +399,52 @@ export class PrimaryDriver extends EventEmitter {
    */
   private ship(s: Shipment): void {
     const large = s.sends.some((x) => x.cp.pages.length > ENCODE_SLICE_PAGES) || s.cp.pages.length > ENCODE_SLICE_PAGES;
-    if (!large && this.shipping === null) { this.deliver(s, (cp) => encodeCheckpoint(cp)); return; }
+    if (!large && this.shipping === null) { this.deliver(s, new Map()); return; }
     const pause = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
     const run = (this.shipping ?? Promise.resolve()).then(async () => {
       if (this.ended !== null) return;
+      // Large checkpoints carry no deltas (DELTA_MAX_CHECKPOINT_PAGES): one encoding serves every link.
       const encoded = new Map<CheckpointData, Uint8Array>();
       for (const cp of new Set([s.cp, ...s.sends.map((x) => x.cp)])) {
-        encoded.set(cp, cp.pages.length > ENCODE_SLICE_PAGES ? await encodeCheckpointSliced(cp, pause) : encodeCheckpoint(cp));
+        if (cp.pages.length <= ENCODE_SLICE_PAGES) continue;
+        encoded.set(cp, await encodeCheckpointSliced(cp, pause));
         if (this.ended !== null) return;
       }
-      this.deliver(s, (cp) => encoded.get(cp)!);
+      this.deliver(s, encoded);
     }).catch((err: Error) => this.o.log.error({ err: err.message, epoch: s.epoch }, 'encoding a checkpoint failed'));
     this.shipping = run;
     void run.finally(() => { if (this.shipping === run) this.shipping = null; });
   }
 
-  private deliver(s: Shipment, encode: (cp: CheckpointData) => Uint8Array): void {
-    const bytes = encode(s.cp);
-    this.stats.checkpointBytes += bytes.length;
-    this.stats.lastCheckpointBytes = bytes.length;
+  /**
+   * Send `s` to its links. A checkpoint with sub-page deltas is encoded per distinct delta floor
+   * (a link's last full image), usually one encoding for all; `encoded` holds large ones ready.
+   */
+  private deliver(s: Shipment, encoded: ReadonlyMap<CheckpointData, Uint8Array>): void {
+    const byFloor = new Map<number, Uint8Array>();
+    const encode = (cp: CheckpointData, deltasAfter: number | undefined): Uint8Array => {
+      const ready = encoded.get(cp);
+      if (ready !== undefined) return ready;
+      if (cp !== s.cp) return encodeCheckpoint(cp);
+      const key = deltasAfter ?? -1;
+      let bytes = byFloor.get(key);
+      if (bytes === undefined) byFloor.set(key, bytes = encodeCheckpoint(cp, { deltasAfter }));
+      return bytes;
+    };
+    let bytes: Uint8Array | null = null;
     for (const { link, cp, precopy } of s.sends) {
       if (this.links.get(link.backup) !== link) continue; // closed or replaced since the capture
-      const out = cp === s.cp ? bytes : encode(cp);
+      const out = encode(cp, this.deltaBases === null ? undefined : link.deltasAfter);
+      if (cp === s.cp) bytes ??= out;
       link.sendCheckpoint(s.epoch, cp.full, out);
       if (precopy === undefined) continue;
       this.o.log.debug({ backup: link.backup, epoch: s.epoch, rounds: precopy.rounds, staged: precopy.pagesSent, finalPages: cp.pages.length, ms: Math.round(performance.now() - precopy.startedAtMs) }, 'pre-copy final checkpoint');
       this.stats.precopies++;
       this.stats.precopyPages += precopy.pagesSent;
     }
+    bytes ??= encode(s.cp, undefined);
+    this.stats.checkpointBytes += bytes.length;
+    this.stats.lastCheckpointBytes = bytes.length;
     this.emit('checkpoint', { epoch: s.epoch, bytes: bytes.length, pauseUs: s.cp.stats.pauseUs, full: s.cp.full, pages: s.cp.pages.length });
   }
 
@@ -481,6 +511,7 @@ export class PrimaryDriver extends EventEmitter {
         this.apply(this.protocol.onAck(b, view, epoch));
       },
       nack: (b, epoch, code, reason) => {
+        this.stats.refusals++;
         // A backup whose store keeps failing (full or broken disk) answers heartbeats but can
         // acknowledge nothing: all output would stay held until its disk recovers (a backup of
         // the view, or a joiner output is held for), and a joiner would be sent a full image

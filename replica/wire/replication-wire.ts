@@ -6,7 +6,7 @@ import { packageFile } from '../../libos-host/platform/package-files.js';
 import { openFrame, sealFrame } from './frame-checksum.js';
 
 /** Version of the replication protocol; a peer speaking another is refused with WB_PROTOCOL. */
-export const REPLICATION_PROTOCOL_VERSION = 3;
+export const REPLICATION_PROTOCOL_VERSION = 4;
 /** Largest gRPC message we accept (a checkpoint chunk plus framing). */
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 /** Checkpoints larger than this travel in several chunks. */

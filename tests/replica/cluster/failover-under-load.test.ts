@@ -41,6 +41,11 @@ test('kill -9 of the primary under load from 16 clients loses no acknowledged wr
   };
   const workers = Array.from({ length: CLIENTS }, (_, i) => worker(i));
   await until('some load', () => acked.every((v) => v >= 5));
+  // Under this load the backup was fed sub-page deltas (the default): failover restores what they built.
+  // None refused: a delta the backup could not rebuild would be refused, and cost a full image.
+  const { stats } = JSON.parse((await c.primary()).statusJson) as { stats: { deltaPages: number; capturedPages: number; refusals: number } };
+  t.true(stats.deltaPages > 0, `pages sent as deltas: ${stats.deltaPages} of ${stats.capturedPages}`);
+  t.is(stats.refusals, 0, 'checkpoints refused by the backup');
   const killedAt = Date.now();
   process.kill(c.cluster.pid(p.replicaId)!, 'SIGKILL');
   killed = true;

@@ -26,6 +26,8 @@ test('defaults fill what the file leaves out', (t) => {
   t.is(c.coordinator.backend, 'raft');
   t.is(c.replication.heartbeatTimeoutMs, 300);
   t.is(c.guest.memoryLimitBytes, 256 * 1024 * 1024);
+  t.is(c.replication.pageDeltas, true);
+  t.is(parseClusterConfig(BASE + 'replication: { pageDeltas: false }\n', '/tmp/x.yaml').replication.pageDeltas, false);
 });
 
 const BAD: Array<[string, string, RegExp]> = [
@@ -40,6 +42,8 @@ const BAD: Array<[string, string, RegExp]> = [
   ['interval without unit', BASE + 'replication: { heartbeatInterval: fast }\n', /heartbeatInterval must be a duration/],
   ['timeout below 3 heartbeats', BASE + 'replication: { heartbeatInterval: 100ms, heartbeatTimeout: 200ms }\n', /at least 3 heartbeat intervals/],
   ['bad ackAfter', BASE + 'replication: { ackAfter: never }\n', /ackAfter must be "disk" or "memory"/],
+  ['bad pageDeltas', BASE + 'replication: { pageDeltas: sometimes }\n', /replication\.pageDeltas must be true or false: got "sometimes"/],
+  ['misspelt replication field', BASE + 'replication: { pageDelta: false }\n', /replication\.pageDelta is not a replication field/],
   ['plaintext off loopback', BASE.replace('127.0.0.1:7101', '10.0.0.5:7101'), /not loopback: configure tls/],
   ['bad backend', BASE + 'coordinator: { backend: zookeeper }\n', /must be "raft" or "etcd"/],
 ];

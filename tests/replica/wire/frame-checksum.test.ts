@@ -38,5 +38,5 @@ test('a frame from a peer that seals with CRC-32C (protocol 2) is refused with a
   old.writeUInt32LE(crc32c(body), body.length);
   t.throws(() => openFrame(old, 'PrimaryMessage'), { code: 'WB_PROTOCOL', message: /CRC-32C.*same waterbear version/ });
   t.throws(() => replicaService.replicate.requestDeserialize(old), { code: 'WB_PROTOCOL', message: /same waterbear version/ });
-  t.is(REPLICATION_PROTOCOL_VERSION, 3);
+  t.is(REPLICATION_PROTOCOL_VERSION, 4);
 });
