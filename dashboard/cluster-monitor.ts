@@ -208,6 +208,7 @@ export class ClusterMonitor extends EventEmitter {
       replica: primary.id,
       capturedEpoch: pn.capturedEpoch, releasedEpoch: pn.releasedEpoch, checkpoints: pn.checkpoints, checkpointBytes: pn.checkpointBytes,
       pauseUsSum: pn.pauseUsSum, lastPauseUs: pn.lastPauseUs, lastCheckpointBytes: pn.lastCheckpointBytes, heldBytes: pn.heldBytes,
+      capturedPages: pn.capturedPages, deltaPages: pn.deltaPages, refusals: pn.refusals,
       bufferedBytes: pn.bufferedBytes, commitLatencyMsSum: pn.commitLatencyMsSum, commitLatencyCount: pn.commitLatencyCount,
       memoryBytes: pn.memoryBytes, bytesReceived: pn.bytesReceived, bytesSent: pn.bytesSent, connectionsAccepted: pn.connectionsAccepted,
       lagEpochs: Math.max(0, ...inViewLinks.map((l) => l.lagEpochs)), lagSeconds: Math.max(0, ...inViewLinks.map((l) => l.lagSeconds)),

@@ -50,6 +50,10 @@ export interface PrimaryNumbers {
   pauseUsSum: number;
   lastPauseUs: number;
   lastCheckpointBytes: number;
+  /** Pages captured, those sent as sub-page deltas, and checkpoints backups refused (this primary's tenure). */
+  capturedPages: number;
+  deltaPages: number;
+  refusals: number;
   /** Output held by the network buffer, waiting for acknowledgements. */
   heldBytes: number;
   /** Held plus released-but-not-yet-sent output. */

@@ -50,6 +50,8 @@ export interface ReplicaExtras {
 export interface PrimaryNumbersLocal {
   capturedEpoch: number; releasedEpoch: number; checkpoints: number; checkpointBytes: number; pauseUsSum: number;
   lastPauseUs: number; lastCheckpointBytes: number; heldBytes: number; bufferedBytes: number;
+  /** Pages captured, those sent as sub-page deltas, and checkpoints backups refused (this tenure). */
+  capturedPages: number; deltaPages: number; refusals: number;
   commitLatencyMsSum: number; commitLatencyCount: number; memoryBytes: number; bytesReceived: number; bytesSent: number;
   connectionsAccepted: number; imageSha256: string; extensions: string[];
   /** Lease lost: the service address is freed (listeners closed, connections cut) in case a backup takes over. */
@@ -87,7 +89,8 @@ export class ReplicaCollector {
     this.metrics = new ReplicaMetrics({ replica: node.self, cluster: node.config.cluster }, () => this.scrapeValues(), options);
     this.statusClient = new StatusClient(node.config.tls, 500);
     const on = (event: string, f: (...a: any[]) => void): void => { node.on(event, f); this.listeners.push([event, f]); };
-    on('checkpoint', (e: { epoch: number; bytes: number; pauseUs: number }) => this.onCheckpoint(e));
+    on('checkpoint', (e: { epoch: number; bytes: number; pauseUs: number; pages: number; deltaPages: number }) => this.onCheckpoint(e));
+    on('refused', (e: { code: string }) => this.metrics.refusals.inc({ code: e.code }));
     on('released', (epoch: number) => this.onReleased(epoch));
     on('applied', (e: { bytes: number }) => { this.metrics.applied.inc(); this.metrics.appliedBytes.inc(e.bytes); });
     on('backup-failed', (e: { backup: string; reason: string }) => {
@@ -144,6 +147,7 @@ export class ReplicaCollector {
     return {
       capturedEpoch: captured, releasedEpoch: p.stats.releasedEpoch, checkpoints: p.stats.checkpoints, checkpointBytes: p.stats.checkpointBytes,
       pauseUsSum: this.pauseUsSum, lastPauseUs: p.stats.lastPauseUs, lastCheckpointBytes: p.stats.lastCheckpointBytes,
+      capturedPages: p.stats.capturedPages, deltaPages: p.stats.deltaPages, refusals: p.stats.refusals,
       heldBytes: g.output.heldBytes, bufferedBytes: g.output.bufferedBytes, commitLatencyMsSum: this.commitMsSum, commitLatencyCount: this.commitCount,
       memoryBytes: g.memoryBytes, bytesReceived: g.io.bytesReceived, bytesSent: g.io.bytesSent, connectionsAccepted: g.io.connectionsAccepted,
       imageSha256: g.imageSha256, extensions: g.extensions, serviceParked: p.stats.serviceParked, links,
@@ -161,7 +165,7 @@ export class ReplicaCollector {
     };
   }
 
-  private onCheckpoint(e: { epoch: number; bytes: number; pauseUs: number }): void {
+  private onCheckpoint(e: { epoch: number; bytes: number; pauseUs: number; pages: number; deltaPages: number }): void {
     // Unprotected, output leaves as it is produced: nothing waits for this epoch.
     if (this.passthrough) this.lastReleased = Math.max(this.lastReleased, e.epoch);
     else {
@@ -171,6 +175,8 @@ export class ReplicaCollector {
     this.pauseUsSum += e.pauseUs;
     this.metrics.checkpoints.inc();
     this.metrics.checkpointBytes.observe(e.bytes);
+    if (e.deltaPages > 0) this.metrics.checkpointPages.inc({ encoding: 'delta' }, e.deltaPages);
+    if (e.pages > e.deltaPages) this.metrics.checkpointPages.inc({ encoding: 'whole' }, e.pages - e.deltaPages);
     this.metrics.pauseSeconds.observe(e.pauseUs / 1e6);
   }
 

@@ -37,6 +37,8 @@ export class ReplicaMetrics {
   readonly registry = new Registry();
   readonly checkpoints: Counter;
   readonly checkpointBytes: Histogram;
+  readonly checkpointPages: Counter;
+  readonly refusals: Counter;
   readonly pauseSeconds: Histogram;
   readonly commitLatency: Histogram;
   readonly applied: Counter;
@@ -95,6 +97,8 @@ export class ReplicaMetrics {
     ioCounter('waterbear_guest_sent_bytes_total', 'Bytes of guest output sent to clients (after release) on this replica while primary', 'bytesSent');
     this.checkpoints = new Counter({ name: 'waterbear_checkpoints_total', help: 'Checkpoints captured by this replica while primary', registers });
     this.checkpointBytes = new Histogram({ name: 'waterbear_checkpoint_bytes', help: 'Encoded size of each checkpoint captured', buckets: CHECKPOINT_BYTES_BUCKETS, registers });
+    this.checkpointPages = new Counter({ name: 'waterbear_checkpoint_pages_total', help: 'Dirty pages in the checkpoints captured while primary, by encoding: "delta" (sub-page delta) or "whole"', labelNames: ['encoding'], registers });
+    this.refusals = new Counter({ name: 'waterbear_checkpoints_refused_total', help: 'Checkpoints a backup refused while this replica was primary (each costs a full image), by error code', labelNames: ['code'], registers });
     this.pauseSeconds = new Histogram({ name: 'waterbear_checkpoint_pause_seconds', help: 'Guest pause to capture each checkpoint', buckets: PAUSE_SECONDS_BUCKETS, registers });
     this.commitLatency = new Histogram({ name: 'waterbear_output_commit_latency_seconds', help: "Delay from an epoch's checkpoint to the release of its output (latency output commit adds to replies)",
       buckets: COMMIT_SECONDS_BUCKETS, registers });

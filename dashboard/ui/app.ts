@@ -147,6 +147,8 @@ function renderNumbers(c: ClusterState): void {
   const items: Array<[string, string]> = n === null ? [['primary', 'none answering']] : [
     ['primary', `${n.replica}`], ['service address', n.serviceParked ? 'freed (lease lost)' : 'listening'], ['epoch captured / released', `${n.capturedEpoch} / ${n.releasedEpoch}`],
     ['checkpoints', String(n.checkpoints)], ['last checkpoint', fmtBytes(n.lastCheckpointBytes)], ['last pause', fmtMs(n.lastPauseUs / 1000)],
+    ['pages sent as deltas', n.capturedPages === 0 ? '–' : `${Math.round((100 * n.deltaPages) / n.capturedPages)}%`],
+    ['checkpoints refused by backups', String(n.refusals)],
     ['replication lag', `${n.lagEpochs} epochs · ${fmtMs(n.lagSeconds * 1000)}`], ['held output', fmtBytes(n.heldBytes)],
     ['added reply latency (avg)', n.commitLatencyCount === 0 ? '–' : fmtMs(n.commitLatencyMsSum / n.commitLatencyCount)],
     ['guest memory', fmtBytes(n.memoryBytes)], ['connections accepted', String(n.connectionsAccepted)],

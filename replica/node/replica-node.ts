@@ -183,6 +183,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     driver.on('checkpoint', (e) => this.emit('checkpoint', e));
     driver.on('protection', (e) => this.emit('protection', e));
     driver.on('backup-failed', (e) => this.emit('backup-failed', e));
+    driver.on('refused', (e) => this.emit('refused', e));
     driver.on('released', (e) => this.emit('released', e));
     driver.on('service-parked', (e) => this.emit('service-parked', e));
     driver.on('service-unparked', (e) => this.emit('service-unparked', e));

@@ -445,7 +445,9 @@ export class PrimaryDriver extends EventEmitter {
     bytes ??= encode(s.cp, undefined);
     this.stats.checkpointBytes += bytes.length;
     this.stats.lastCheckpointBytes = bytes.length;
-    this.emit('checkpoint', { epoch: s.epoch, bytes: bytes.length, pauseUs: s.cp.stats.pauseUs, full: s.cp.full, pages: s.cp.pages.length });
+    let deltaPages = 0;
+    for (const p of s.cp.pages) if (p.delta !== undefined) deltaPages++;
+    this.emit('checkpoint', { epoch: s.epoch, bytes: bytes.length, pauseUs: s.cp.stats.pauseUs, full: s.cp.full, pages: s.cp.pages.length, deltaPages });
   }
 
   private apply(actions: PrimaryAction[]): void {
@@ -512,6 +514,7 @@ export class PrimaryDriver extends EventEmitter {
       },
       nack: (b, epoch, code, reason) => {
         this.stats.refusals++;
+        this.emit('refused', { backup: b, epoch, code });
         // A backup whose store keeps failing (full or broken disk) answers heartbeats but can
         // acknowledge nothing: all output would stay held until its disk recovers (a backup of
         // the view, or a joiner output is held for), and a joiner would be sent a full image

@@ -76,6 +76,9 @@ test.serial('metrics are exposed for Prometheus in base units with _total counte
   t.regex(text, new RegExp(`waterbear_view\\{[^}]*\\} ${p.view}`));
   t.regex(text, /waterbear_checkpoints_total\{[^}]*\} [1-9]/);
   t.regex(text, /waterbear_checkpoint_bytes_bucket\{le="65536"/);
+  t.regex(text, /waterbear_checkpoint_pages_total\{encoding="delta",[^}]*\} [1-9]/);
+  t.regex(text, /waterbear_checkpoint_pages_total\{encoding="whole",[^}]*\} [1-9]/);
+  t.regex(text, /# TYPE waterbear_checkpoints_refused_total counter/);
   t.regex(text, /waterbear_checkpoint_pause_seconds_count\{[^}]*\} [1-9]/);
   t.regex(text, /waterbear_output_commit_latency_seconds_count\{[^}]*\} [1-9]/);
   t.regex(text, /waterbear_replication_lag_epochs\{backup="[ab]"/);
