@@ -79,7 +79,12 @@ interface Crc32cAddon {
   crc32c(bytes: Uint8Array, previous: number): number;
   hardware(): boolean;
   verifyPages(memory: Uint8Array, indices: Uint32Array, expected: Uint32Array, count: number, pageBytes: number, threads: number): number;
+  /** Absent from addons built before sub-page deltas (page-delta.ts then compares in TypeScript). */
+  changedRuns?: NativeChangedRuns;
 }
+
+/** native/uffd/src/crc32c.c's changedRuns: see page-delta.ts's `changedRunsJs`, which it equals. */
+export type NativeChangedRuns = (base: Uint8Array, next: Uint8Array, out: Uint16Array, mergeGap: number, maxBytes: number) => number;
 
 /** Which implementation `crc32c` is, for logs, benchmarks and tests. */
 export interface Crc32cImplementation { native: boolean; hardware: boolean; addonPath: string | null; reason: string }
@@ -116,6 +121,9 @@ export const crc32cImplementation: Crc32cImplementation = loaded.impl;
 export const crc32c: CrcFunction = addon === null
   ? crc32cJs
   : (bytes, previous = 0) => (bytes.length < NATIVE_MIN_BYTES ? crc32cJs(bytes, previous) : addon.crc32c(bytes, previous >>> 0));
+
+/** The addon's page comparison for sub-page deltas, when it was loaded and has one. */
+export const nativeChangedRuns: NativeChangedRuns | null = typeof addon?.changedRuns === 'function' ? addon.changedRuns : null;
 
 /**
  * Check `count` pages of `memory` at once: page `indices[i]` (of `pageBytes` bytes) must have the

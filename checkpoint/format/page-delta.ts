@@ -8,6 +8,7 @@
  * wrong base cannot go unnoticed: the page's CRC-32C is of the whole result and is checked after.
  */
 import { CHECKPOINT_PAGE_BYTES } from '../checkpoint-data.js';
+import { nativeChangedRuns } from './crc32c.js';
 
 /** Bytes of a run's header (start and length). */
 export const DELTA_RUN_HEADER_BYTES = 4;
@@ -22,30 +23,28 @@ export const DELTA_MAX_BYTES = CHECKPOINT_PAGE_BYTES / 2;
 const PAGE_WORDS = CHECKPOINT_PAGE_BYTES / 4;
 /**
  * Blocks compared with one native memcmp (Buffer#compare with offsets, no views allocated)
- * before any word is looked at: a typical dirty page differs in a few blocks, and scanning all
- * 1024 words in JavaScript cost ~2.6 us a page here against ~1 us this way (measured).
+ * before any word is looked at: a typical dirty page differs in a few blocks.
  */
 const COMPARE_BLOCK_BYTES = 512;
 const compareRanges = Buffer.prototype.compare;
 /** Buffer#copy with offsets: no subarray view allocated per run. */
 const copyRange = Buffer.prototype.copy;
-/** Run boundaries found by `diffPage`, reused (one page's worth at most). */
-const runStarts = new Uint16Array(PAGE_WORDS);
-const runEnds = new Uint16Array(PAGE_WORDS);
+/** Run boundaries (start, end pairs) found for one page, reused. */
+const runPairs = new Uint16Array(2 * PAGE_WORDS);
 
-function words(page: Uint8Array): Int32Array | null {
-  return page.byteOffset % 4 === 0 ? new Int32Array(page.buffer, page.byteOffset, PAGE_WORDS) : null;
-}
+/** How `diffPage` compares: the native addon's changedRuns (~5x faster), unless absent or WATERBEAR_PAGE_DELTA=js. */
+export const pageDeltaImplementation: 'native' | 'js' = nativeChangedRuns !== null && process.env.WATERBEAR_PAGE_DELTA !== 'js' ? 'native' : 'js';
+const changedRuns = pageDeltaImplementation === 'native' ? nativeChangedRuns! : changedRunsJs;
 
 /**
- * The delta that turns `base` into `next` (both one page), or null when it would be larger than
- * `maxBytes` (the page should go whole). Identical pages give an empty delta.
+ * The runs [start, end) where `next` differs from `base` (one page each), as start/end pairs in
+ * `out`, runs closer than `mergeGap` bytes merged; their number, or -1 once the delta would
+ * exceed `maxBytes`. By 4-byte words where both pages are aligned (checkpoint pages are: views at
+ * page offsets), else by bytes. native/uffd/src/crc32c.c has the same in C (by words always).
  */
-export function diffPage(base: Uint8Array, next: Uint8Array, maxBytes = DELTA_MAX_BYTES): Uint8Array | null {
-  if (base.length !== CHECKPOINT_PAGE_BYTES || next.length !== CHECKPOINT_PAGE_BYTES) throw new RangeError('diffPage: pages must be 4096 bytes');
-  const a = words(base);
-  const b = words(next);
-  // Word-wise where both are aligned (checkpoint pages are: views at page offsets), else bytes.
+export function changedRunsJs(base: Uint8Array, next: Uint8Array, out: Uint16Array, mergeGap: number, maxBytes: number): number {
+  const a = base.byteOffset % 4 === 0 ? new Int32Array(base.buffer, base.byteOffset, PAGE_WORDS) : null;
+  const b = next.byteOffset % 4 === 0 ? new Int32Array(next.buffer, next.byteOffset, PAGE_WORDS) : null;
   const unit = a !== null && b !== null ? 4 : 1;
   let runs = 0;
   let size = 0;
@@ -55,12 +54,12 @@ export function diffPage(base: Uint8Array, next: Uint8Array, maxBytes = DELTA_MA
     if (compareRanges.call(next, base, block, block + COMPARE_BLOCK_BYTES, block, block + COMPARE_BLOCK_BYTES) === 0) continue;
     for (let at = block; at < block + COMPARE_BLOCK_BYTES; at += unit) {
       if (unit === 4 ? a![at >>> 2] === b![at >>> 2] : base[at] === next[at]) continue;
-      if (runEnd >= 0 && at - runEnd < DELTA_MERGE_GAP_BYTES) { runEnd = at + unit; continue; }
+      if (runEnd >= 0 && at - runEnd < mergeGap) { runEnd = at + unit; continue; }
       if (runEnd >= 0) {
         size += DELTA_RUN_HEADER_BYTES + runEnd - runStart;
-        if (size > maxBytes) return null;
-        runStarts[runs] = runStart;
-        runEnds[runs++] = runEnd;
+        if (size > maxBytes) return -1;
+        out[2 * runs] = runStart;
+        out[2 * runs++ + 1] = runEnd;
       }
       runStart = at;
       runEnd = at + unit;
@@ -68,15 +67,28 @@ export function diffPage(base: Uint8Array, next: Uint8Array, maxBytes = DELTA_MA
   }
   if (runEnd >= 0) {
     size += DELTA_RUN_HEADER_BYTES + runEnd - runStart;
-    if (size > maxBytes) return null;
-    runStarts[runs] = runStart;
-    runEnds[runs++] = runEnd;
+    if (size > maxBytes) return -1;
+    out[2 * runs] = runStart;
+    out[2 * runs++ + 1] = runEnd;
   }
+  return runs;
+}
+
+/**
+ * The delta that turns `base` into `next` (both one page), or null when it would be larger than
+ * `maxBytes` (the page should go whole). Identical pages give an empty delta.
+ */
+export function diffPage(base: Uint8Array, next: Uint8Array, maxBytes = DELTA_MAX_BYTES): Uint8Array | null {
+  if (base.length !== CHECKPOINT_PAGE_BYTES || next.length !== CHECKPOINT_PAGE_BYTES) throw new RangeError('diffPage: pages must be 4096 bytes');
+  const runs = changedRuns(base, next, runPairs, DELTA_MERGE_GAP_BYTES, maxBytes);
+  if (runs < 0) return null;
+  let size = 0;
+  for (let r = 0; r < runs; r++) size += DELTA_RUN_HEADER_BYTES + runPairs[2 * r + 1] - runPairs[2 * r];
   const out = Buffer.allocUnsafe(size);
   let at = 0;
   for (let r = 0; r < runs; r++) {
-    const start = runStarts[r];
-    const length = runEnds[r] - start;
+    const start = runPairs[2 * r];
+    const length = runPairs[2 * r + 1] - start;
     out[at] = start & 0xff;
     out[at + 1] = start >>> 8;
     out[at + 2] = length & 0xff;

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const warn = (msg) => console.warn(`waterbear: optional native addons not built (${msg}); dirty-page tracking will use store instrumentation, checksums TypeScript, restores one thread`);
+const warn = (msg) => console.warn(`waterbear: optional native addons not built (${msg}); dirty-page tracking will use store instrumentation, checksums and page comparisons TypeScript, restores one thread`);
 
 function main() {
   if (process.env.WATERBEAR_SKIP_NATIVE === '1') { warn('WATERBEAR_SKIP_NATIVE=1'); return; }

@@ -11,6 +11,9 @@
  * software(bytes, previous) -> number: the C table version even where the CPU has an instruction
  * (so tests check it on every machine); verifyPages(memory, indices, expected, count, pageBytes,
  * threads) -> number: checks many pages of a restored memory at once, split over threads.
+ * changedRuns(base, next, out, mergeGap, maxBytes) -> number: the byte runs where two pages
+ * differ, for sub-page deltas (checkpoint/format/page-delta.ts, which has the same algorithm in
+ * TypeScript): here because it is the other per-page pass over checkpoint bytes, ~5x faster in C.
  */
 #include <node_api.h>
 #include <stddef.h>
@@ -216,6 +219,61 @@ static napi_value verify_pages(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/*
+ * Runs [start, end) where `next` differs from `base` (same length, a multiple of 64), found by
+ * 4-byte words after a memcmp per 64 bytes; runs closer than `merge_gap` bytes are merged. Writes
+ * start/end pairs to `out`; returns the number of runs, or -1 once the delta (4 header bytes per
+ * run plus its bytes) would exceed `max_bytes`.
+ */
+/* Appends run [start, end) to `out`; -1 when the delta would exceed `max_bytes` or `out` is full. */
+static int emit_run(uint16_t *out, size_t out_len, int64_t *runs, int64_t *size, int64_t start, int64_t end, uint32_t max_bytes) {
+  *size += 4 + end - start;
+  if (*size > (int64_t)max_bytes || (size_t)(2 * *runs + 2) > out_len) return -1;
+  out[2 * *runs] = (uint16_t)start;
+  out[2 * *runs + 1] = (uint16_t)end;
+  (*runs)++;
+  return 0;
+}
+
+static int64_t changed_runs_c(const uint8_t *a, const uint8_t *b, size_t n, uint16_t *out, size_t out_len, uint32_t merge_gap, uint32_t max_bytes) {
+  int64_t runs = 0;
+  int64_t size = 0;
+  int64_t run_start = 0, run_end = -1;
+  for (size_t block = 0; block < n; block += 64) {
+    if (memcmp(a + block, b + block, 64) == 0) continue;
+    for (size_t at = block; at < block + 64; at += 4) {
+      uint32_t x, y;
+      memcpy(&x, a + at, 4);
+      memcpy(&y, b + at, 4);
+      if (x == y) continue;
+      if (run_end >= 0 && (int64_t)at - run_end < (int64_t)merge_gap) { run_end = (int64_t)at + 4; continue; }
+      if (run_end >= 0 && emit_run(out, out_len, &runs, &size, run_start, run_end, max_bytes) < 0) return -1;
+      run_start = (int64_t)at;
+      run_end = (int64_t)at + 4;
+    }
+  }
+  if (run_end >= 0 && emit_run(out, out_len, &runs, &size, run_start, run_end, max_bytes) < 0) return -1;
+  return runs;
+}
+
+static napi_value changed_runs(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  void *base, *next, *out;
+  size_t base_len, next_len, out_len;
+  uint32_t merge_gap = 0, max_bytes = 0;
+  if (argc < 5 || !typed_arg(env, argv[0], napi_uint8_array, &base, &base_len) || !typed_arg(env, argv[1], napi_uint8_array, &next, &next_len) ||
+      !typed_arg(env, argv[2], napi_uint16_array, &out, &out_len) || napi_get_value_uint32(env, argv[3], &merge_gap) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &max_bytes) != napi_ok || base_len != next_len || base_len % 64 != 0 || base_len > 65536) {
+    napi_throw_type_error(env, NULL, "changedRuns: expected (Uint8Array, Uint8Array of the same length, a multiple of 64, Uint16Array, mergeGap, maxBytes)");
+    return NULL;
+  }
+  napi_value result;
+  napi_create_int64(env, changed_runs_c(base, next, base_len, out, out_len, merge_gap, max_bytes), &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   init_tables();
   use_hardware = detect_hardware();
@@ -228,5 +286,7 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "software", fn);
   napi_create_function(env, "verifyPages", NAPI_AUTO_LENGTH, verify_pages, NULL, &fn);
   napi_set_named_property(env, exports, "verifyPages", fn);
+  napi_create_function(env, "changedRuns", NAPI_AUTO_LENGTH, changed_runs, NULL, &fn);
+  napi_set_named_property(env, exports, "changedRuns", fn);
   return exports;
 }

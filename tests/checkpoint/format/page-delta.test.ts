@@ -1,6 +1,9 @@
 import test from 'ava';
 import { CHECKPOINT_PAGE_BYTES } from '../../../checkpoint/checkpoint-data.js';
-import { DELTA_MAX_BYTES, DELTA_RUN_HEADER_BYTES, applyPageDelta, diffPage } from '../../../checkpoint/format/page-delta.js';
+import { crc32cImplementation, nativeChangedRuns } from '../../../checkpoint/format/crc32c.js';
+import {
+  DELTA_MAX_BYTES, DELTA_MERGE_GAP_BYTES, DELTA_RUN_HEADER_BYTES, applyPageDelta, changedRunsJs, diffPage, pageDeltaImplementation,
+} from '../../../checkpoint/format/page-delta.js';
 import { seededRandom, testSeed } from '../helpers/checkpointing.js';
 
 function randomPage(random: () => number): Uint8Array {
@@ -68,4 +71,33 @@ test('a malformed delta is refused, naming what is wrong', (t) => {
   t.throws(() => applyPageDelta(base, Buffer.concat([run(100, 8), run(104, 8)])), { instanceOf: RangeError, message: /out of order/ });
   t.throws(() => applyPageDelta(base.subarray(1), run(0, 4)), { instanceOf: RangeError, message: /base page/ });
   t.is(applyPageDelta(base, Buffer.concat([run(100, 8), run(108, 8)])).length, CHECKPOINT_PAGE_BYTES, 'touching runs are fine');
+});
+
+/** The native addon is built by `npm install`; in CI (WB_REQUIRE_TOOLS=1) it must be. */
+const native = crc32cImplementation.native || process.env.WB_REQUIRE_TOOLS === '1';
+
+(native ? test : test.skip)('the native page comparison finds exactly the runs the TypeScript one does, and diffPage uses it (seeded)', (t) => {
+  t.not(nativeChangedRuns, null, `the addon (${crc32cImplementation.reason}) has no changedRuns: rebuild it (npm run build:native)`);
+  t.is(pageDeltaImplementation, process.env.WATERBEAR_PAGE_DELTA === 'js' ? 'js' : 'native');
+  const seed = testSeed('native changedRuns');
+  const random = seededRandom(seed);
+  const [js, c] = [new Uint16Array(2048), new Uint16Array(2048)];
+  for (let round = 0; round < 400; round++) {
+    const base = randomPage(random);
+    const next = base.slice();
+    for (let e = Math.floor(random() * 30); e > 0; e--) {
+      const at = Math.floor(random() * CHECKPOINT_PAGE_BYTES);
+      next[at] ^= 1 + Math.floor(random() * 255);
+    }
+    const max = random() < 0.3 ? 64 : DELTA_MAX_BYTES;
+    const nJs = changedRunsJs(base, next, js, DELTA_MERGE_GAP_BYTES, max);
+    const nC = nativeChangedRuns!(base, next, c, DELTA_MERGE_GAP_BYTES, max);
+    t.is(nC, nJs, `seed ${seed} round ${round}: run counts`);
+    if (nJs > 0) t.deepEqual([...c.subarray(0, 2 * nC)], [...js.subarray(0, 2 * nJs)], `seed ${seed} round ${round}: runs`);
+    // Unaligned pages: the C side still compares words (via memcpy); its delta must still rebuild the page.
+    const shifted = new Uint8Array(CHECKPOINT_PAGE_BYTES + 1);
+    shifted.set(next, 1);
+    const delta = diffPage(base, shifted.subarray(1));
+    if (delta !== null) t.is(Buffer.compare(applyPageDelta(base, delta), next), 0, `seed ${seed} round ${round}: unaligned`);
+  }
 });
