@@ -1,6 +1,7 @@
 /**
  * bench:replication — what replication costs and how fast it recovers, same run, same load:
- *   1. throughput and latency of the KV guest unreplicated, replicated (ackAfter memory, disk)
+ *   1. throughput and latency of the KV guest unreplicated, replicated (ackAfter memory with and
+ *      without sub-page deltas, ackAfter disk)
  *      and Debian's redis-server with one replica and WAIT 1 after every write;
  *   2. the epoch policy trade-off (checkpointMinInterval at checkpointMaxInterval 25 ms);
  *   3. failover time after kill -9 of the primary, split into phases from the promoted
@@ -289,6 +290,12 @@ async function measureTarget(t: Target, withRedisBenchmark: boolean): Promise<Ro
   return rows;
 }
 
+const MEMORY = 'replicated ackAfter memory';
+/** The same with replication.pageDeltas off: what sub-page deltas buy, measured in the same run. */
+const MEMORY_WHOLE_PAGES = 'replicated memory, no deltas';
+const DISK = 'replicated ackAfter disk';
+const REPLICATED = [MEMORY, MEMORY_WHOLE_PAGES, DISK];
+
 async function sectionThroughput(): Promise<void> {
   const haveRb = hasCommand('redis-benchmark');
   const haveRedis = hasCommand('redis-server');
@@ -299,8 +306,9 @@ async function sectionThroughput(): Promise<void> {
   if (!haveRedis) say('# redis-server is not installed: the peer row is missing (apt-get install redis-server)');
   const starters: Array<() => Promise<Target>> = [
     startUnreplicated,
-    () => startReplicated('replicated ackAfter memory', { ackAfter: 'memory' }),
-    () => startReplicated('replicated ackAfter disk', { ackAfter: 'disk' }),
+    () => startReplicated(MEMORY, { ackAfter: 'memory' }),
+    () => startReplicated(MEMORY_WHOLE_PAGES, { ackAfter: 'memory', pageDeltas: 'false' }),
+    () => startReplicated(DISK, { ackAfter: 'disk' }),
   ];
   if (haveRedis) starters.push(startRedisPair);
   const rows: Row[] = [];
@@ -326,7 +334,7 @@ async function sectionThroughput(): Promise<void> {
   for (const i of incidentLog) say(`  ${i}`);
   say('');
   for (const tool of ['own', 'redis-benchmark']) {
-    for (const target of ['replicated ackAfter memory', 'replicated ackAfter disk', 'redis-server + 1 replica']) {
+    for (const target of [...REPLICATED, 'redis-server + 1 replica']) {
       const rs = rows.filter((r) => r.target === target && r.tool === tool && CLIENT_COUNTS.includes(r.clients) && r.note !== NO_WAIT_NOTE);
       if (rs.length === 0) continue;
       const ratios = rs.map((r) => r.rps / base(r)!.rps);
@@ -340,9 +348,14 @@ async function sectionThroughput(): Promise<void> {
   }
   const lat = (target: string, test: string): Row | undefined => rows.find((r) => r.target === target && r.tool === 'own' && r.clients === LATENCY_CLIENTS && r.test === test);
   const u1 = lat('LVM unreplicated', 'SET');
-  for (const target of ['replicated ackAfter memory', 'replicated ackAfter disk']) {
+  for (const target of REPLICATED) {
     const r1 = lat(target, 'SET');
     if (u1 !== undefined && r1 !== undefined) say(`one client, no queueing: ${target} adds ${(r1.p50Ms - u1.p50Ms).toFixed(3)} ms to a SET's p50 (${u1.p50Ms.toFixed(3)} -> ${r1.p50Ms.toFixed(3)} ms)`);
+  }
+  // Sub-page deltas against whole pages, same run, same mode.
+  for (const r of rows.filter((x) => x.target === MEMORY && x.test === 'SET')) {
+    const w = rows.find((x) => x.target === MEMORY_WHOLE_PAGES && x.tool === r.tool && x.test === r.test && x.clients === r.clients);
+    if (w !== undefined) say(`sub-page deltas (ackAfter memory, ${r.tool}, SET, ${r.clients} clients): ${r.rps.toFixed(0)} req/s against ${w.rps.toFixed(0)} with whole pages (${(r.rps / w.rps).toFixed(2)}x), p50 ${r.p50Ms.toFixed(3)} against ${w.p50Ms.toFixed(3)} ms`);
   }
   say('');
 }
