@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { ENCODE_SLICE_PAGES, encodeCheckpoint, encodeCheckpointSliced } from '../../checkpoint/format/checkpoint-codec.js';
 import { CHECKPOINT_PAGE_BYTES, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
 import { copyPages, type Checkpointer } from '../../checkpoint/checkpointer.js';
-import { DeltaBases } from '../../checkpoint/format/delta-bases.js';
+import { DELTA_WINDOW_EPOCHS, DeltaBases } from '../../checkpoint/format/delta-bases.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { NodePlatform, PlatformIoStats } from '../../libos-host/platform/node-platform.js';
 import type { Lvm, LvmExit } from '../../libos-host/runtime/lvm.js';
@@ -49,7 +49,8 @@ export interface PrimaryDriverOptions {
 }
 
 /** A captured checkpoint and who gets what of it (a pre-copied backup gets its own final). */
-interface Shipment { epoch: number; cp: CheckpointData; sends: Array<{ link: BackupLink; cp: CheckpointData; precopy?: Precopy }> }
+/** A captured checkpoint on its way out: `deltaPages` of its pages carry a sub-page delta. */
+interface Shipment { epoch: number; cp: CheckpointData; deltaPages: number; sends: Array<{ link: BackupLink; cp: CheckpointData; precopy?: Precopy }> }
 
 /** Nack codes of a backup whose checkpoint store cannot write (full disk, I/O errors). */
 const STORE_FAILURE_CODES = new Set(['WB_STORE_FULL', 'WB_STORE_IO']);
@@ -370,7 +371,8 @@ export class PrimaryDriver extends EventEmitter {
     this.stats.lastPauseUs = cp.stats.pauseUs;
     this.stats.capturedEpoch = epoch;
     this.stats.capturedPages += cp.pages.length;
-    if (this.deltaBases !== null) this.stats.deltaPages += this.deltaBases.annotate(cp);
+    const deltaPages = this.deltaBases?.annotate(cp) ?? 0;
+    this.stats.deltaPages += deltaPages;
     const sends: Shipment['sends'] = [];
     let captured: number[] | null = null;
     for (const link of this.links.values()) {
@@ -387,7 +389,7 @@ export class PrimaryDriver extends EventEmitter {
         link.fullCaptured();
       }
     }
-    this.ship({ epoch, cp, sends });
+    this.ship({ epoch, cp, deltaPages, sends });
     this.apply(this.protocol.onCaptured(epoch));
   }
 
@@ -426,7 +428,8 @@ export class PrimaryDriver extends EventEmitter {
       const ready = encoded.get(cp);
       if (ready !== undefined) return ready;
       if (cp !== s.cp) return encodeCheckpoint(cp);
-      const key = deltasAfter ?? -1;
+      // A floor older than the window excludes no base: such links share one encoding.
+      const key = deltasAfter === undefined ? -1 : Math.max(deltasAfter, cp.epoch - DELTA_WINDOW_EPOCHS - 1);
       let bytes = byFloor.get(key);
       if (bytes === undefined) byFloor.set(key, bytes = encodeCheckpoint(cp, { deltasAfter }));
       return bytes;
@@ -445,9 +448,7 @@ export class PrimaryDriver extends EventEmitter {
     bytes ??= encode(s.cp, undefined);
     this.stats.checkpointBytes += bytes.length;
     this.stats.lastCheckpointBytes = bytes.length;
-    let deltaPages = 0;
-    for (const p of s.cp.pages) if (p.delta !== undefined) deltaPages++;
-    this.emit('checkpoint', { epoch: s.epoch, bytes: bytes.length, pauseUs: s.cp.stats.pauseUs, full: s.cp.full, pages: s.cp.pages.length, deltaPages });
+    this.emit('checkpoint', { epoch: s.epoch, bytes: bytes.length, pauseUs: s.cp.stats.pauseUs, full: s.cp.full, pages: s.cp.pages.length, deltaPages: s.deltaPages });
   }
 
   private apply(actions: PrimaryAction[]): void {

@@ -219,12 +219,6 @@ static napi_value verify_pages(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/*
- * Runs [start, end) where `next` differs from `base` (same length, a multiple of 64), found by
- * 4-byte words after a memcmp per 64 bytes; runs closer than `merge_gap` bytes are merged. Writes
- * start/end pairs to `out`; returns the number of runs, or -1 once the delta (4 header bytes per
- * run plus its bytes) would exceed `max_bytes`.
- */
 /* Appends run [start, end) to `out`; -1 when the delta would exceed `max_bytes` or `out` is full. */
 static int emit_run(uint16_t *out, size_t out_len, int64_t *runs, int64_t *size, int64_t start, int64_t end, uint32_t max_bytes) {
   *size += 4 + end - start;
@@ -235,6 +229,12 @@ static int emit_run(uint16_t *out, size_t out_len, int64_t *runs, int64_t *size,
   return 0;
 }
 
+/*
+ * Runs [start, end) where `next` differs from `base` (same length, a multiple of 64), found by
+ * 4-byte words after a memcmp per 64 bytes; runs closer than `merge_gap` bytes are merged. Writes
+ * start/end pairs to `out`; returns the number of runs, or -1 once the delta (4 header bytes per
+ * run plus its bytes) would exceed `max_bytes`.
+ */
 static int64_t changed_runs_c(const uint8_t *a, const uint8_t *b, size_t n, uint16_t *out, size_t out_len, uint32_t merge_gap, uint32_t max_bytes) {
   int64_t runs = 0;
   int64_t size = 0;
