@@ -73,6 +73,19 @@ export interface ClusterConfig {
   allowPlaintext: boolean;
 }
 
+/** Every field of each mapping in a cluster file (deploy/README.md lists them all; a test checks it). */
+export const CLUSTER_FILE_FIELDS = {
+  root: ['cluster', 'guest', 'listen', 'replicas', 'witnesses', 'coordinator', 'replication', 'tls', 'allowPlaintext'],
+  guest: ['module', 'args', 'env', 'memoryLimit', 'dirs'],
+  member: ['id', 'address', 'dataDir', 'dashboard'],
+  coordinator: ['backend', 'endpoints', 'prefix'],
+  replication: ['ackAfter', 'checkpointMaxInterval', 'checkpointMinInterval', 'heartbeatInterval', 'heartbeatTimeout', 'maxInflightEpochs',
+    'checkpointPipelineDepth', 'maxLagBytes', 'precopyMinBytes', 'tracker', 'pageDeltas'],
+  tls: ['ca', 'cert', 'key'],
+} as const;
+/** The embedded Raft takes no settings besides its name; etcd's endpoints and prefix only fit etcd. */
+const RAFT_FIELDS = ['backend'] as const;
+
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 type Obj = Record<string, unknown>;
 
@@ -101,13 +114,27 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   };
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) bad('the file', 'must be a mapping with guest, listen and replicas');
   const root = doc as Obj;
-  const known = new Set(['cluster', 'guest', 'listen', 'replicas', 'witnesses', 'coordinator', 'replication', 'tls', 'allowPlaintext']);
-  for (const k of Object.keys(root)) if (!known.has(k)) bad(k, `is not a cluster-file field (fields: ${[...known].join(', ')})`);
+  // A misspelt field would otherwise silently keep its default: every mapping names its fields.
+  const only = (o: Obj, field: string | null, fields: readonly string[]): Obj => {
+    for (const k of Object.keys(o)) {
+      if (!fields.includes(k)) bad(field === null ? k : `${field}.${k}`, `is not ${field === null ? 'a cluster-file' : `a ${field}`} field (fields: ${fields.join(', ')})`);
+    }
+    return o;
+  };
+  only(root, null, CLUSTER_FILE_FIELDS.root);
   const baseDir = where.includes('/') ? dirname(resolve(where)) : process.cwd();
   const path = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
   const str = (v: unknown, field: string): string => (typeof v === 'string' && v !== '' ? v : bad(field, `must be a non-empty string: got ${JSON.stringify(v)}`));
   const obj = (v: unknown, field: string): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : bad(field, 'must be a mapping'));
   const list = (v: unknown, field: string): unknown[] => (Array.isArray(v) ? v : bad(field, 'must be a list'));
+  /** A string, number or boolean written as text (guest arguments and environment values). */
+  const scalar = (v: unknown, field: string): string => (['string', 'number', 'boolean'].includes(typeof v) ? String(v) : bad(field, `must be a string, number or boolean: got ${JSON.stringify(v)}`));
+  const bool = (v: unknown, field: string, def: boolean): boolean => (v === undefined ? def : typeof v === 'boolean' ? v : bad(field, `must be true or false: got ${JSON.stringify(v)}`));
+  const count = (v: unknown, field: string, def: number, min: number, max: number): number => {
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isInteger(v)) bad(field, `must be a whole number: got ${JSON.stringify(v)}`);
+    return checkRange(v as number, min, max, `${where}: ${field}`);
+  };
   const addr = (v: unknown, field: string): string => {
     const s = str(v, field);
     try { parseListenUri(s); } catch (err) { bad(field, (err as Error).message); }
@@ -119,11 +146,11 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     return checkRange(ms, min, max, `${where}: ${field}`, (x) => `${x} ms`);
   };
 
-  const guestObj = obj(root.guest, 'guest');
-  const env = guestObj.env === undefined ? [] : Object.entries(obj(guestObj.env, 'guest.env')).map(([k, v]) => `${k}=${String(v)}`);
+  const guestObj = only(obj(root.guest, 'guest'), 'guest', CLUSTER_FILE_FIELDS.guest);
+  const env = guestObj.env === undefined ? [] : Object.entries(obj(guestObj.env, 'guest.env')).map(([k, v]) => `${k}=${scalar(v, `guest.env.${k}`)}`);
   const guest = {
     module: path(str(guestObj.module, 'guest.module')),
-    args: guestObj.args === undefined ? [] : list(guestObj.args, 'guest.args').map((a, i) => str(String(a), `guest.args[${i}]`)),
+    args: guestObj.args === undefined ? [] : list(guestObj.args, 'guest.args').map((a, i) => scalar(a, `guest.args[${i}]`)),
     env,
     memoryLimitBytes: guestObj.memoryLimit === undefined ? DEFAULT_MEMORY_LIMIT_BYTES : parseSize(String(guestObj.memoryLimit), `${where}: guest.memoryLimit`),
     dirs: guestObj.dirs === undefined ? [] : Object.entries(obj(guestObj.dirs, 'guest.dirs')).map(([g, h]) => ({ guestPath: g, hostPath: h === null ? null : path(str(h, `guest.dirs.${g}`)) })),
@@ -133,7 +160,7 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   const ids = new Set<string>();
   const addresses = new Set<string>();
   const member = (v: unknown, field: string): ReplicaConfig => {
-    const o = obj(v, field);
+    const o = only(obj(v, field), field, CLUSTER_FILE_FIELDS.member);
     const id = str(o.id, `${field}.id`);
     if (!ID.test(id)) bad(`${field}.id`, `must be letters, digits, '.', '_' or '-': got ${JSON.stringify(id)}`);
     if (ids.has(id)) bad(`${field}.id`, `"${id}" is used twice`);
@@ -154,21 +181,19 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   const coordObj = root.coordinator === undefined ? { backend: 'raft' } : obj(root.coordinator, 'coordinator');
   let coordinator: ClusterConfig["coordinator"] = { backend: "raft" };
   if (coordObj.backend === undefined || coordObj.backend === 'raft') {
+    only(coordObj, 'coordinator', RAFT_FIELDS);
     coordinator = { backend: 'raft' };
     const voters = replicas.length + witnesses.length;
     if (voters === 2) bad('coordinator', 'with the embedded Raft needs an odd number of voters: add a witness (two replicas plus one witness tolerate one failure)');
   } else if (coordObj.backend === 'etcd') {
+    only(coordObj, 'coordinator', CLUSTER_FILE_FIELDS.coordinator);
     const endpoints = list(coordObj.endpoints ?? bad('coordinator.endpoints', 'is required for the etcd backend'), 'coordinator.endpoints').map((e, i) => str(e, `coordinator.endpoints[${i}]`));
     coordinator = { backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix') };
   } else {
     bad('coordinator.backend', `must be "raft" or "etcd": got ${JSON.stringify(coordObj.backend)}`);
   }
 
-  const rep = root.replication === undefined ? {} : obj(root.replication, 'replication');
-  // A misspelt field would otherwise silently keep its default.
-  const repFields = new Set(['ackAfter', 'checkpointMaxInterval', 'checkpointMinInterval', 'heartbeatInterval', 'heartbeatTimeout', 'maxInflightEpochs',
-    'checkpointPipelineDepth', 'maxLagBytes', 'precopyMinBytes', 'tracker', 'pageDeltas']);
-  for (const k of Object.keys(rep)) if (!repFields.has(k)) bad(`replication.${k}`, `is not a replication field (fields: ${[...repFields].join(', ')})`);
+  const rep = only(root.replication === undefined ? {} : obj(root.replication, 'replication'), 'replication', CLUSTER_FILE_FIELDS.replication);
   const ackAfter = rep.ackAfter === undefined ? 'disk' : rep.ackAfter;
   if (ackAfter !== 'disk' && ackAfter !== 'memory') bad('replication.ackAfter', `must be "disk" or "memory": got ${JSON.stringify(ackAfter)}`);
   const replication = {
@@ -177,14 +202,13 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     checkpointMinIntervalMs: dur(rep.checkpointMinInterval, 'replication.checkpointMinInterval', DEFAULT_CHECKPOINT_MIN_INTERVAL_MS, 0, 10_000),
     heartbeatIntervalMs: dur(rep.heartbeatInterval, 'replication.heartbeatInterval', DEFAULT_HEARTBEAT_INTERVAL_MS, 5, 10_000),
     heartbeatTimeoutMs: dur(rep.heartbeatTimeout, 'replication.heartbeatTimeout', DEFAULT_HEARTBEAT_TIMEOUT_MS, 20, 60_000),
-    maxInflightEpochs: rep.maxInflightEpochs === undefined ? DEFAULT_MAX_INFLIGHT_EPOCHS : checkRange(Number(rep.maxInflightEpochs), 1, 1024, `${where}: replication.maxInflightEpochs`),
-    checkpointPipelineDepth: rep.checkpointPipelineDepth === undefined ? DEFAULT_CHECKPOINT_PIPELINE_DEPTH : checkRange(Number(rep.checkpointPipelineDepth), 1, 1024, `${where}: replication.checkpointPipelineDepth`),
+    maxInflightEpochs: count(rep.maxInflightEpochs, 'replication.maxInflightEpochs', DEFAULT_MAX_INFLIGHT_EPOCHS, 1, 1024),
+    checkpointPipelineDepth: count(rep.checkpointPipelineDepth, 'replication.checkpointPipelineDepth', DEFAULT_CHECKPOINT_PIPELINE_DEPTH, 1, 1024),
     maxLagBytes: rep.maxLagBytes === undefined ? DEFAULT_MAX_LAG_BYTES : parseSize(String(rep.maxLagBytes), `${where}: replication.maxLagBytes`),
     precopyMinBytes: rep.precopyMinBytes === undefined ? DEFAULT_PRECOPY_MIN_BYTES : parseSize(String(rep.precopyMinBytes), `${where}: replication.precopyMinBytes`),
     tracker: (rep.tracker === undefined ? 'instrument' : rep.tracker) as 'instrument' | 'uffd',
-    pageDeltas: rep.pageDeltas === undefined ? true : rep.pageDeltas as boolean,
+    pageDeltas: bool(rep.pageDeltas, 'replication.pageDeltas', true),
   };
-  if (typeof replication.pageDeltas !== 'boolean') bad('replication.pageDeltas', `must be true or false: got ${JSON.stringify(rep.pageDeltas)}`);
   if (replication.tracker !== 'instrument' && replication.tracker !== 'uffd') {
     bad('replication.tracker', `must be "instrument" (portable) or "uffd" (Linux >= 6.7 on every machine): got ${JSON.stringify(rep.tracker)}`);
   }
@@ -194,10 +218,10 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
 
   let tls: TlsConfig | null = null;
   if (root.tls !== undefined && root.tls !== null) {
-    const t = obj(root.tls, 'tls');
+    const t = only(obj(root.tls, 'tls'), 'tls', CLUSTER_FILE_FIELDS.tls);
     tls = { ca: path(str(t.ca, 'tls.ca')), cert: path(str(t.cert, 'tls.cert')), key: path(str(t.key, 'tls.key')) };
   }
-  const allowPlaintext = root.allowPlaintext === true;
+  const allowPlaintext = bool(root.allowPlaintext, 'allowPlaintext', false);
   if (tls === null && !allowPlaintext) {
     for (const m of [...replicas, ...witnesses]) {
       const { host } = parseListenUri(m.address);

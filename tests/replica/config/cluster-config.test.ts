@@ -28,6 +28,11 @@ test('defaults fill what the file leaves out', (t) => {
   t.is(c.guest.memoryLimitBytes, 256 * 1024 * 1024);
   t.is(c.replication.pageDeltas, true);
   t.is(parseClusterConfig(BASE + 'replication: { pageDeltas: false }\n', '/tmp/x.yaml').replication.pageDeltas, false);
+  t.is(c.allowPlaintext, false);
+  t.is(c.replication.checkpointPipelineDepth, 2);
+  const g = parseClusterConfig(BASE.replace('module: kv.wasm', 'module: kv.wasm, args: [serve, 8, true], env: { N: 3 }'), '/tmp/x.yaml').guest;
+  t.deepEqual(g.args, ['serve', '8', 'true']);
+  t.deepEqual(g.env, ['N=3']);
 });
 
 const BAD: Array<[string, string, RegExp]> = [
@@ -44,6 +49,16 @@ const BAD: Array<[string, string, RegExp]> = [
   ['bad ackAfter', BASE + 'replication: { ackAfter: never }\n', /ackAfter must be "disk" or "memory"/],
   ['bad pageDeltas', BASE + 'replication: { pageDeltas: sometimes }\n', /replication\.pageDeltas must be true or false: got "sometimes"/],
   ['misspelt replication field', BASE + 'replication: { pageDelta: false }\n', /replication\.pageDelta is not a replication field/],
+  ['misspelt guest field', BASE.replace('module: kv.wasm', 'module: kv.wasm, memoryLimt: 1GiB'), /guest\.memoryLimt is not a guest field \(fields: module, args, env, memoryLimit, dirs\)/],
+  ['misspelt member field', BASE.replace('id: b,', 'id: b, datadir: /tmp/b,'), /replicas\[1\]\.datadir is not a replicas\[1\] field/],
+  ['misspelt witness field', BASE.replace('id: w,', 'id: w, dashbord: 127.0.0.1:8080,'), /witnesses\[0\]\.dashbord is not a witnesses\[0\] field/],
+  ['etcd field on the embedded Raft', BASE + 'coordinator: { endpoints: [127.0.0.1:2379] }\n', /coordinator\.endpoints is not a coordinator field \(fields: backend\)/],
+  ['misspelt etcd field', BASE + 'coordinator: { backend: etcd, endpoints: [127.0.0.1:2379], prefx: /x/ }\n', /coordinator\.prefx is not a coordinator field/],
+  ['misspelt tls field', BASE + 'tls: { ca: ca.pem, cert: c.pem, key: k.pem, verify: false }\n', /tls\.verify is not a tls field \(fields: ca, cert, key\)/],
+  ['allowPlaintext not a boolean', BASE + 'allowPlaintext: yes-please\n', /allowPlaintext must be true or false: got "yes-please"/],
+  ['fractional depth', BASE + 'replication: { checkpointPipelineDepth: 1.5 }\n', /checkpointPipelineDepth must be a whole number: got 1\.5/],
+  ['depth as text', BASE + 'replication: { maxInflightEpochs: many }\n', /maxInflightEpochs must be a whole number: got "many"/],
+  ['guest argument not a scalar', BASE.replace('module: kv.wasm', 'module: kv.wasm, args: [{ a: 1 }]'), /guest\.args\[0\] must be a string, number or boolean/],
   ['plaintext off loopback', BASE.replace('127.0.0.1:7101', '10.0.0.5:7101'), /not loopback: configure tls/],
   ['bad backend', BASE + 'coordinator: { backend: zookeeper }\n', /must be "raft" or "etcd"/],
 ];
