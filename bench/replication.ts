@@ -6,26 +6,30 @@
  *   2. the epoch policy trade-off (checkpointMinInterval at checkpointMaxInterval 25 ms);
  *   3. failover time after kill -9 of the primary, split into phases from the promoted
  *      replica's log timestamps (one machine: the wall clocks agree);
- *   4. re-protection time of a 256 MiB guest (memstress) while it serves a light load.
+ *   4. re-protection time of a 256 MiB guest (memstress) while it serves a light load;
+ *   5. section 1's replicated rows again with the replicas talking over a 1 Gbit/s link model
+ *      (a network namespace made for the run, tc; needs root), clients still on loopback.
  *
  *   npm run build && npm run bench:replication [-- --out bench/results/replication.txt]
- *     [--sections 1,2,3,4] [--seconds 2.5] [--failovers 5] [--reprotections 3] [--policy-ack-after disk,memory]
+ *     [--sections 1,2,3,4,5] [--seconds 2.5] [--failovers 5] [--reprotections 3] [--policy-ack-after disk,memory]
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encodeCommand, RespError, RespParser, type RespValue } from '../chaos/clients/resp.js';
 import { RespClient } from '../chaos/clients/resp-client.js';
 import { packageRoot } from '../cli/paths.js';
 import {
   DEFAULT_CHECKPOINT_MAX_INTERVAL_MS, DEFAULT_CHECKPOINT_MIN_INTERVAL_MS, DEFAULT_CHECKPOINT_PIPELINE_DEPTH, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  type AckAfter,
 } from '../replica/config/cluster-config.js';
 import { DEFAULT_LEASE_KEEPALIVE_INTERVAL_MS, DEFAULT_LEASE_TTL_MS } from '../replica/coord/raft-driver/raft-driver-options.js';
 import { RESTART_DELAY_MS } from '../replica/supervisor/local-cluster.js';
-import { BenchCluster, benchCacheDir, pollUntil } from './support/cluster.js';
+import { BenchCluster, benchCacheDir, pollUntil, type BenchClusterOptions } from './support/cluster.js';
+import { createShapedNamespace, LINK_RATE_MBIT, linkModelUnavailable, probeTcpGbps, SHAPED_MEMBER_HOSTS } from './support/link-model.js';
 import { runLoad, type LoadResult } from './support/load.js';
 import { freePort, hasCommand, startServer, type BenchServer } from './support/servers.js';
 
@@ -91,14 +95,17 @@ const { values } = parseArgs({
   options: {
     out: { type: 'string' }, sections: { type: 'string' }, seconds: { type: 'string' },
     failovers: { type: 'string' }, reprotections: { type: 'string' }, 'policy-ack-after': { type: 'string' },
+    // Internal: section 5 runs section 1 in a child inside the link model's namespace.
+    'inside-link-model': { type: 'boolean' },
   },
 });
-const sections = new Set((values.sections ?? '1,2,3,4').split(',').map((s) => Number(s.trim())));
+const sections = new Set((values.sections ?? '1,2,3,4,5').split(',').map((s) => Number(s.trim())));
+const insideLinkModel = values['inside-link-model'] === true;
 const measureMs = Math.round(Number(values.seconds ?? '2.5') * 1000);
 const failovers = Number(values.failovers ?? '5');
 const reprotections = Number(values.reprotections ?? '3');
 /** Section 2 measures each setting under these acknowledgement modes. */
-const policyAckModes = (values['policy-ack-after'] ?? 'disk,memory').split(',').map((s) => s.trim());
+const policyAckModes = (values['policy-ack-after'] ?? 'disk,memory').split(',').map((s) => s.trim()) as AckAfter[];
 if (policyAckModes.some((m) => m !== 'disk' && m !== 'memory')) throw new Error(`--policy-ack-after takes disk, memory or both (comma-separated): got ${values['policy-ack-after']}`);
 for (const [name, v, min, max] of [['--seconds', measureMs, 200, 60_000], ['--failovers', failovers, 1, 50], ['--reprotections', reprotections, 1, 20]] as const) {
   if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name} is out of range: got ${String(v)}`);
@@ -209,6 +216,9 @@ async function guarded<T>(t: Target, label: string, fn: () => Promise<T>): Promi
 
 const NO_WAIT_NOTE = 'no WAIT: asynchronous replication';
 
+/** The default min interval and pipeline depth of a mode, as printed. */
+const defaultPolicy = (ackAfter: AckAfter): string => `${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS[ackAfter]} ms, depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH[ackAfter]}`;
+
 /** A latency difference with its sign. */
 const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 
@@ -221,8 +231,8 @@ async function startUnreplicated(): Promise<Target> {
   return { name: 'LVM unreplicated', port, writeOp: 'set', stop: () => s.stop() };
 }
 
-async function startReplicated(name: string, replication: Record<string, string | number>): Promise<Target> {
-  const bc = await BenchCluster.start({ guest: join(root, 'guests/kv.wasm'), replication, cacheDir });
+async function startReplicated(name: string, replication: Record<string, string | number>, memberHosts: BenchClusterOptions['memberHosts'] = insideLinkModel ? SHAPED_MEMBER_HOSTS : undefined): Promise<Target> {
+  const bc = await BenchCluster.start({ guest: join(root, 'guests/kv.wasm'), replication, cacheDir, memberHosts });
   try {
     await bc.waitProtected(CLUSTER_START_TIMEOUT_MS, 1, STABLE_MS);
     // The service answers (the listener is bound and the first epochs are acknowledged).
@@ -294,22 +304,33 @@ const MEMORY = 'replicated ackAfter memory';
 /** The same with replication.pageDeltas off: what sub-page deltas buy, measured in the same run. */
 const MEMORY_WHOLE_PAGES = 'replicated memory, no deltas';
 const DISK = 'replicated ackAfter disk';
-const REPLICATED = [MEMORY, MEMORY_WHOLE_PAGES, DISK];
+/** Section 5 only: MEMORY with the members on unshaped loopback, same run, to show what the link costs. */
+const MEMORY_UNSHAPED = 'replicated memory, no link';
+const REPLICATED = [MEMORY, MEMORY_WHOLE_PAGES, DISK, MEMORY_UNSHAPED];
 
 async function sectionThroughput(): Promise<void> {
   const haveRb = hasCommand('redis-benchmark');
-  const haveRedis = hasCommand('redis-server');
-  say('## 1. Throughput and latency (KV guest; closed loop, one request in flight per client)');
+  // Over the link model the peer is left out: its replication would need the same addresses.
+  const haveRedis = hasCommand('redis-server') && !insideLinkModel;
+  if (insideLinkModel) {
+    say(`## 5. Throughput and latency with the replicas on a ${LINK_RATE_MBIT / 1000} Gbit/s link model (KV guest; clients on loopback)`);
+    say(`# members a, b, w listen on ${SHAPED_MEMBER_HOSTS.join(', ')} in a network namespace made for this run; tc (HTB) limits traffic to or from those addresses to ${LINK_RATE_MBIT} Mbit/s`);
+    say('# only the rate is modelled (no netem here: no propagation delay); both directions share the one queue');
+    say(`# one TCP transfer, same namespace: ${(await probeTcpGbps(SHAPED_MEMBER_HOSTS[1])).toFixed(2)} Gbit/s to a member address, ${(await probeTcpGbps('127.0.0.1')).toFixed(2)} Gbit/s on unshaped loopback`);
+  } else {
+    say('## 1. Throughput and latency (KV guest; closed loop, one request in flight per client)');
+  }
   say(`# own = our generator (${measureMs / 1000} s after ${WARMUP_MS} ms warm-up, 16-byte values, ${KEYSPACE} keys); redis-server's writes are SET+WAIT 1 ${REDIS_WAIT_TIMEOUT_MS}, timed until WAIT answers`);
   say(`# redis-benchmark ${haveRb ? '-P 1 -r 10000 -d 16, -n sized to the same duration' : 'is not installed: own generator only'}; it cannot send WAIT, so its redis-server SET rows are asynchronous replication`);
-  say(`# replicated = replicas a, b + witness w as separate processes (LocalCluster), default epoch policy: checkpointMaxInterval ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms, checkpointMinInterval ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, checkpointPipelineDepth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}`);
-  if (!haveRedis) say('# redis-server is not installed: the peer row is missing (apt-get install redis-server)');
+  say(`# replicated = replicas a, b + witness w as separate processes (LocalCluster), default epoch policy: checkpointMaxInterval ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms, checkpointMinInterval ${defaultPolicy('memory')} (memory), ${defaultPolicy('disk')} (disk)`);
+  if (!haveRedis && !insideLinkModel) say('# redis-server is not installed: the peer row is missing (apt-get install redis-server)');
   const starters: Array<() => Promise<Target>> = [
     startUnreplicated,
     () => startReplicated(MEMORY, { ackAfter: 'memory' }),
     () => startReplicated(MEMORY_WHOLE_PAGES, { ackAfter: 'memory', pageDeltas: 'false' }),
     () => startReplicated(DISK, { ackAfter: 'disk' }),
   ];
+  if (insideLinkModel) starters.push(() => startReplicated(MEMORY_UNSHAPED, { ackAfter: 'memory' }, ['127.0.0.1', '127.0.0.1', '127.0.0.1']));
   if (haveRedis) starters.push(startRedisPair);
   const rows: Row[] = [];
   incidentLog.length = 0;
@@ -356,6 +377,8 @@ async function sectionThroughput(): Promise<void> {
   for (const r of rows.filter((x) => x.target === MEMORY && x.test === 'SET')) {
     const w = rows.find((x) => x.target === MEMORY_WHOLE_PAGES && x.tool === r.tool && x.test === r.test && x.clients === r.clients);
     if (w !== undefined) say(`sub-page deltas (ackAfter memory, ${r.tool}, SET, ${r.clients} clients): ${r.rps.toFixed(0)} req/s against ${w.rps.toFixed(0)} with whole pages (${(r.rps / w.rps).toFixed(2)}x), p50 ${r.p50Ms.toFixed(3)} against ${w.p50Ms.toFixed(3)} ms`);
+    const u = rows.find((x) => x.target === MEMORY_UNSHAPED && x.tool === r.tool && x.test === r.test && x.clients === r.clients);
+    if (u !== undefined) say(`  the link model itself: ${r.rps.toFixed(0)} req/s over it against ${u.rps.toFixed(0)} on unshaped loopback (${(r.rps / u.rps).toFixed(2)}x)`);
   }
   say('');
 }
@@ -365,7 +388,7 @@ async function sectionThroughput(): Promise<void> {
 
 async function sectionEpochPolicy(): Promise<void> {
   say(`## 2. Epoch policy: checkpointMinInterval and checkpointPipelineDepth at checkpointMaxInterval ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms (own generator, SET; ackAfter ${policyAckModes.join(', then ')})`);
-  say(`# current defaults: max ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms, min ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, pipeline depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}.`);
+  say(`# current defaults: max ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms; ackAfter memory: min ${defaultPolicy('memory')}; ackAfter disk: min ${defaultPolicy('disk')}.`);
   say(`# ${EPOCH_POLICY_ROUNDS} rounds; each round starts a fresh cluster per setting and measures 16, 64 and 1 client(s), the settings in an order`);
   say(`# rotated by ${EPOCH_ROUND_ROTATION} each round (no setting always first). Figures are medians over the rounds; 16-client runs in brackets.`);
   for (const ackAfter of policyAckModes) await epochPolicyTable(ackAfter);
@@ -391,7 +414,7 @@ async function policyVisit(ackAfter: string, min: number, depth: number, round: 
   }
 }
 
-async function epochPolicyTable(ackAfter: string): Promise<void> {
+async function epochPolicyTable(ackAfter: AckAfter): Promise<void> {
   say('');
   say(`### ackAfter ${ackAfter}`);
   incidentLog.length = 0;
@@ -421,7 +444,7 @@ async function epochPolicyTable(ackAfter: string): Promise<void> {
   const best = valid.reduce((a, b) => (b.rps16 > a.rps16 ? b : a));
   const fastest = valid.reduce((a, b) => (b.p50One < a.p50One ? b : a));
   const pick = valid.filter((r) => r.rps16 >= 0.95 * best.rps16).reduce((a, b) => (b.p50One < a.p50One ? b : a));
-  const def = valid.find((r) => r.min === DEFAULT_CHECKPOINT_MIN_INTERVAL_MS && r.depth === DEFAULT_CHECKPOINT_PIPELINE_DEPTH);
+  const def = valid.find((r) => r.min === DEFAULT_CHECKPOINT_MIN_INTERVAL_MS[ackAfter] && r.depth === DEFAULT_CHECKPOINT_PIPELINE_DEPTH[ackAfter]);
   const name = (r: { min: number; depth: number }): string => `min ${r.min} ms, depth ${r.depth}`;
   say(`highest 16-client throughput: ${name(best)} (${best.rps16.toFixed(0)} req/s${def !== undefined && def !== best ? `, ${(best.rps16 / def.rps16).toFixed(2)}x the default's` : ''}); lowest one-client p50: ${name(fastest)} (${fastest.p50One.toFixed(3)} ms)`);
   // A change is worth making only when it beats the default in every round: with 3 rounds on a
@@ -430,7 +453,7 @@ async function epochPolicyTable(ackAfter: string): Promise<void> {
     : pick === def ? 'keep them'
       : Math.min(...pick.runs16) > Math.max(...def.runs16) ? `the data favours a change: ${name(pick)}'s worst round beats the default's best (not made by this benchmark)`
         : `keep them: ${name(pick)}'s 16-client rounds overlap the default's (${pick.runs16.map((x) => x.toFixed(0)).join(', ')} against ${def.runs16.map((x) => x.toFixed(0)).join(', ')}), within run-to-run spread`;
-  say(`ackAfter ${ackAfter}: the data supports ${name(pick)} (16-client throughput within 5% of the best, then the lowest one-client p50); current defaults min ${DEFAULT_CHECKPOINT_MIN_INTERVAL_MS} ms, depth ${DEFAULT_CHECKPOINT_PIPELINE_DEPTH}: ${verdict}`);
+  say(`ackAfter ${ackAfter}: the data supports ${name(pick)} (16-client throughput within 5% of the best, then the lowest one-client p50); current defaults min ${defaultPolicy(ackAfter)}: ${verdict}`);
   say('');
 }
 
@@ -717,6 +740,53 @@ async function sectionReprotection(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 5. Section 1 over a link model: this script again, in a child inside a shaped namespace.
+
+/** Header lines of the child's output that the parent has already printed. */
+const CHILD_HEADER = /^# (bench:replication|command:|machine:|peer:|total )/;
+
+async function sectionLinkModel(): Promise<void> {
+  const why = linkModelUnavailable();
+  if (why !== null) {
+    say(`## 5. Replicas on a ${LINK_RATE_MBIT / 1000} Gbit/s link model: NOT MEASURED: ${why}`);
+    say('');
+    return;
+  }
+  const ns = createShapedNamespace();
+  // The namespace outlives this process unless removed: also on an interrupted run.
+  let child: ChildProcess | null = null;
+  const interrupted = (): void => { child?.kill('SIGINT'); ns.destroy(); process.exit(130); };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  process.once('exit', ns.destroy);
+  try {
+    // The child prints as it goes (stdout inherited) and writes its results to a file: only those join ours.
+    const out = join(mkdtempSync(join(tmpdir(), 'wb-bench-link-')), 'section5.txt');
+    const argv = ns.wrap([process.execPath, process.argv[1], '--inside-link-model', '--sections', '1', '--seconds', String(measureMs / 1000), '--out', out]);
+    const c = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
+    child = c;
+    const code = await new Promise<number | null>((resolve) => c.on('exit', (x) => resolve(x)));
+    let results: string[] = [];
+    try { results = readFileSync(out, 'utf8').split('\n'); } catch { /* the child failed before writing: said below */ }
+    rmSync(dirname(out), { recursive: true, force: true });
+    const kept = results.filter((l) => !CHILD_HEADER.test(l));
+    while (kept.length > 0 && kept[0] === '') kept.shift();
+    while (kept.length > 0 && kept[kept.length - 1] === '') kept.pop();
+    lines.push(...kept);
+    const shaped = ns.shapedBytes();
+    say(`# ${(shaped / 1e6).toFixed(0)} MB crossed the link model in all`);
+    if (code !== 0) throw new Error(`the run inside the link model exited with ${code}`);
+    if (shaped === 0) throw new Error('no traffic crossed the link model: the members did not use the shaped addresses');
+  } finally {
+    ns.destroy();
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    process.off('exit', ns.destroy);
+  }
+  say('');
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   let failed = false;
@@ -725,10 +795,12 @@ async function main(): Promise<void> {
   say(`# bench:replication  ${new Date().toISOString()}`);
   say(`# command: npm run bench:replication${argv === '' ? '' : ` -- ${argv}`}`);
   const load = spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim().split(' ').slice(0, 3).join(' ');
-  say(`# machine: ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores, node ${process.version}, load average at start ${load}; everything on loopback`);
+  say(`# machine: ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores, node ${process.version}, load average at start ${load}; everything on loopback (section 5: in a network namespace, replicas behind a link model)`);
   if (hasCommand('redis-server')) say(`# peer: ${spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.trim()}`);
   say('');
-  const all: Array<[number, () => Promise<void>]> = [[1, sectionThroughput], [2, sectionEpochPolicy], [3, sectionFailover], [4, sectionReprotection]];
+  const all: Array<[number, () => Promise<void>]> = insideLinkModel
+    ? [[1, sectionThroughput]]
+    : [[1, sectionThroughput], [2, sectionEpochPolicy], [3, sectionFailover], [4, sectionReprotection], [5, sectionLinkModel]];
   for (const [n, run] of all) {
     if (!sections.has(n)) continue;
     try {

@@ -28,6 +28,8 @@ export interface BenchClusterOptions {
   cacheDir: string;
   /** A command each member runs under (LocalCluster's launchPrefix), e.g. for profiling. */
   launchPrefix?: string[];
+  /** Loopback hosts of members a, b and w (default 127.0.0.1), e.g. behind a link model. */
+  memberHosts?: readonly [string, string, string];
 }
 
 /** One pino JSON line a member wrote on stderr. `time` is the member's Date.now() (ms since the epoch). */
@@ -50,6 +52,7 @@ export class BenchCluster {
   static async start(o: BenchClusterOptions): Promise<BenchCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'wb-bench-cluster-'));
     const [svc, pa, pb, pw] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [ha, hb, hw] = o.memberHosts ?? ['127.0.0.1', '127.0.0.1', '127.0.0.1'];
     const file = join(dir, 'waterbear.yaml');
     const env = Object.entries(o.env ?? {}).map(([k, v]) => `${k}: "${v}"`).join(', ');
     const rep = Object.entries(o.replication ?? {}).map(([k, v]) => `  ${k}: ${v}`).join('\n');
@@ -58,10 +61,10 @@ guest:
   module: ${o.guest}
 ${o.memoryLimit !== undefined ? `  memoryLimit: ${o.memoryLimit}\n` : ''}${env !== '' ? `  env: { ${env} }\n` : ''}listen: [127.0.0.1:${svc}]
 replicas:
-  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
-  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
+  - { id: a, address: ${ha}:${pa}, dataDir: ${dir}/a }
+  - { id: b, address: ${hb}:${pb}, dataDir: ${dir}/b }
 witnesses:
-  - { id: w, address: 127.0.0.1:${pw}, dataDir: ${dir}/w }
+  - { id: w, address: ${hw}:${pw}, dataDir: ${dir}/w }
 ${rep !== '' ? `replication:\n${rep}\n` : ''}`);
     const config = loadClusterConfig(file);
     const cluster = new LocalCluster({

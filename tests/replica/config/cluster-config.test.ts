@@ -29,7 +29,14 @@ test('defaults fill what the file leaves out', (t) => {
   t.is(c.replication.pageDeltas, true);
   t.is(parseClusterConfig(BASE + 'replication: { pageDeltas: false }\n', '/tmp/x.yaml').replication.pageDeltas, false);
   t.is(c.allowPlaintext, false);
-  t.is(c.replication.checkpointPipelineDepth, 2);
+  // The epoch policy's defaults follow the acknowledgement mode (docs/replication.md, "Epochs").
+  t.is(c.replication.ackAfter, 'disk');
+  t.is(c.replication.checkpointMinIntervalMs, 0);
+  t.is(c.replication.checkpointPipelineDepth, 1);
+  const m = parseClusterConfig(BASE + 'replication: { ackAfter: memory }\n', '/tmp/x.yaml').replication;
+  t.is(m.checkpointMinIntervalMs, 1);
+  t.is(m.checkpointPipelineDepth, 2);
+  t.is(parseClusterConfig(BASE + 'replication: { checkpointPipelineDepth: 3 }\n', '/tmp/x.yaml').replication.checkpointPipelineDepth, 3);
   const g = parseClusterConfig(BASE.replace('module: kv.wasm', 'module: kv.wasm, args: [serve, 8, true], env: { N: 3 }'), '/tmp/x.yaml').guest;
   t.deepEqual(g.args, ['serve', '8', 'true']);
   t.deepEqual(g.env, ['N=3']);
