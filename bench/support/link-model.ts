@@ -10,6 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
+import { processAlive } from '../../chaos/cluster/netns.js';
 import { hasCommand } from './servers.js';
 
 /** The modelled link's rate: a 1 Gbit/s Ethernet link (issue 3's and issue 5's link model). */
@@ -47,15 +48,11 @@ function run(argv: readonly string[]): string {
 /** Namespaces are named NAMESPACE_PREFIX + the PID of the process that made them. */
 export const NAMESPACE_PREFIX = 'wb-link-';
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
-}
-
 /** Remove link-model namespaces whose maker is gone (a run killed by SIGKILL leaves its own). */
 function removeStaleNamespaces(): void {
   for (const line of run(['ip', 'netns', 'list']).split('\n')) {
     const m = new RegExp(`^${NAMESPACE_PREFIX}(\\d+)\\b`).exec(line);
-    if (m !== null && !alive(Number(m[1]))) spawnSync('ip', ['netns', 'del', `${NAMESPACE_PREFIX}${m[1]}`]);
+    if (m !== null && !processAlive(Number(m[1]))) spawnSync('ip', ['netns', 'del', `${NAMESPACE_PREFIX}${m[1]}`]);
   }
 }
 

@@ -59,7 +59,8 @@ function must(cmd: string, args: string[], input?: string): string {
   return r.out;
 }
 
-function alive(pid: number): boolean {
+/** True while process `pid` exists (EPERM: it does, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
@@ -201,7 +202,7 @@ function sweepStale(): void {
     const m = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(name);
     if (m === null) continue;
     const pid = Number(m[1]);
-    if (pid === process.pid || alive(pid)) { liveTags.add(tagOf(pid)); continue; }
+    if (pid === process.pid || processAlive(pid)) { liveTags.add(tagOf(pid)); continue; }
     dead.add(pid);
     run('ip', ['netns', 'del', name]);
   }

@@ -199,16 +199,16 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   }
 
   const rep = only(root.replication === undefined ? {} : obj(root.replication, 'replication'), 'replication', CLUSTER_FILE_FIELDS.replication);
-  const ackAfter = rep.ackAfter === undefined ? 'disk' : rep.ackAfter;
-  if (ackAfter !== 'disk' && ackAfter !== 'memory') bad('replication.ackAfter', `must be "disk" or "memory": got ${JSON.stringify(ackAfter)}`);
+  const ackAfter: AckAfter = rep.ackAfter === undefined ? 'disk'
+    : rep.ackAfter === 'disk' || rep.ackAfter === 'memory' ? rep.ackAfter : bad('replication.ackAfter', `must be "disk" or "memory": got ${JSON.stringify(rep.ackAfter)}`);
   const replication = {
-    ackAfter: ackAfter as AckAfter,
+    ackAfter,
     checkpointMaxIntervalMs: dur(rep.checkpointMaxInterval, 'replication.checkpointMaxInterval', DEFAULT_CHECKPOINT_MAX_INTERVAL_MS, 1, 10_000),
-    checkpointMinIntervalMs: dur(rep.checkpointMinInterval, 'replication.checkpointMinInterval', DEFAULT_CHECKPOINT_MIN_INTERVAL_MS[ackAfter as AckAfter], 0, 10_000),
+    checkpointMinIntervalMs: dur(rep.checkpointMinInterval, 'replication.checkpointMinInterval', DEFAULT_CHECKPOINT_MIN_INTERVAL_MS[ackAfter], 0, 10_000),
     heartbeatIntervalMs: dur(rep.heartbeatInterval, 'replication.heartbeatInterval', DEFAULT_HEARTBEAT_INTERVAL_MS, 5, 10_000),
     heartbeatTimeoutMs: dur(rep.heartbeatTimeout, 'replication.heartbeatTimeout', DEFAULT_HEARTBEAT_TIMEOUT_MS, 20, 60_000),
     maxInflightEpochs: count(rep.maxInflightEpochs, 'replication.maxInflightEpochs', DEFAULT_MAX_INFLIGHT_EPOCHS, 1, 1024),
-    checkpointPipelineDepth: count(rep.checkpointPipelineDepth, 'replication.checkpointPipelineDepth', DEFAULT_CHECKPOINT_PIPELINE_DEPTH[ackAfter as AckAfter], 1, 1024),
+    checkpointPipelineDepth: count(rep.checkpointPipelineDepth, 'replication.checkpointPipelineDepth', DEFAULT_CHECKPOINT_PIPELINE_DEPTH[ackAfter], 1, 1024),
     maxLagBytes: rep.maxLagBytes === undefined ? DEFAULT_MAX_LAG_BYTES : parseSize(String(rep.maxLagBytes), `${where}: replication.maxLagBytes`),
     precopyMinBytes: rep.precopyMinBytes === undefined ? DEFAULT_PRECOPY_MIN_BYTES : parseSize(String(rep.precopyMinBytes), `${where}: replication.precopyMinBytes`),
     tracker: (rep.tracker === undefined ? 'instrument' : rep.tracker) as 'instrument' | 'uffd',
