@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { processAlive } from '../../chaos/cluster/netns.js';
+import { NETNS_COMMAND_TIMEOUT_MS, processAlive } from '../../chaos/cluster/netns.js';
 import { hasCommand } from './servers.js';
 
 /** The modelled link's rate: a 1 Gbit/s Ethernet link (issue 3's and issue 5's link model). */
@@ -40,7 +40,7 @@ export function linkModelUnavailable(): string | null {
 }
 
 function run(argv: readonly string[]): string {
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: NETNS_COMMAND_TIMEOUT_MS });
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status ?? r.signal}): ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;
 }
@@ -52,7 +52,7 @@ export const NAMESPACE_PREFIX = 'wb-link-';
 function removeStaleNamespaces(): void {
   for (const line of run(['ip', 'netns', 'list']).split('\n')) {
     const m = new RegExp(`^${NAMESPACE_PREFIX}(\\d+)\\b`).exec(line);
-    if (m !== null && !processAlive(Number(m[1]))) spawnSync('ip', ['netns', 'del', `${NAMESPACE_PREFIX}${m[1]}`]);
+    if (m !== null && !processAlive(Number(m[1]))) spawnSync('ip', ['netns', 'del', `${NAMESPACE_PREFIX}${m[1]}`], { timeout: NETNS_COMMAND_TIMEOUT_MS });
   }
 }
 
@@ -68,7 +68,7 @@ export function createShapedNamespace(): ShapedNamespace {
   const destroy = (): void => {
     if (destroyed) return;
     destroyed = true;
-    spawnSync('ip', ['netns', 'del', name]);
+    spawnSync('ip', ['netns', 'del', name], { timeout: NETNS_COMMAND_TIMEOUT_MS });
   };
   const tc = (...args: string[]): string => run(['ip', 'netns', 'exec', name, 'tc', ...args]);
   try {
