@@ -8,10 +8,11 @@
  *      replica's log timestamps (one machine: the wall clocks agree);
  *   4. re-protection time of a 256 MiB guest (memstress) while it serves a light load;
  *   5. section 1's replicated rows again with the replicas talking over a 1 Gbit/s link model
- *      (a network namespace made for the run, tc; needs root), clients still on loopback.
+ *      (a network namespace made for the run, tc; needs root), clients still on loopback;
+ *   6. with ackAfter memory, how often the backup writes to its store (replication.memoryStoreInterval).
  *
  *   npm run build && npm run bench:replication [-- --out bench/results/replication.txt]
- *     [--sections 1,2,3,4,5] [--seconds 2.5] [--failovers 5] [--reprotections 3] [--policy-ack-after disk,memory]
+ *     [--sections 1,2,3,4,5,6] [--seconds 2.5] [--failovers 5] [--reprotections 3] [--policy-ack-after disk,memory]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { RespClient } from '../chaos/clients/resp-client.js';
 import { packageRoot } from '../cli/paths.js';
 import {
   DEFAULT_CHECKPOINT_MAX_INTERVAL_MS, DEFAULT_CHECKPOINT_MIN_INTERVAL_MS, DEFAULT_CHECKPOINT_PIPELINE_DEPTH, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_MEMORY_STORE_INTERVAL_MS,
   type AckAfter,
 } from '../replica/config/cluster-config.js';
 import { DEFAULT_LEASE_KEEPALIVE_INTERVAL_MS, DEFAULT_LEASE_TTL_MS } from '../replica/coord/raft-driver/raft-driver-options.js';
@@ -61,6 +63,8 @@ const EPOCH_SETTINGS: ReadonlyArray<{ min: number; depth: number }> = [
  * last while the host drifts; each figure is the median over the rounds.
  */
 const EPOCH_POLICY_ROUNDS = 3;
+/** Section 6: replication.memoryStoreInterval settings, ms. */
+const STORE_INTERVAL_SETTINGS_MS: readonly number[] = [0, 10, 25, 50, 200];
 const EPOCH_ROUND_ROTATION = 2;
 /** Failover poller: one GET, then this pause. */
 const FAILOVER_POLL_MS = 2;
@@ -99,7 +103,7 @@ const { values } = parseArgs({
     'inside-link-model': { type: 'boolean' },
   },
 });
-const sections = new Set((values.sections ?? '1,2,3,4,5').split(',').map((s) => Number(s.trim())));
+const sections = new Set((values.sections ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim())));
 const insideLinkModel = values['inside-link-model'] === true;
 const measureMs = Math.round(Number(values.seconds ?? '2.5') * 1000);
 const failovers = Number(values.failovers ?? '5');
@@ -402,8 +406,9 @@ function roundOrder<T>(settings: readonly T[], round: number, rotation: number):
   return [...settings.slice(k), ...settings.slice(0, k)];
 }
 
-async function policyVisit(ackAfter: string, min: number, depth: number, round: number): Promise<PolicyVisit> {
-  const t = await startReplicated(`min ${min} ms depth ${depth} (round ${round + 1})`, { ackAfter, checkpointMaxInterval: `${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS}ms`, checkpointMinInterval: `${min}ms`, checkpointPipelineDepth: String(depth) });
+/** A fresh cluster with `replication`, measured at 16, 64 and 1 client(s) (sections 2 and 6). */
+async function settingVisit(label: string, replication: Record<string, string>): Promise<PolicyVisit> {
+  const t = await startReplicated(label, replication);
   try {
     const g16 = await guarded(t, '16 clients', () => ownLoad(t.port, 'set', 16, measureMs));
     const g64 = await guarded(t, '64 clients', () => ownLoad(t.port, 'set', 64, measureMs));
@@ -412,6 +417,10 @@ async function policyVisit(ackAfter: string, min: number, depth: number, round: 
   } finally {
     await t.stop();
   }
+}
+
+async function policyVisit(ackAfter: string, min: number, depth: number, round: number): Promise<PolicyVisit> {
+  return settingVisit(`min ${min} ms depth ${depth} (round ${round + 1})`, { ackAfter, checkpointMaxInterval: `${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS}ms`, checkpointMinInterval: `${min}ms`, checkpointPipelineDepth: String(depth) });
 }
 
 async function epochPolicyTable(ackAfter: AckAfter): Promise<void> {
@@ -787,6 +796,46 @@ async function sectionLinkModel(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 6. The backup's store interval with ackAfter memory.
+
+async function sectionStoreInterval(): Promise<void> {
+  say(`## 6. ackAfter memory: how often the backup writes what it acknowledged (replication.memoryStoreInterval; own generator, SET)`);
+  say(`# default ${DEFAULT_MEMORY_STORE_INTERVAL_MS} ms; 0 stores after every epoch. ${EPOCH_POLICY_ROUNDS} rounds, a fresh cluster per setting, the order rotated by ${EPOCH_ROUND_ROTATION} each round;`);
+  say('# figures are medians over the rounds, 16-client runs in brackets. Each store batch runs an LMDB transaction body on the backup\'s event loop.');
+  incidentLog.length = 0;
+  const visits = new Map<number, PolicyVisit[]>(STORE_INTERVAL_SETTINGS_MS.map((ms) => [ms, []]));
+  for (let round = 0; round < EPOCH_POLICY_ROUNDS; round++) {
+    for (const ms of roundOrder(STORE_INTERVAL_SETTINGS_MS, round, EPOCH_ROUND_ROTATION)) {
+      visits.get(ms)!.push(await settingVisit(`memoryStoreInterval ${ms} ms (round ${round + 1})`, { ackAfter: 'memory', memoryStoreInterval: `${ms}ms` }));
+    }
+  }
+  say(`${'interval ms'.padStart(11)}  ${'16 clients req/s'.padStart(16)} ${'(each round)'.padEnd(22)} ${'p50 ms'.padStart(8)}  ${'64 clients req/s'.padStart(16)} ${'p50 ms'.padStart(8)}  ${'1 client p50 ms'.padStart(15)}  note`);
+  const results: Array<{ ms: number; rps16: number; runs16: number[] }> = [];
+  for (const [ms, all] of visits) {
+    const vs = all.filter((v) => !v.flagged);
+    const use = vs.length === 0 ? all : vs;
+    const runs16 = use.map((v) => v.r16.rps);
+    if (vs.length > 0) results.push({ ms, rps16: median(runs16), runs16 });
+    const note = vs.length === 0 ? 'INCIDENT in every round (see below)' : vs.length < all.length ? `${all.length - vs.length} round(s) with an incident left out` : '';
+    say(`${String(ms).padStart(11)}  ${median(runs16).toFixed(0).padStart(16)} ${`(${all.map((v) => v.r16.rps.toFixed(0)).join(', ')})`.padEnd(22)} ${f(median(use.map((v) => v.r16.p50Ms)))}  ${median(use.map((v) => v.r64.rps)).toFixed(0).padStart(16)} ${f(median(use.map((v) => v.r64.p50Ms)))}  ${f(median(use.map((v) => v.r1.p50Ms)), 3, 15)}  ${note}`);
+  }
+  say('');
+  say(`replication incidents during the measurements: ${incidentLog.length === 0 ? 'none' : ''}`);
+  for (const i of incidentLog) say(`  ${i}`);
+  if (results.length === 0) { say('no setting was measured without an incident: no recommendation'); say(''); return; }
+  // The backup's disk copy is fresher the shorter the interval: the shortest within 5% of the best.
+  const best = results.reduce((a, b) => (b.rps16 > a.rps16 ? b : a));
+  const pick = results.filter((r) => r.rps16 >= 0.95 * best.rps16).reduce((a, b) => (b.ms < a.ms ? b : a));
+  const def = results.find((r) => r.ms === DEFAULT_MEMORY_STORE_INTERVAL_MS);
+  const verdict = def === undefined ? 'the default was not measured' : pick === def ? 'keep it'
+    : pick.ms < def.ms ? `a shorter interval, ${pick.ms} ms, is as fast (within 5% of the best): consider it`
+      : Math.min(...pick.runs16) > Math.max(...def.runs16) ? `the data favours ${pick.ms} ms: its worst 16-client round beats the default's best (not made by this benchmark)`
+        : `keep it: ${pick.ms} ms's 16-client rounds overlap the default's (${pick.runs16.map((x) => x.toFixed(0)).join(', ')} against ${def.runs16.map((x) => x.toFixed(0)).join(', ')})`;
+  say(`highest 16-client throughput: ${best.ms} ms (${best.rps16.toFixed(0)} req/s); the shortest interval within 5% of it: ${pick.ms} ms; default ${DEFAULT_MEMORY_STORE_INTERVAL_MS} ms: ${verdict}`);
+  say('');
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   let failed = false;
@@ -800,7 +849,7 @@ async function main(): Promise<void> {
   say('');
   const all: Array<[number, () => Promise<void>]> = insideLinkModel
     ? [[1, sectionThroughput]]
-    : [[1, sectionThroughput], [2, sectionEpochPolicy], [3, sectionFailover], [4, sectionReprotection], [5, sectionLinkModel]];
+    : [[1, sectionThroughput], [2, sectionEpochPolicy], [3, sectionFailover], [4, sectionReprotection], [5, sectionLinkModel], [6, sectionStoreInterval]];
   for (const [n, run] of all) {
     if (!sections.has(n)) continue;
     try {

@@ -24,14 +24,6 @@ import {
  * verifying, and so acknowledging from memory, until the store catches up.
  */
 export const MAX_UNSTORED_BYTES = 64 * 1024 * 1024;
-/**
- * With ackAfter: memory, the store writes at most this often: checkpoints already acknowledged
- * wait and go in together, so the per-transaction cost (~0.4 ms of LMDB work on this thread,
- * the head record, an fdatasync) is paid once per interval instead of once per epoch, and a
- * page rewritten by several of them is written once. Pre-copy pages and a promotion's final
- * store are not held back.
- */
-export const MEMORY_STORE_INTERVAL_MS = 10;
 /** How often a replica outside the view asks the primary to protect it. */
 export const JOIN_RETRY_INTERVAL_MS = 500;
 
@@ -268,11 +260,17 @@ export class BackupDriver extends EventEmitter {
       });
   }
 
-  /** How long the next store batch waits (see MEMORY_STORE_INTERVAL_MS); 0: store now. */
+  /**
+   * How long the next store batch waits; 0: store now. With ackAfter: memory the store writes at
+   * most every replication.memoryStoreInterval: checkpoints already acknowledged wait and go in
+   * together, so the per-transaction cost (LMDB work on this thread, the head record, an
+   * fdatasync) is paid once per interval instead of once per epoch, and a page rewritten by
+   * several of them is written once. Pre-copy pages and a promotion's final store are not held back.
+   */
   private storeHoldMs(): number {
     if (this.o.config.replication.ackAfter !== 'memory' || this.finishStore) return 0;
     if (this.toStore.some((x) => x.kind !== 'verified' || !x.ackedFromMemory)) return 0;
-    return Math.max(0, this.lastStoreAtMs + MEMORY_STORE_INTERVAL_MS - this.nowMs());
+    return Math.max(0, this.lastStoreAtMs + this.o.config.replication.memoryStoreIntervalMs - this.nowMs());
   }
 
   /** Bytes verified (or pre-copied) and not yet written. */

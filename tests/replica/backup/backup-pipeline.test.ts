@@ -10,8 +10,8 @@ import { encodeCheckpoint } from '../../../checkpoint/format/checkpoint-codec.js
 import type { CheckpointStore } from '../../../checkpoint/store/checkpoint-store.js';
 import { WaterbearError } from '../../../libos-host/errors.js';
 import { encodeVfsDelta } from '../../../libos-host/wasi/vfs-delta.js';
-import { BackupDriver, MEMORY_STORE_INTERVAL_MS } from '../../../replica/backup/backup-driver.js';
-import { parseClusterConfig } from '../../../replica/config/cluster-config.js';
+import { BackupDriver } from '../../../replica/backup/backup-driver.js';
+import { DEFAULT_MEMORY_STORE_INTERVAL_MS, parseClusterConfig } from '../../../replica/config/cluster-config.js';
 import type { Coordinator } from '../../../replica/coord/coordinator.js';
 import { REPEATED_WARNING_INTERVAL_MS } from '../../../replica/log.js';
 import type { View } from '../../../replica/protocol/view.js';
@@ -25,7 +25,7 @@ import { REPLICATION_PROTOCOL_VERSION, type BackupMessage, type PrimaryMessage }
 
 const VIEW: View = { view: 1, primary: 'a', backups: ['b'] };
 
-function config(ackAfter: 'memory' | 'disk') {
+function config(ackAfter: 'memory' | 'disk', memoryStoreInterval?: string) {
   return parseClusterConfig(`
 cluster: t
 guest: { module: kv.wasm }
@@ -35,7 +35,7 @@ replicas:
   - { id: b, address: 127.0.0.1:2, dataDir: b }
 witnesses:
   - { id: w, address: 127.0.0.1:3, dataDir: w }
-replication: { ackAfter: ${ackAfter} }
+replication: { ackAfter: ${ackAfter}${memoryStoreInterval === undefined ? '' : `, memoryStoreInterval: ${memoryStoreInterval}`} }
 `, 'test.yaml');
 }
 
@@ -77,12 +77,12 @@ const coordinator = {
   awaitLeaseExpiry: () => new Promise<void>(() => {}),
 } as unknown as Coordinator;
 
-function start(ackAfter: 'memory' | 'disk', log: pino.Logger = pino({ level: 'silent' })) {
+function start(ackAfter: 'memory' | 'disk', log: pino.Logger = pino({ level: 'silent' }), memoryStoreInterval?: string) {
   const store = new HeldStore();
-  // The driver's clock; the store's pacing (MEMORY_STORE_INTERVAL_MS) reads it. Moved by hand.
+  // The driver's clock; the store's pacing (replication.memoryStoreInterval) reads it. Moved by hand.
   const clock = { ms: 0 };
   const driver = new BackupDriver({
-    self: 'b', dataDir: mkdtempSync(join(tmpdir(), 'wb-pipeline-')), config: config(ackAfter), store: store as unknown as CheckpointStore,
+    self: 'b', dataDir: mkdtempSync(join(tmpdir(), 'wb-pipeline-')), config: config(ackAfter, memoryStoreInterval), store: store as unknown as CheckpointStore,
     coordinator, credentials: null as unknown as grpc.ChannelCredentials, log, nowMs: () => clock.ms,
   }, VIEW);
   const call = Object.assign(new EventEmitter(), {
@@ -112,8 +112,8 @@ async function eventually(f: () => boolean, timeoutMs = 2000): Promise<void> {
 }
 
 /** A backup in view 1 that received full checkpoint 1, whose write is now pending in the store. */
-async function writingFirst(ackAfter: 'memory' | 'disk'): Promise<ReturnType<typeof start>> {
-  const b = start(ackAfter);
+async function writingFirst(ackAfter: 'memory' | 'disk', memoryStoreInterval?: string): Promise<ReturnType<typeof start>> {
+  const b = start(ackAfter, undefined, memoryStoreInterval);
   await turn(); // the view is applied in a microtask
   b.send(1, true);
   await until(() => b.store.commits.length === 1);
@@ -128,7 +128,7 @@ test('with ackAfter memory, a checkpoint is acknowledged while the previous one 
   await until(() => b.acks().length === 3);
   t.deepEqual(b.acks(), [1, 2, 3], 'acknowledged from memory although epoch 1 is not durable yet');
   t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'one write at a time');
-  b.clock.ms += MEMORY_STORE_INTERVAL_MS;
+  b.clock.ms += DEFAULT_MEMORY_STORE_INTERVAL_MS;
   b.store.commits[0].finish();
   await eventually(() => b.store.commits.length === 2);
   t.deepEqual(b.store.commits[1].epochs, [2, 3], 'what was verified meanwhile is one group commit');
@@ -136,18 +136,29 @@ test('with ackAfter memory, a checkpoint is acknowledged while the previous one 
   b.driver.stop();
 });
 
-test(`with ackAfter memory, store batches start at most every ${MEMORY_STORE_INTERVAL_MS} ms; what is acknowledged meanwhile waits and goes in one batch`, async (t) => {
-  const b = await writingFirst('memory');
-  b.store.commits[0].finish(); // the first batch started at 0 ms
-  b.clock.ms = MEMORY_STORE_INTERVAL_MS - 1;
-  for (const e of [2, 3, 4]) b.send(e, false);
-  await until(() => b.acks().length === 4);
-  t.deepEqual(b.acks(), [1, 2, 3, 4], 'acknowledged at once');
-  await new Promise((r) => setTimeout(r, 3 * MEMORY_STORE_INTERVAL_MS)); // real time passes; the driver's clock does not
-  t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'held back until the interval has passed');
-  b.clock.ms = MEMORY_STORE_INTERVAL_MS;
+for (const [setting, intervalMs] of [[undefined, DEFAULT_MEMORY_STORE_INTERVAL_MS], ['40ms', 40]] as const) {
+  test(`with ackAfter memory, store batches start at most every ${intervalMs} ms (memoryStoreInterval ${setting ?? 'default'}); what is acknowledged meanwhile waits and goes in one batch`, async (t) => {
+    const b = await writingFirst('memory', setting);
+    b.store.commits[0].finish(); // the first batch started at 0 ms
+    b.clock.ms = intervalMs - 1;
+    for (const e of [2, 3, 4]) b.send(e, false);
+    await until(() => b.acks().length === 4);
+    t.deepEqual(b.acks(), [1, 2, 3, 4], 'acknowledged at once');
+    await new Promise((r) => setTimeout(r, 3 * intervalMs)); // real time passes; the driver's clock does not
+    t.deepEqual(b.store.commits.map((c) => c.epochs), [[1]], 'held back until the interval has passed');
+    b.clock.ms = intervalMs;
+    await eventually(() => b.store.commits.length === 2);
+    t.deepEqual(b.store.commits[1].epochs, [2, 3, 4]);
+    b.driver.stop();
+  });
+}
+
+test('with ackAfter memory and memoryStoreInterval 0, each epoch is stored as soon as the previous write is done', async (t) => {
+  const b = await writingFirst('memory', '0ms');
+  b.store.commits[0].finish();
+  b.send(2, false);
   await eventually(() => b.store.commits.length === 2);
-  t.deepEqual(b.store.commits[1].epochs, [2, 3, 4]);
+  t.deepEqual(b.store.commits.map((c) => c.epochs), [[1], [2]], 'not held back although the driver clock never moved');
   b.driver.stop();
 });
 

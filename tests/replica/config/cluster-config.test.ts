@@ -1,5 +1,5 @@
 import test from 'ava';
-import { loadClusterConfig, parseClusterConfig } from '../../../replica/config/cluster-config.js';
+import { DEFAULT_MEMORY_STORE_INTERVAL_MS, loadClusterConfig, parseClusterConfig } from '../../../replica/config/cluster-config.js';
 import { REPO } from '../../helpers/lvm.js';
 
 const BASE = `
@@ -36,6 +36,8 @@ test('defaults fill what the file leaves out', (t) => {
   const m = parseClusterConfig(BASE + 'replication: { ackAfter: memory }\n', '/tmp/x.yaml').replication;
   t.is(m.checkpointMinIntervalMs, 1);
   t.is(m.checkpointPipelineDepth, 2);
+  t.is(m.memoryStoreIntervalMs, DEFAULT_MEMORY_STORE_INTERVAL_MS);
+  t.is(parseClusterConfig(BASE + 'replication: { ackAfter: memory, memoryStoreInterval: 0ms }\n', '/tmp/x.yaml').replication.memoryStoreIntervalMs, 0);
   t.is(parseClusterConfig(BASE + 'replication: { checkpointPipelineDepth: 3 }\n', '/tmp/x.yaml').replication.checkpointPipelineDepth, 3);
   const g = parseClusterConfig(BASE.replace('module: kv.wasm', 'module: kv.wasm, args: [serve, 8, true], env: { N: 3 }'), '/tmp/x.yaml').guest;
   t.deepEqual(g.args, ['serve', '8', 'true']);
@@ -51,6 +53,7 @@ const BAD: Array<[string, string, RegExp]> = [
   ['duplicate address', BASE.replace('127.0.0.1:7102', '127.0.0.1:7101'), /used twice/],
   ['even voters', BASE.replace(/witnesses:\n.*\n/, ''), /odd number of voters: add a witness/],
   ['bad interval', BASE + 'replication: { checkpointMaxInterval: 0ms }\n', /checkpointMaxInterval must be between 1 ms and 10000 ms: got 0 ms/],
+  ['store interval too long', BASE + 'replication: { memoryStoreInterval: 1min }\n', /memoryStoreInterval must be between 0 ms and 10000 ms/],
   ['interval without unit', BASE + 'replication: { heartbeatInterval: fast }\n', /heartbeatInterval must be a duration/],
   ['timeout below 3 heartbeats', BASE + 'replication: { heartbeatInterval: 100ms, heartbeatTimeout: 200ms }\n', /at least 3 heartbeat intervals/],
   ['bad ackAfter', BASE + 'replication: { ackAfter: never }\n', /ackAfter must be "disk" or "memory"/],
