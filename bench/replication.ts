@@ -63,9 +63,9 @@ const EPOCH_SETTINGS: ReadonlyArray<{ min: number; depth: number }> = [
  * last while the host drifts; each figure is the median over the rounds.
  */
 const EPOCH_POLICY_ROUNDS = 3;
-/** Section 6: replication.memoryStoreInterval settings, ms. */
-const STORE_INTERVAL_SETTINGS_MS: readonly number[] = [0, 10, 25, 50, 200];
 const EPOCH_ROUND_ROTATION = 2;
+/** Section 6: replication.memoryStoreInterval settings, ms (same rounds and rotation as section 2). */
+const STORE_INTERVAL_SETTINGS_MS: readonly number[] = [0, 10, 25, 50, 200];
 /** Failover poller: one GET, then this pause. */
 const FAILOVER_POLL_MS = 2;
 const FAILOVER_CALL_TIMEOUT_MS = 200;
@@ -218,6 +218,12 @@ async function guarded<T>(t: Target, label: string, fn: () => Promise<T>): Promi
   }
 }
 
+/** The incidents `guarded` logged since the section cleared `incidentLog`. */
+function sayIncidents(): void {
+  say(`replication incidents during the measurements: ${incidentLog.length === 0 ? 'none' : ''}`);
+  for (const i of incidentLog) say(`  ${i}`);
+}
+
 const NO_WAIT_NOTE = 'no WAIT: asynchronous replication';
 
 /** The default min interval and pipeline depth of a mode, as printed. */
@@ -355,8 +361,7 @@ async function sectionThroughput(): Promise<void> {
     say(`${r.target.padEnd(28)} ${r.tool.padEnd(16)} ${r.test.padEnd(9)} ${String(r.clients).padStart(7)} ${r.rps.toFixed(0).padStart(9)} ${f(r.p50Ms)} ${f(r.p99Ms)}  ${same || b === undefined ? '       ' : `${ratio(r.rps / b.rps)}x`.padStart(7)} ${same || b === undefined ? '        ' : f(r.p50Ms - b.p50Ms)}  ${r.note}`);
   }
   say('');
-  say(`replication incidents during the measurements: ${incidentLog.length === 0 ? 'none' : ''}`);
-  for (const i of incidentLog) say(`  ${i}`);
+  sayIncidents();
   say('');
   for (const tool of ['own', 'redis-benchmark']) {
     for (const target of [...REPLICATED, 'redis-server + 1 replica']) {
@@ -419,6 +424,23 @@ async function settingVisit(label: string, replication: Record<string, string>):
   }
 }
 
+/** Every setting visited once per round, in each round's rotated order (sections 2 and 6). */
+async function visitRounds<T>(settings: readonly T[], visit: (s: T, round: number) => Promise<PolicyVisit>): Promise<Map<T, PolicyVisit[]>> {
+  const visits = new Map<T, PolicyVisit[]>(settings.map((s) => [s, []]));
+  for (let round = 0; round < EPOCH_POLICY_ROUNDS; round++) {
+    for (const s of roundOrder(settings, round, EPOCH_ROUND_ROTATION)) visits.get(s)!.push(await visit(s, round));
+  }
+  return visits;
+}
+
+/** Rounds with an incident say nothing about the setting: left out, unless every round had one. */
+function cleanRounds(all: PolicyVisit[]): { use: PolicyVisit[]; flagged: boolean; note: string } {
+  const vs = all.filter((v) => !v.flagged);
+  const flagged = vs.length === 0;
+  const note = flagged ? 'INCIDENT in every round (see below)' : vs.length < all.length ? `${all.length - vs.length} round(s) with an incident left out` : '';
+  return { use: flagged ? all : vs, flagged, note };
+}
+
 async function policyVisit(ackAfter: string, min: number, depth: number, round: number): Promise<PolicyVisit> {
   return settingVisit(`min ${min} ms depth ${depth} (round ${round + 1})`, { ackAfter, checkpointMaxInterval: `${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS}ms`, checkpointMinInterval: `${min}ms`, checkpointPipelineDepth: String(depth) });
 }
@@ -427,26 +449,18 @@ async function epochPolicyTable(ackAfter: AckAfter): Promise<void> {
   say('');
   say(`### ackAfter ${ackAfter}`);
   incidentLog.length = 0;
-  const visits = new Map<(typeof EPOCH_SETTINGS)[number], PolicyVisit[]>(EPOCH_SETTINGS.map((s) => [s, []]));
-  for (let round = 0; round < EPOCH_POLICY_ROUNDS; round++) {
-    for (const s of roundOrder(EPOCH_SETTINGS, round, EPOCH_ROUND_ROTATION)) visits.get(s)!.push(await policyVisit(ackAfter, s.min, s.depth, round));
-  }
+  const visits = await visitRounds(EPOCH_SETTINGS, (s, round) => policyVisit(ackAfter, s.min, s.depth, round));
   say(`${'min ms'.padStart(6)} ${'max ms'.padStart(6)} ${'depth'.padStart(5)}  ${'16 clients req/s'.padStart(16)} ${'(each round)'.padEnd(22)} ${'p50 ms'.padStart(8)}  ${'64 clients req/s'.padStart(16)} ${'p50 ms'.padStart(8)}  ${'1 client p50 ms'.padStart(15)}  note`);
   const results: Array<{ min: number; depth: number; rps16: number; runs16: number[]; rps64: number; p50One: number; flagged: boolean }> = [];
   for (const [{ min, depth }, all] of visits) {
-    // Rounds with an incident say nothing about the policy: left out of the medians.
-    const vs = all.filter((v) => !v.flagged);
-    const flagged = vs.length === 0;
-    const use = flagged ? all : vs;
+    const { use, flagged, note } = cleanRounds(all);
     const runs16 = use.map((v) => v.r16.rps);
     const row = { min, depth, rps16: median(runs16), runs16, rps64: median(use.map((v) => v.r64.rps)), p50One: median(use.map((v) => v.r1.p50Ms)), flagged };
     results.push(row);
-    const note = flagged ? 'INCIDENT in every round (see below)' : vs.length < all.length ? `${all.length - vs.length} round(s) with an incident left out` : '';
     say(`${String(min).padStart(6)} ${String(DEFAULT_CHECKPOINT_MAX_INTERVAL_MS).padStart(6)} ${String(depth).padStart(5)}  ${row.rps16.toFixed(0).padStart(16)} ${`(${all.map((v) => v.r16.rps.toFixed(0)).join(', ')})`.padEnd(22)} ${f(median(use.map((v) => v.r16.p50Ms)))}  ${row.rps64.toFixed(0).padStart(16)} ${f(median(use.map((v) => v.r64.p50Ms)))}  ${f(row.p50One, 3, 15)}  ${note}`);
   }
   say('');
-  say(`replication incidents during the measurements: ${incidentLog.length === 0 ? 'none' : ''}`);
-  for (const i of incidentLog) say(`  ${i}`);
+  sayIncidents();
   const valid = results.filter((r) => !r.flagged);
   if (valid.length === 0) { say('no setting was measured without an incident: no recommendation'); say(''); return; }
   // Best at 16 clients by throughput; a setting within 5% of it with a lower one-client p50 wins.
@@ -803,25 +817,17 @@ async function sectionStoreInterval(): Promise<void> {
   say(`# default ${DEFAULT_MEMORY_STORE_INTERVAL_MS} ms; 0 stores after every epoch. ${EPOCH_POLICY_ROUNDS} rounds, a fresh cluster per setting, the order rotated by ${EPOCH_ROUND_ROTATION} each round;`);
   say('# figures are medians over the rounds, 16-client runs in brackets. Each store batch runs an LMDB transaction body on the backup\'s event loop.');
   incidentLog.length = 0;
-  const visits = new Map<number, PolicyVisit[]>(STORE_INTERVAL_SETTINGS_MS.map((ms) => [ms, []]));
-  for (let round = 0; round < EPOCH_POLICY_ROUNDS; round++) {
-    for (const ms of roundOrder(STORE_INTERVAL_SETTINGS_MS, round, EPOCH_ROUND_ROTATION)) {
-      visits.get(ms)!.push(await settingVisit(`memoryStoreInterval ${ms} ms (round ${round + 1})`, { ackAfter: 'memory', memoryStoreInterval: `${ms}ms` }));
-    }
-  }
+  const visits = await visitRounds(STORE_INTERVAL_SETTINGS_MS, (ms, round) => settingVisit(`memoryStoreInterval ${ms} ms (round ${round + 1})`, { ackAfter: 'memory', memoryStoreInterval: `${ms}ms` }));
   say(`${'interval ms'.padStart(11)}  ${'16 clients req/s'.padStart(16)} ${'(each round)'.padEnd(22)} ${'p50 ms'.padStart(8)}  ${'64 clients req/s'.padStart(16)} ${'p50 ms'.padStart(8)}  ${'1 client p50 ms'.padStart(15)}  note`);
   const results: Array<{ ms: number; rps16: number; runs16: number[] }> = [];
   for (const [ms, all] of visits) {
-    const vs = all.filter((v) => !v.flagged);
-    const use = vs.length === 0 ? all : vs;
+    const { use, flagged, note } = cleanRounds(all);
     const runs16 = use.map((v) => v.r16.rps);
-    if (vs.length > 0) results.push({ ms, rps16: median(runs16), runs16 });
-    const note = vs.length === 0 ? 'INCIDENT in every round (see below)' : vs.length < all.length ? `${all.length - vs.length} round(s) with an incident left out` : '';
+    if (!flagged) results.push({ ms, rps16: median(runs16), runs16 });
     say(`${String(ms).padStart(11)}  ${median(runs16).toFixed(0).padStart(16)} ${`(${all.map((v) => v.r16.rps.toFixed(0)).join(', ')})`.padEnd(22)} ${f(median(use.map((v) => v.r16.p50Ms)))}  ${median(use.map((v) => v.r64.rps)).toFixed(0).padStart(16)} ${f(median(use.map((v) => v.r64.p50Ms)))}  ${f(median(use.map((v) => v.r1.p50Ms)), 3, 15)}  ${note}`);
   }
   say('');
-  say(`replication incidents during the measurements: ${incidentLog.length === 0 ? 'none' : ''}`);
-  for (const i of incidentLog) say(`  ${i}`);
+  sayIncidents();
   if (results.length === 0) { say('no setting was measured without an incident: no recommendation'); say(''); return; }
   // The backup's disk copy is fresher the shorter the interval: the shortest within 5% of the best.
   const best = results.reduce((a, b) => (b.rps16 > a.rps16 ? b : a));
