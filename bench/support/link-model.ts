@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { NETNS_COMMAND_TIMEOUT_MS, processAlive } from '../../chaos/cluster/netns.js';
+import { NETNS_COMMAND_TIMEOUT_MS, namespacesByMaker } from '../../chaos/cluster/netns.js';
 import { hasCommand } from './servers.js';
 
 /** The modelled link's rate: a 1 Gbit/s Ethernet link (issue 3's and issue 5's link model). */
@@ -50,9 +50,8 @@ export const NAMESPACE_PREFIX = 'wb-link-';
 
 /** Remove link-model namespaces whose maker is gone (a run killed by SIGKILL leaves its own). */
 function removeStaleNamespaces(): void {
-  for (const line of run(['ip', 'netns', 'list']).split('\n')) {
-    const m = new RegExp(`^${NAMESPACE_PREFIX}(\\d+)\\b`).exec(line);
-    if (m !== null && !processAlive(Number(m[1]))) spawnSync('ip', ['netns', 'del', `${NAMESPACE_PREFIX}${m[1]}`], { timeout: NETNS_COMMAND_TIMEOUT_MS });
+  for (const o of namespacesByMaker(new RegExp(`^${NAMESPACE_PREFIX}(\\d+)$`)).orphans) {
+    spawnSync('ip', ['netns', 'del', o.name], { timeout: NETNS_COMMAND_TIMEOUT_MS });
   }
 }
 

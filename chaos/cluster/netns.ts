@@ -64,6 +64,25 @@ export function processAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
+/**
+ * Network namespaces whose name `pattern` matches, its first group being the PID of the process
+ * that made them, split into those whose maker is gone (`orphans`, to remove) and the PIDs of
+ * makers still running. This process counts as running.
+ */
+export function namespacesByMaker(pattern: RegExp): { orphans: Array<{ name: string; pid: number }>; livePids: Set<number> } {
+  const orphans: Array<{ name: string; pid: number }> = [];
+  const livePids = new Set<number>();
+  for (const line of run('ip', ['netns', 'list']).out.split('\n')) {
+    const name = line.split(' ')[0];
+    const m = pattern.exec(name);
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processAlive(pid)) livePids.add(pid);
+    else orphans.push({ name, pid });
+  }
+  return { orphans, livePids };
+}
+
 /** Short tag of a harness PID for interface names (at most 15 characters in all). */
 function tagOf(pid: number): string { return (pid % 46656).toString(36); }
 
@@ -194,19 +213,10 @@ export class NetnsNetwork {
 
 /** Remove namespaces and bridges of harnesses that are gone (only names this module creates). */
 function sweepStale(): void {
-  const r = run('ip', ['netns', 'list']);
-  const dead = new Set<number>();
-  const liveTags = new Set([tagOf(process.pid)]);
-  for (const line of r.out.split('\n')) {
-    const name = line.split(' ')[0];
-    const m = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(name);
-    if (m === null) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid || processAlive(pid)) { liveTags.add(tagOf(pid)); continue; }
-    dead.add(pid);
-    run('ip', ['netns', 'del', name]);
-  }
-  for (const pid of dead) {
+  const { orphans, livePids } = namespacesByMaker(new RegExp(`^${NETNS_PREFIX}(\\d+)-`));
+  const liveTags = new Set([process.pid, ...livePids].map(tagOf));
+  for (const o of orphans) run('ip', ['netns', 'del', o.name]);
+  for (const pid of new Set(orphans.map((o) => o.pid))) {
     const tag = tagOf(pid);
     if (liveTags.has(tag)) continue; // a live run's interfaces share the tag: leave them
     for (const link of run('ip', ['-o', 'link', 'show']).out.matchAll(new RegExp(`\\d+: (wbc${tag}(?:br|h\\d+))[@:]`, 'g'))) run('ip', ['link', 'del', link[1]]);

@@ -1,6 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import test from 'ava';
-import { netnsProblem } from '../../chaos/cluster/netns.js';
+import { NetnsNetwork, netnsProblem } from '../../chaos/cluster/netns.js';
 import { passingScenario } from './helpers/scenario.js';
 
 /**
@@ -36,3 +36,28 @@ netnsTest('in network namespaces: kill, pause and an nftables partition — line
 function readableCluster(dir: string): string {
   return spawnSync('cat', [`${dir}/cluster.yaml`], { encoding: 'utf8' }).stdout;
 }
+
+/**
+ * What a harness killed by SIGKILL leaves (its namespaces and bridge) is removed by the next run;
+ * namespaces of a harness that still runs are left alone.
+ */
+netnsTest('a run removes the namespaces and bridge of a harness that died, and keeps those of one still running', (t) => {
+  const tag = (pid: number): string => (pid % 46656).toString(36); // netns.ts's interface tag
+  const deadPid = 4194303; // the highest possible PID, not running
+  const alive = spawn('sleep', ['60'], { stdio: 'ignore' });
+  const [deadNs, liveNs, deadBridge] = [`wbchaos-${deadPid}-a`, `wbchaos-${alive.pid}-a`, `wbc${tag(deadPid)}br`];
+  const list = (): string => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+  const links = (): string => spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+  try {
+    for (const ns of [deadNs, liveNs]) t.is(spawnSync('ip', ['netns', 'add', ns]).status, 0);
+    t.is(spawnSync('ip', ['link', 'add', deadBridge, 'type', 'bridge']).status, 0);
+    NetnsNetwork.create(['a']).destroy();
+    t.false(list().includes(deadNs), 'the dead harness\'s namespace is removed');
+    t.false(links().includes(`${deadBridge}:`), 'and its bridge');
+    t.true(list().includes(liveNs), 'a running harness\'s namespace stays');
+  } finally {
+    alive.kill('SIGKILL');
+    for (const ns of [deadNs, liveNs]) spawnSync('ip', ['netns', 'del', ns]);
+    spawnSync('ip', ['link', 'del', deadBridge]);
+  }
+});
