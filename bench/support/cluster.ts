@@ -68,7 +68,7 @@ witnesses:
 ${rep !== '' ? `replication:\n${rep}\n` : ''}`);
     const config = loadClusterConfig(file);
     const cluster = new LocalCluster({
-      configPath: file, config, restart: true, stdio: 'pipe', launchPrefix: o.launchPrefix,
+      configPath: file, config, restart: true, stdio: 'pipe', stdout: 'ignore', launchPrefix: o.launchPrefix,
       env: { WATERBEAR_CACHE_DIR: o.cacheDir, WATERBEAR_LOG_LEVEL: o.logLevel ?? 'warn' },
     });
     const bc = new BenchCluster(cluster, config, dir, svc);

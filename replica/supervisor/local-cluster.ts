@@ -25,6 +25,8 @@ export interface LocalClusterOptions {
   restart?: boolean;
   /** Where members' stderr goes (default: inherited; a number is an open file descriptor). */
   stdio?: 'inherit' | 'ignore' | 'pipe' | number;
+  /** Where members' stdout goes (a witness's banner, a guest's console): default inherited. */
+  stdout?: 'inherit' | 'ignore';
   env?: NodeJS.ProcessEnv;
   /** Extra arguments for every `waterbear replica` (e.g. test-only switches). */
   replicaArgs?: string[];
@@ -68,7 +70,7 @@ export class LocalCluster extends EventEmitter {
     const args = [packageFile('cli/waterbear.js'), m.kind, '--config', this.o.configPath, '--id', m.id, ...(m.kind === 'replica' ? this.o.replicaArgs ?? [] : [])];
     const prefix = this.o.launchPrefix ?? [];
     const [cmd, cmdArgs] = prefix.length === 0 ? [process.execPath, args] : [prefix[0], [...prefix.slice(1), process.execPath, ...args]];
-    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'inherit', this.o.stdio ?? 'inherit'], env: { ...process.env, ...this.o.env } });
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', this.o.stdout ?? 'inherit', this.o.stdio ?? 'inherit'], env: { ...process.env, ...this.o.env } });
     m.child = child;
     m.startedAt = Date.now();
     this.emit('spawn', m.id, child.pid);

@@ -60,6 +60,7 @@ ${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extra
   const logFd = logDir === undefined ? undefined : openSync(join(logDir, `${basename(dir)}.log`), 'a');
   const cluster = new LocalCluster({
     configPath: file, config, restart: o.restart ?? true, stdio: logFd ?? (process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore'),
+    stdout: process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore', // witness banners, guest consoles
     env: { WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: process.env.WATERBEAR_LOG_LEVEL ?? 'error', ...o.env },
   });
   cluster.start();
