@@ -15,15 +15,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { sealPages, type CheckpointData, type CheckpointPage } from '../checkpoint/checkpoint-data.js';
 import { CheckpointStore } from '../checkpoint/store/checkpoint-store.js';
+import { benchArgs } from './lib/args.js';
 import { median, prng, samplePages } from './lib/stats.js';
 
 const PAGE_BYTES = 4096;
 const TICK_MS = 10;
 
-const { values } = parseArgs({ options: { pages: { type: 'string', default: '65536' }, slice: { type: 'string', default: '256' }, final: { type: 'string', default: '300' } } });
+const args = benchArgs('node --import tsx bench/checkpoint-staging.ts', 'How long a backup\'s event loop stops while it stores a large full image: in one piece against staged in slices.', {
+  pages: { type: 'string', help: 'pages in the image (default 65536)' },
+  slice: { type: 'string', help: 'pages per slice (default 256)' },
+  final: { type: 'string', help: 'pages in the final checkpoint (default 300)' },
+});
+const values = { pages: args.pages ?? '65536', slice: args.slice ?? '256', final: args.final ?? '300' };
 const PAGES = Number(values.pages);
 const SLICE = Number(values.slice);
 const FINAL = Number(values.final);

@@ -10,14 +10,13 @@
  *   4. the cost of yield points (and of store instrumentation) on a CPU-bound guest.
  * Prints PASS/MISS against the targets of issue 3.
  *
- *   npm run build && npm run bench:checkpoint [-- --out bench/results/checkpoint.txt] [--quick] [--sections 1,2,3,4]
+ *   npm run bench:checkpoint [-- --out bench/results/checkpoint.txt] [--quick] [--sections 1,2,3,4]
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { parseArgs } from 'node:util';
 import { TRACK_PAGE_BYTES, type DirtyTracker, type TrackerKind } from '../checkpoint/trackers/dirty-tracker.js';
 import { InstrumentTracker } from '../checkpoint/trackers/instrument-tracker.js';
 import { populateImplementation } from '../checkpoint/memory-populate.js';
@@ -28,6 +27,7 @@ import { prepareImage, type PreparedImage } from '../libos-host/image/prepare.js
 import { NodePlatform } from '../libos-host/platform/node-platform.js';
 import { Lvm } from '../libos-host/runtime/lvm.js';
 import { LibOs } from '../libos-host/wasi/lib-os.js';
+import { benchArgs, OUT_OPTION } from './lib/args.js';
 import { startBenchGuest, type BenchGuest } from './lib/guest.js';
 import { measureCliRestore } from './lib/cli-restore.js';
 import { LineClient } from './lib/line-client.js';
@@ -69,7 +69,11 @@ const COMPUTE_ROUNDS = 60;
 const COMPUTE_REPS = 7;
 const SEED = 0x5eed;
 
-const { values } = parseArgs({ options: { out: { type: 'string' }, quick: { type: 'boolean' }, sections: { type: 'string' } } });
+const values = benchArgs('npm run bench:checkpoint --', 'Guest pause per checkpoint per tracker against memcpy (1), tracker slowdown (2), restore of a 1 GiB image (3), yield points (4).', {
+  out: OUT_OPTION,
+  quick: { type: 'boolean', help: 'fewer repetitions (a format check, not a measurement)' },
+  sections: { type: 'string', help: 'which sections, e.g. 1,3 (default 1,2,3,4)' },
+});
 /** Which sections to run (--sections 1,3): all by default. */
 const sections = new Set((values.sections ?? '1,2,3,4').split(',').map((x) => Number(x.trim())));
 const quick = values.quick === true;

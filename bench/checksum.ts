@@ -4,13 +4,13 @@
  * of every epoch, on the primary and on each backup) and on 1 MiB (a pre-copy message), plus
  * zlib's CRC-32 (the wire frames) for reference. Median of 5 timed passes after one not counted.
  *
- *   npm run build && npm run bench:checksum [-- --out bench/results/checksum.txt]
+ *   npm run bench:checksum [-- --out bench/results/checksum.txt]
  */
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import { crc32c, crc32cImplementation, crc32cJs, type CrcFunction } from '../checkpoint/format/crc32c.js';
 import { crc32 } from '../replica/wire/crc32.js';
+import { benchArgs, OUT_OPTION } from './lib/args.js';
 import { median } from './lib/stats.js';
 
 const PASSES = 5;
@@ -32,7 +32,7 @@ function usPerCall(f: CrcFunction, data: Uint8Array, calls: number): number {
   return median(passes);
 }
 
-const { values } = parseArgs({ options: { out: { type: 'string' } } });
+const values = benchArgs('npm run bench:checksum --', 'CRC-32C per 4 KiB page and per MiB: the native addon against the TypeScript fallback.', { out: OUT_OPTION });
 const lines: string[] = [];
 const say = (s: string): void => { lines.push(s); console.log(s); };
 say(`# bench:checksum  ${new Date().toISOString()}`);

@@ -3,7 +3,7 @@
  * embedded Raft (3 real member processes over gRPC on loopback, default timeouts), and for etcd in the
  * same run when bench/coord-etcd.ts is there.
  *
- *   npm run build && npm run bench:coord [-- --proposals 200 --failovers 10 --out bench/results/coord.txt]
+ *   npm run bench:coord [-- --proposals 200 --failovers 10 --out bench/results/coord.txt]
  *
  * Embedded Raft numbers:
  * - view change: `proposeView` timed inside the member process (no harness pipe), sequential, from the
@@ -21,7 +21,6 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { LEASE_SAFETY_MARGIN_MS, MAX_CLOCK_DRIFT_RATE } from '../replica/coord/lease.js';
 import {
   DEFAULT_LEASE_KEEPALIVE_INTERVAL_MS,
@@ -32,6 +31,7 @@ import {
   REQUEST_TIMEOUT_MS,
 } from '../replica/coord/raft-driver/raft-driver-options.js';
 import { epochNowMs, MemberProcess, runMemberHarness, type HarnessReply, type MemberSpec } from '../replica/coord/raft-driver/raft-member-harness.js';
+import { benchArgs, OUT_OPTION } from './lib/args.js';
 
 /** Target from issue 4: embedded leader failover under 1 s with default timeouts. */
 const TARGET_FAILOVER_MS = 1_000;
@@ -55,7 +55,11 @@ function summary(xs: readonly number[]): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { proposals: { type: 'string' }, failovers: { type: 'string' }, out: { type: 'string' } } });
+  const values = benchArgs('npm run bench:coord --', 'View-change latency and leader failover, embedded Raft and etcd.', {
+    proposals: { type: 'string', help: `view changes to time (default ${DEFAULT_PROPOSALS})` },
+    failovers: { type: 'string', help: `leader failovers to time (default ${DEFAULT_FAILOVERS})` },
+    out: OUT_OPTION,
+  });
   const proposals = Number(values.proposals ?? DEFAULT_PROPOSALS);
   const failovers = Number(values.failovers ?? DEFAULT_FAILOVERS);
   if (!Number.isInteger(proposals) || proposals < 1 || proposals > 100_000) throw new Error(`--proposals must be 1..100000: got ${values.proposals}`);

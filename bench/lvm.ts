@@ -3,7 +3,7 @@
  * same client load, same run; plus the cost of Asyncify (image with vs without) on CPU-bound
  * guests, and Debian's redis-server as a reference point when installed.
  *
- *   npm run build && npm run bench:lvm [-- --requests 100000 --requests-pipelined 1000000 --rounds 3 --out bench/results/lvm.txt]
+ *   npm run bench:lvm [-- --requests 100000 --requests-pipelined 1000000 --rounds 3 --out bench/results/lvm.txt]
  *
  * V8 compiles the guest in tiers, so the first seconds of an LVM are slower than its steady state.
  * Every server gets one warm-up pass of every test (shown, not counted), then `rounds` measured
@@ -15,7 +15,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { parseArgs } from 'node:util';
 import { prepareImage, type PreparedImage } from '../libos-host/image/prepare.js';
 import { NodePlatform } from '../libos-host/platform/node-platform.js';
 import { Lvm } from '../libos-host/runtime/lvm.js';
@@ -23,6 +22,7 @@ import { LibOs } from '../libos-host/wasi/lib-os.js';
 import { ProcExit } from '../libos-host/wasi/syscall-host.js';
 import { WASI_MODULE } from '../libos-host/wasi/wasi-imports.js';
 import { packageRoot } from '../cli/paths.js';
+import { benchArgs, OUT_OPTION } from './lib/args.js';
 import { median } from './lib/stats.js';
 import { runLoad, type LoadResult, type LoadSpec } from './support/load.js';
 import { freePort, hasCommand, startServer, type BenchServer } from './support/servers.js';
@@ -37,8 +37,11 @@ const CLIENTS = 50;
 const PIPELINES = [1, 16];
 const CPU_GUEST_RUNS = 3;
 
-const { values } = parseArgs({
-  options: { requests: { type: 'string' }, 'requests-pipelined': { type: 'string' }, rounds: { type: 'string' }, out: { type: 'string' } },
+const values = benchArgs('npm run bench:lvm --', 'KV throughput in the LVM against the same kv.c built natively; the cost of Asyncify.', {
+  requests: { type: 'string', help: `requests per run without pipelining (default ${DEFAULT_REQUESTS})` },
+  'requests-pipelined': { type: 'string', help: `requests per run with pipelining (default ${DEFAULT_REQUESTS_PIPELINED})` },
+  rounds: { type: 'string', help: `alternating rounds (default ${DEFAULT_ROUNDS})` },
+  out: OUT_OPTION,
 });
 const requests = Number(values.requests ?? DEFAULT_REQUESTS);
 const requestsPipelined = Number(values['requests-pipelined'] ?? DEFAULT_REQUESTS_PIPELINED);

@@ -11,7 +11,7 @@
  *      (a network namespace made for the run, tc; needs root), clients still on loopback;
  *   6. with ackAfter memory, how often the backup writes to its store (replication.memoryStoreInterval).
  *
- *   npm run build && npm run bench:replication [-- --out bench/results/replication.txt]
+ *   npm run bench:replication [-- --out bench/results/replication.txt]
  *     [--sections 1,2,3,4,5,6] [--seconds 2.5] [--failovers 5] [--reprotections 3] [--policy-ack-after disk,memory]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -19,7 +19,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { encodeCommand, RespError, RespParser, type RespValue } from '../chaos/clients/resp.js';
 import { RespClient } from '../chaos/clients/resp-client.js';
 import { packageRoot } from '../cli/paths.js';
@@ -30,6 +29,7 @@ import {
 } from '../replica/config/cluster-config.js';
 import { DEFAULT_LEASE_KEEPALIVE_INTERVAL_MS, DEFAULT_LEASE_TTL_MS } from '../replica/coord/raft-driver/raft-driver-options.js';
 import { RESTART_DELAY_MS } from '../replica/supervisor/local-cluster.js';
+import { benchArgs, OUT_OPTION } from './lib/args.js';
 import { BenchCluster, benchCacheDir, pollUntil, type BenchClusterOptions } from './support/cluster.js';
 import { createShapedNamespace, LINK_RATE_MBIT, linkModelUnavailable, probeTcpGbps, SHAPED_MEMBER_HOSTS } from './support/link-model.js';
 import { runLoad, type LoadResult } from './support/load.js';
@@ -95,13 +95,15 @@ const MSG_LINK_OPENED = 'opening replication link';
 const MSG_CHECKPOINT_RECEIVED = 'checkpoint received';
 const MSG_RAFT_ROLE = 'raft role changed';
 
-const { values } = parseArgs({
-  options: {
-    out: { type: 'string' }, sections: { type: 'string' }, seconds: { type: 'string' },
-    failovers: { type: 'string' }, reprotections: { type: 'string' }, 'policy-ack-after': { type: 'string' },
-    // Internal: section 5 runs section 1 in a child inside the link model's namespace.
-    'inside-link-model': { type: 'boolean' },
-  },
+const values = benchArgs('npm run bench:replication --', 'Replicated KV against unreplicated and Redis + WAIT (1), epoch policies (2), failover (3), re-protection (4), over a 1 Gbit/s link model (5), the memory-mode store interval (6).', {
+  out: OUT_OPTION,
+  sections: { type: 'string', help: 'which sections, e.g. 1,3 (default 1,2,3,4,5,6)' },
+  seconds: { type: 'string', help: 'seconds per load measurement (default 2.5; 0.2 for a format check)' },
+  failovers: { type: 'string', help: 'failovers to time in section 3 (default 5)' },
+  reprotections: { type: 'string', help: 're-protections to time in section 4 (default 3)' },
+  'policy-ack-after': { type: 'string', help: 'section 2: ackAfter modes to rank, e.g. memory (default disk,memory)' },
+  // Section 5 runs section 1 in a child inside the link model's namespace.
+  'inside-link-model': { type: 'boolean', help: 'internal', hidden: true },
 });
 const sections = new Set((values.sections ?? '1,2,3,4,5,6').split(',').map((s) => Number(s.trim())));
 const insideLinkModel = values['inside-link-model'] === true;

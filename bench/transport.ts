@@ -8,17 +8,17 @@
  * It isolates the transport from the cluster: docs/replication.md compares these numbers with the
  * per-hop times measured inside a replicated cluster.
  *
- *   npm run build && npm run bench:transport [-- --out bench/results/transport.txt]
+ *   npm run bench:transport [-- --out bench/results/transport.txt]
  */
 import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { bindWithReceiveWindow, RECEIVE_WINDOW_BYTES } from '../replica/wire/receive-window.js';
 import { REPLICATION_PROTOCOL_VERSION, ReplicaClient, replicaService, type BackupMessage, type PrimaryMessage } from '../replica/wire/replication-wire.js';
+import { benchArgs, OUT_OPTION } from './lib/args.js';
 import { median } from './lib/stats.js';
 
 const ROUND_TRIPS = 3000;
@@ -146,7 +146,7 @@ async function streamRate(port: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { out: { type: 'string' } } });
+  const values = benchArgs('npm run bench:transport --', 'The replication stream alone between two idle processes: round trip against raw TCP; 1 MiB messages with the default and the raised HTTP/2 receive window.', { out: OUT_OPTION });
   const lines: string[] = [];
   const say = (s: string): void => { lines.push(s); console.log(s); };
   const child = fork(fileURLToPath(import.meta.url), ['serve'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
