@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { WaterbearError } from '../../libos-host/errors.js';
 
 /** One command-line option of a benchmark; `hidden` ones (internal plumbing) are not listed. */
 export interface BenchOption {
@@ -22,11 +23,9 @@ export function benchUsage(command: string, about: string, options: Record<strin
   return [`${command} [OPTIONS]`, '', about, '', 'Options:', ...rows, `  --${'help'.padEnd(width)}  this text`].join('\n');
 }
 
-export class BenchUsageError extends Error {}
-
 /**
- * Parse a benchmark's arguments. Throws BenchUsageError for an unknown or malformed option (the
- * message names it and shows the usage); returns null after `--help` (the usage is printed).
+ * Parse a benchmark's arguments. Throws WB_CONFIG_INVALID for an unknown or malformed option (the
+ * message names it and shows the usage), as the CLI does; returns null after `--help` (the usage is printed).
  */
 export function parseBenchArgs<O extends Record<string, BenchOption>>(
   command: string, about: string, options: O, args: string[] = process.argv.slice(2),
@@ -36,7 +35,7 @@ export function parseBenchArgs<O extends Record<string, BenchOption>>(
   try {
     values = parseArgs({ args, options: { ...config, help: { type: 'boolean' } }, strict: true, allowPositionals: false }).values as typeof values;
   } catch (err) {
-    throw new BenchUsageError(`${command.replace(/ --$/, '')}: ${(err as Error).message}\n\n${benchUsage(command, about, options)}`);
+    throw new WaterbearError('WB_CONFIG_INVALID', `${command.replace(/ --$/, '')}: ${(err as Error).message}\n\n${benchUsage(command, about, options)}`);
   }
   if (values.help === true) {
     console.log(benchUsage(command, about, options));
@@ -53,7 +52,7 @@ export function benchArgs<O extends Record<string, BenchOption>>(command: string
     if (v === null) process.exit(0);
     return v;
   } catch (err) {
-    if (!(err instanceof BenchUsageError)) throw err;
+    if (!(err instanceof WaterbearError) || err.code !== 'WB_CONFIG_INVALID') throw err;
     console.error(err.message);
     process.exit(2);
   }

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { BenchUsageError, benchUsage, OUT_OPTION, parseBenchArgs } from '../../bench/lib/args.js';
+import { benchUsage, OUT_OPTION, parseBenchArgs } from '../../bench/lib/args.js';
+import { WaterbearError } from '../../libos-host/errors.js';
 
 const OPTIONS = {
   out: OUT_OPTION,
@@ -15,7 +16,8 @@ test('a benchmark\'s options parse to their values; options not given are absent
 });
 
 test('an unknown option is a usage error that names it and shows the options, hidden ones left out', (t) => {
-  const err = t.throws(() => parseBenchArgs(COMMAND, 'What demo measures.', OPTIONS, ['--roudns', '3']), { instanceOf: BenchUsageError });
+  const err = t.throws(() => parseBenchArgs(COMMAND, 'What demo measures.', OPTIONS, ['--roudns', '3']), { instanceOf: WaterbearError });
+  t.is(err!.code, 'WB_CONFIG_INVALID');
   t.regex(err!.message, /^npm run bench:demo: Unknown option '--roudns'/);
   t.regex(err!.message, /npm run bench:demo -- \[OPTIONS\]\n\nWhat demo measures\./);
   t.regex(err!.message, /--rounds VAL\s+rounds to run/);
@@ -24,8 +26,8 @@ test('an unknown option is a usage error that names it and shows the options, hi
 });
 
 test('a string option without its value and a stray argument are usage errors too', (t) => {
-  t.throws(() => parseBenchArgs(COMMAND, 'demo', OPTIONS, ['--rounds']), { instanceOf: BenchUsageError, message: /--rounds/ });
-  t.throws(() => parseBenchArgs(COMMAND, 'demo', OPTIONS, ['3']), { instanceOf: BenchUsageError, message: /positional/ });
+  t.throws(() => parseBenchArgs(COMMAND, 'demo', OPTIONS, ['--rounds']), { instanceOf: WaterbearError, message: /--rounds/ });
+  t.throws(() => parseBenchArgs(COMMAND, 'demo', OPTIONS, ['3']), { instanceOf: WaterbearError, message: /positional/ });
 });
 
 test('--help prints the usage and returns null, so the benchmark does not run', (t) => {
