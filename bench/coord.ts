@@ -31,7 +31,7 @@ import {
   REQUEST_TIMEOUT_MS,
 } from '../replica/coord/raft-driver/raft-driver-options.js';
 import { epochNowMs, MemberProcess, runMemberHarness, type HarnessReply, type MemberSpec } from '../replica/coord/raft-driver/raft-member-harness.js';
-import { benchArgs, OUT_OPTION } from './lib/args.js';
+import { badOptionValue, benchArgs, OUT_OPTION } from './lib/args.js';
 
 /** Target from issue 4: embedded leader failover under 1 s with default timeouts. */
 const TARGET_FAILOVER_MS = 1_000;
@@ -62,8 +62,8 @@ async function main(): Promise<void> {
   });
   const proposals = Number(values.proposals ?? DEFAULT_PROPOSALS);
   const failovers = Number(values.failovers ?? DEFAULT_FAILOVERS);
-  if (!Number.isInteger(proposals) || proposals < 1 || proposals > 100_000) throw new Error(`--proposals must be 1..100000: got ${values.proposals}`);
-  if (!Number.isInteger(failovers) || failovers < 1 || failovers > 1_000) throw new Error(`--failovers must be 1..1000: got ${values.failovers}`);
+  if (!Number.isInteger(proposals) || proposals < 1 || proposals > 100_000) badOptionValue(`--proposals must be 1..100000: got ${values.proposals}`);
+  if (!Number.isInteger(failovers) || failovers < 1 || failovers > 1_000) badOptionValue(`--failovers must be 1..1000: got ${values.failovers}`);
   const lines: string[] = [];
   const say = (s: string): void => {
     lines.push(s);

@@ -22,7 +22,7 @@ import { LibOs } from '../libos-host/wasi/lib-os.js';
 import { ProcExit } from '../libos-host/wasi/syscall-host.js';
 import { WASI_MODULE } from '../libos-host/wasi/wasi-imports.js';
 import { packageRoot } from '../cli/paths.js';
-import { benchArgs, OUT_OPTION } from './lib/args.js';
+import { badOptionValue, benchArgs, OUT_OPTION } from './lib/args.js';
 import { median } from './lib/stats.js';
 import { runLoad, type LoadResult, type LoadSpec } from './support/load.js';
 import { freePort, hasCommand, startServer, type BenchServer } from './support/servers.js';
@@ -47,7 +47,7 @@ const requests = Number(values.requests ?? DEFAULT_REQUESTS);
 const requestsPipelined = Number(values['requests-pipelined'] ?? DEFAULT_REQUESTS_PIPELINED);
 const rounds = Number(values.rounds ?? DEFAULT_ROUNDS);
 if (!(requests > 0 && requestsPipelined > 0 && Number.isInteger(rounds) && rounds >= 1)) {
-  throw new Error('--requests and --requests-pipelined must be positive, --rounds a positive integer');
+  badOptionValue('--requests and --requests-pipelined must be positive, --rounds a positive integer');
 }
 const root = packageRoot();
 const lines: string[] = [];

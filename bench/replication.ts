@@ -29,7 +29,7 @@ import {
 } from '../replica/config/cluster-config.js';
 import { DEFAULT_LEASE_KEEPALIVE_INTERVAL_MS, DEFAULT_LEASE_TTL_MS } from '../replica/coord/raft-driver/raft-driver-options.js';
 import { RESTART_DELAY_MS } from '../replica/supervisor/local-cluster.js';
-import { benchArgs, OUT_OPTION } from './lib/args.js';
+import { badOptionValue, benchArgs, OUT_OPTION } from './lib/args.js';
 import { BenchCluster, benchCacheDir, pollUntil, type BenchClusterOptions } from './support/cluster.js';
 import { createShapedNamespace, LINK_RATE_MBIT, linkModelUnavailable, probeTcpGbps, SHAPED_MEMBER_HOSTS } from './support/link-model.js';
 import { runLoad, type LoadResult } from './support/load.js';
@@ -112,9 +112,9 @@ const failovers = Number(values.failovers ?? '5');
 const reprotections = Number(values.reprotections ?? '3');
 /** Section 2 measures each setting under these acknowledgement modes. */
 const policyAckModes = (values['policy-ack-after'] ?? 'disk,memory').split(',').map((s) => s.trim()) as AckAfter[];
-if (policyAckModes.some((m) => m !== 'disk' && m !== 'memory')) throw new Error(`--policy-ack-after takes disk, memory or both (comma-separated): got ${values['policy-ack-after']}`);
-for (const [name, v, min, max] of [['--seconds', measureMs, 200, 60_000], ['--failovers', failovers, 1, 50], ['--reprotections', reprotections, 1, 20]] as const) {
-  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`${name} is out of range: got ${String(v)}`);
+if (policyAckModes.some((m) => m !== 'disk' && m !== 'memory')) badOptionValue(`--policy-ack-after takes disk, memory or both (comma-separated): got ${values['policy-ack-after']}`);
+for (const [name, v, min, max, scale] of [['--seconds', measureMs, 200, 60_000, 1000], ['--failovers', failovers, 1, 50, 1], ['--reprotections', reprotections, 1, 20, 1]] as const) {
+  if (!Number.isFinite(v) || v < min || v > max) badOptionValue(`${name} must be ${min / scale}..${max / scale}: got ${values[name.slice(2) as 'seconds' | 'failovers' | 'reprotections']}`);
 }
 
 const root = packageRoot();

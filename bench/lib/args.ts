@@ -57,3 +57,9 @@ export function benchArgs<O extends Record<string, BenchOption>>(command: string
     process.exit(2);
   }
 }
+
+/** A benchmark option's value is out of range: say so (the message names the option and the range) and exit 2. */
+export function badOptionValue(message: string): never {
+  console.error(`${message}; see --help`);
+  process.exit(2);
+}
