@@ -31,10 +31,11 @@ import { benchArgs, OUT_OPTION } from './lib/args.js';
 import { startBenchGuest, type BenchGuest } from './lib/guest.js';
 import { measureCliRestore } from './lib/cli-restore.js';
 import { LineClient } from './lib/line-client.js';
-import { hasCommand, runKvLoad, type KvLoad } from './lib/load.js';
+import { runKvLoad, type KvLoad } from './lib/load.js';
 import { copyDirtyPages } from './lib/page-copy.js';
 import { median, msSince, prng, samplePages } from './lib/stats.js';
 import { touchGuest } from './lib/touch-module.js';
+import { hasCommand } from './support/servers.js';
 
 // ---- targets (issue 3)
 const TARGET_PAUSE_OVER_MEMCPY = 2;

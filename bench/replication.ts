@@ -113,8 +113,8 @@ const reprotections = Number(values.reprotections ?? '3');
 /** Section 2 measures each setting under these acknowledgement modes. */
 const policyAckModes = (values['policy-ack-after'] ?? 'disk,memory').split(',').map((s) => s.trim()) as AckAfter[];
 if (policyAckModes.some((m) => m !== 'disk' && m !== 'memory')) badOptionValue(`--policy-ack-after takes disk, memory or both (comma-separated): got ${values['policy-ack-after']}`);
-for (const [name, v, min, max, scale] of [['--seconds', measureMs, 200, 60_000, 1000], ['--failovers', failovers, 1, 50, 1], ['--reprotections', reprotections, 1, 20, 1]] as const) {
-  if (!Number.isFinite(v) || v < min || v > max) badOptionValue(`${name} must be ${min / scale}..${max / scale}: got ${values[name.slice(2) as 'seconds' | 'failovers' | 'reprotections']}`);
+for (const [name, given, v, min, max] of [['--seconds', values.seconds, measureMs / 1000, 0.2, 60], ['--failovers', values.failovers, failovers, 1, 50], ['--reprotections', values.reprotections, reprotections, 1, 20]] as const) {
+  if (!Number.isFinite(v) || v < min || v > max) badOptionValue(`${name} must be ${min}..${max}: got ${given}`);
 }
 
 const root = packageRoot();

@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { encodeCommand, RespParser } from '../../chaos/clients/resp.js';
+import { hasCommand } from '../support/servers.js';
 
 export interface KvLoad {
   test: 'set' | 'get';
@@ -19,10 +20,6 @@ export interface KvLoad {
 }
 
 export interface KvLoadResult { tool: string; rps: number }
-
-export function hasCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
 
 /** Run the load against 127.0.0.1:`port`; resolves with requests per second. */
 export async function runKvLoad(port: number, load: KvLoad): Promise<KvLoadResult> {

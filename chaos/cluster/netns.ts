@@ -83,8 +83,8 @@ export function namespacesByMaker(pattern: RegExp): { orphans: Array<{ name: str
   return { orphans, livePids };
 }
 
-/** Short tag of a harness PID for interface names (at most 15 characters in all). */
-function tagOf(pid: number): string { return (pid % 46656).toString(36); }
+/** Short tag of a harness PID for its bridge and veth names (wbc<tag>br, wbc<tag>h<i>: at most 15 characters). */
+export function tagOf(pid: number): string { return (pid % 46656).toString(36); }
 
 const live = new Set<NetnsNetwork>();
 

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import test from 'ava';
-import { NetnsNetwork, netnsProblem } from '../../chaos/cluster/netns.js';
+import { NetnsNetwork, netnsProblem, tagOf } from '../../chaos/cluster/netns.js';
 import { passingScenario } from './helpers/scenario.js';
 
 /**
@@ -30,7 +30,7 @@ netnsTest('in network namespaces: kill, pause and an nftables partition — line
   const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(`wbchaos-${process.pid}-`));
   t.deepEqual(left, [], 'the run removed its namespaces');
   const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
-  t.notRegex(links, new RegExp(`wbc${(process.pid % 46656).toString(36)}(br|h\\d)`), 'the run removed its bridge and veths');
+  t.notRegex(links, new RegExp(`wbc${tagOf(process.pid)}(br|h\\d)`), 'the run removed its bridge and veths');
 });
 
 function readableCluster(dir: string): string {
@@ -42,10 +42,9 @@ function readableCluster(dir: string): string {
  * namespaces of a harness that still runs are left alone.
  */
 netnsTest('a run removes the namespaces and bridge of a harness that died, and keeps those of one still running', (t) => {
-  const tag = (pid: number): string => (pid % 46656).toString(36); // netns.ts's interface tag
   const deadPid = 4194303; // the highest possible PID, not running
   const alive = spawn('sleep', ['60'], { stdio: 'ignore' });
-  const [deadNs, liveNs, deadBridge] = [`wbchaos-${deadPid}-a`, `wbchaos-${alive.pid}-a`, `wbc${tag(deadPid)}br`];
+  const [deadNs, liveNs, deadBridge] = [`wbchaos-${deadPid}-a`, `wbchaos-${alive.pid}-a`, `wbc${tagOf(deadPid)}br`];
   const list = (): string => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
   const links = (): string => spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
   try {

@@ -58,9 +58,11 @@ ${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extra
   const logDir = process.env.WB_TEST_CLUSTER_LOGS;
   if (logDir !== undefined) mkdirSync(logDir, { recursive: true });
   const logFd = logDir === undefined ? undefined : openSync(join(logDir, `${basename(dir)}.log`), 'a');
+  // WB_TEST_CLUSTER_STDERR=1: members' stderr (when not logged to a file) and stdout on the console.
+  const shown = process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore';
   const cluster = new LocalCluster({
-    configPath: file, config, restart: o.restart ?? true, stdio: logFd ?? (process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore'),
-    stdout: process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore', // witness banners, guest consoles
+    configPath: file, config, restart: o.restart ?? true, stdio: logFd ?? shown,
+    stdout: shown, // witness banners, guest consoles
     env: { WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: process.env.WATERBEAR_LOG_LEVEL ?? 'error', ...o.env },
   });
   cluster.start();
