@@ -95,6 +95,11 @@ export interface LvmHooks {
    * memory and globals. A checkpoint may be taken here. Awaited before the guest waits.
    */
   onSuspended?: (lvm: Lvm) => void | Promise<void>;
+  /**
+   * A blocking wait ended (input arrived, or the guest's own deadline passed): the guest is still
+   * suspended and runs next. Not called after a forced suspension, which does not wait.
+   */
+  onWake?: (lvm: Lvm) => void;
 }
 
 /**
@@ -254,6 +259,7 @@ export class Lvm implements Suspender {
           const deadline = p.deadlineNs === null ? null : this.os.clock.toAbiMonotonic(p.deadlineNs);
           await this.abi.wait(p.interests, deadline, this.stopController.signal);
           if (this.stopRequested) return { kind: 'exit', code: 0 };
+          this.hooks.onWake?.(this);
         }
         this.rewindNext = true;
       }

@@ -180,6 +180,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
       startEpoch: lvm.startEpoch, coordinator, credentials: channelCredentials(this.config.tls), log: this.log, ...this.clockOption(),
     });
     hooks.onSuspended = () => driver.onSuspended();
+    hooks.onWake = () => driver.onWake();
     driver.on('checkpoint', (e) => this.emit('checkpoint', e));
     driver.on('protection', (e) => this.emit('protection', e));
     driver.on('backup-failed', (e) => this.emit('backup-failed', e));

@@ -31,11 +31,14 @@ export type EpochDecision =
  * - the guest blocked while output of this epoch is held: checkpoint now, so the reply leaves
  *   as soon as the backup acknowledges (low latency) — but, while an earlier checkpoint is still
  *   unacknowledged, not sooner than `minIntervalMs` after it, so a busy guest batches;
- * - the guest ran and `maxIntervalMs` passed: checkpoint (bounds what a failover loses to replay).
+ * - the guest has been running for `maxIntervalMs` since the checkpoint (time blocked with nothing
+ *   run does not count): checkpoint (bounds what a failover loses to replay).
  * Backpressure is separate: `mustThrottle` says when the guest must wait for acknowledgements.
  */
 export class EpochPolicy {
   private lastCheckpointMs: number;
+  /** When the guest first ran in the current epoch: the max interval counts from here. */
+  private runStartMs: number;
 
   constructor(private readonly o: EpochPolicyOptions, nowMs: number) {
     if (!(o.pipelineDepth >= 1) || o.pipelineDepth > o.maxInflightEpochs) {
@@ -45,6 +48,7 @@ export class EpochPolicy {
       throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint min interval (${o.minIntervalMs} ms) must not exceed the max interval (${o.maxIntervalMs} ms)`);
     }
     this.lastCheckpointMs = nowMs;
+    this.runStartMs = nowMs;
   }
 
   /**
@@ -68,15 +72,22 @@ export class EpochPolicy {
       return { kind: 'wait', untilMs: this.lastCheckpointMs + this.o.minIntervalMs };
     }
     if (ran) {
-      return since >= this.o.maxIntervalMs ? { kind: 'checkpoint' } : { kind: 'wait', untilMs: this.lastCheckpointMs + this.o.maxIntervalMs };
+      return nowMs >= this.nextDeadlineMs() ? { kind: 'checkpoint' } : { kind: 'wait', untilMs: this.nextDeadlineMs() };
     }
     return { kind: 'none' };
   }
 
   /** When a running guest must next be interrupted for a checkpoint (ms, same clock). */
-  nextDeadlineMs(): number { return this.lastCheckpointMs + this.o.maxIntervalMs; }
+  nextDeadlineMs(): number { return this.runStartMs + this.o.maxIntervalMs; }
 
-  checkpointed(nowMs: number): void { this.lastCheckpointMs = nowMs; }
+  checkpointed(nowMs: number): void { this.lastCheckpointMs = nowMs; this.runStartMs = nowMs; }
+
+  /**
+   * The guest runs again after blocking with nothing run since the last checkpoint: the max
+   * interval counts from now. Time spent blocked holds no work a failover could lose, and counting
+   * it ended an empty epoch at the first suspension after every idle spell, ahead of the reply's.
+   */
+  runsFrom(nowMs: number): void { this.runStartMs = nowMs; }
 
   /** True when the backups lag too far behind: the guest must wait before it continues. */
   mustThrottle(inflightEpochs: number, inflightBytes: number): boolean {

@@ -177,18 +177,14 @@ export class PrimaryDriver extends EventEmitter {
   async onSuspended(): Promise<void> {
     if (this.ended !== null) return;
     const now = this.nowMs();
+    const forced = this.o.lvm.suspended?.forced === true;
     const d = this.policy.decide(now, this.o.nb.holdsOutputOfCurrentEpoch, this.ran, this.inflightEpochs());
-    this.ran = true; // it runs again after this suspension
+    if (forced) this.ran = true; // it runs on after this suspension (a blocked guest: at onWake)
     if (d.kind === 'checkpoint' || this.anyLinkNeedsFull() || this.anyPrecopyReady()) this.checkpointNow();
     else if (d.kind === 'wait') this.checkpointAt(d.untilMs);
     else if (d.kind === 'after-ack') this.markDue();
-    // A guest that computes for long is interrupted at the next deadline (yield points, imports).
-    // With a checkpoint waiting for an ack, that deadline has passed: interrupt it one max interval
-    // from now instead (not at every yield point), and give the event loop a turn at each such
-    // interruption, since acks are only read while the guest is suspended.
-    const nextMs = this.dueAfterAck ? now + this.o.config.replication.checkpointMaxIntervalMs : this.policy.nextDeadlineMs();
-    this.o.lvm.requestSuspend(this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((nextMs - now) * 1e6))));
-    if (this.dueAfterAck && this.o.lvm.suspended?.forced === true) await new Promise<void>((resolve) => setImmediate(resolve));
+    this.armDeadline(now);
+    if (this.dueAfterAck && forced) await new Promise<void>((resolve) => setImmediate(resolve));
     // Backpressure: a lagging backup slows the guest instead of growing buffers without bound.
     // Re-checked at every ack and at least every heartbeat interval: what counts as in flight also
     // changes without an ack (a joiner stops acking, a link fails), and a wait that only an ack
@@ -199,6 +195,28 @@ export class PrimaryDriver extends EventEmitter {
         this.ackWaiters.push(() => { clearTimeout(timer); resolve(); });
       });
     }
+  }
+
+  /** The LVM hook: the guest's blocking wait ended and it runs next. */
+  onWake(): void {
+    if (this.ended !== null) return;
+    const now = this.nowMs();
+    // An epoch with nothing run yet starts running now: after an idle spell the stale deadline
+    // ended an empty epoch at the first suspension, and the reply then waited for two acks.
+    if (!this.ran) this.policy.runsFrom(now);
+    this.ran = true;
+    this.armDeadline(now);
+  }
+
+  /**
+   * A guest that computes for long is interrupted at the next deadline (yield points, imports).
+   * With a checkpoint waiting for an ack, that deadline has passed: interrupt it one max interval
+   * from now instead (not at every yield point); onSuspended gives the event loop a turn at each
+   * such interruption, since acks are only read while the guest is suspended.
+   */
+  private armDeadline(now: number): void {
+    const nextMs = this.dueAfterAck ? now + this.o.config.replication.checkpointMaxIntervalMs : this.policy.nextDeadlineMs();
+    this.o.lvm.requestSuspend(this.o.platform.now('monotonic') + BigInt(Math.max(0, Math.round((nextMs - now) * 1e6))));
   }
 
   /** Operator: checkpoint now (the guest is always suspended when JavaScript runs). */

@@ -66,3 +66,30 @@ test('the platform wait is level-triggered: readiness that arrived before the wa
   s.destroy();
   p.closeAll();
 });
+
+test('onWake follows every blocking wait, before the guest runs again; a forced suspension does not wait and gets none', async (t) => {
+  const events: string[] = [];
+  const g = await startGuest('echo', {
+    listen: 1,
+    hooks: {
+      onSuspended: (lvm) => { events.push(lvm.suspended?.forced === true ? 'forced' : 'blocked'); },
+      onWake: (lvm) => {
+        t.not(lvm.suspended, null, 'still suspended when woken');
+        events.push('wake');
+        if (events.filter((e) => e === 'wake').length === 1) lvm.requestSuspend(); // force the next suspension
+      },
+    },
+  });
+  const running = g.run();
+  t.is((await echoOnce(g.port(), Buffer.from('hello'))).toString(), 'hello');
+  g.lvm.stop();
+  await running;
+  t.true(events.includes('forced'), events.join(' '));
+  t.true(events.includes('wake'), events.join(' '));
+  for (let i = 0; i < events.length; i++) {
+    // Each wait ends in exactly one wake (the last may still be waiting when stopped).
+    if (events[i] === 'blocked' && i + 1 < events.length) t.is(events[i + 1], 'wake', `after event ${i}: ${events.join(' ')}`);
+    if (events[i] === 'forced' && i + 1 < events.length) t.not(events[i + 1], 'wake', `after event ${i}: ${events.join(' ')}`);
+    if (events[i] === 'wake') t.is(events[i - 1], 'blocked', `before event ${i}: ${events.join(' ')}`);
+  }
+});

@@ -27,6 +27,18 @@ test('a running guest without output is checkpointed at the max interval; an idl
   t.is(p.nextDeadlineMs(), 125);
 });
 
+test('time blocked with nothing run does not count toward the max interval', (t) => {
+  const p = new EpochPolicy(opts, 0);
+  p.checkpointed(10); // the guest blocks right after this checkpoint, idle until 60
+  p.runsFrom(60);
+  t.is(p.nextDeadlineMs(), 85);
+  t.deepEqual(p.decide(60.2, false, true), { kind: 'wait', untilMs: 85 }, 'no empty epoch at the first suspension after an idle spell');
+  t.deepEqual(p.decide(85, false, true), { kind: 'checkpoint' }, 'a guest that then runs is still checkpointed at the max interval');
+  t.deepEqual(p.decide(60.2, true, true, 1), { kind: 'checkpoint' }, 'the min interval still counts from the checkpoint');
+  p.checkpointed(90);
+  t.is(p.nextDeadlineMs(), 115);
+});
+
 test('the guest is throttled when too many epochs or bytes are unacknowledged', (t) => {
   const p = new EpochPolicy(opts, 0);
   t.false(p.mustThrottle(3, 999));
