@@ -5,7 +5,8 @@
  * esbuild bundles this file with uPlot into dist/dashboard/public/app.js.
  */
 import type { ActionName, ClusterState, DashboardState, GuestInfo, MemberState, SeriesPoint, TimelineEvent } from '../model.js';
-import { Charts, fmtBytes, fmtMs } from './charts.js';
+import { fmtBytes, fmtMs } from './chart-units.js';
+import { Charts } from './charts.js';
 import './style.css';
 
 /** Timeline entries drawn at most. */
