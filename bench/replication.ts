@@ -1,7 +1,7 @@
 /**
  * bench:replication — what replication costs and how fast it recovers, same run, same load:
  *   1. throughput and latency of the KV guest unreplicated, replicated (ackAfter memory with and
- *      without sub-page deltas, ackAfter disk)
+ *      without sub-page deltas, ackAfter disk), under closed-loop load and for one sporadic client
  *      and Debian's redis-server with one replica and WAIT 1 after every write;
  *   2. the epoch policy trade-off (checkpointMinInterval at checkpointMaxInterval 25 ms);
  *   3. failover time after kill -9 of the primary, split into phases from the promoted
@@ -44,6 +44,12 @@ const TARGET_REPROTECT_MS = 5000;
 const CLIENT_COUNTS = [16, 64];
 /** Measured (not targeted) too: one client shows the latency replication adds without queueing. */
 const LATENCY_CLIENTS = 1;
+/**
+ * Also measured, not targeted: one client sending a request every PACED_GAP_MS, longer than the
+ * max interval, so the guest is idle between requests (a service with sporadic traffic).
+ */
+const PACED_GAP_MS = 50;
+const MIN_PACED_REQUESTS = 10;
 const WARMUP_MS = 500;
 /** A client whose server stopped answering gives up this long after the run should have ended. */
 const STUCK_CLIENT_MS = 10_000;
@@ -188,6 +194,38 @@ async function ownLoad(port: number, op: Op, clients: number, durationMs: number
   return { rps: latencies.length / (durationMs / 1000), p50Ms: q(0.5), p99Ms: q(0.99), ops: latencies.length, errors, waitShort };
 }
 
+/** One client, one `op` every `gapMs` after the previous reply, `count` times; latencies of all. */
+async function pacedLoad(port: number, op: Op, count: number, gapMs: number): Promise<OwnResult> {
+  const c = await RespClient.connect(port, '127.0.0.1', STUCK_CLIENT_MS);
+  c.timeoutMs = STUCK_CLIENT_MS;
+  const latencies: number[] = [];
+  let errors = 0;
+  let waitShort = 0;
+  try {
+    for (let n = 0; n < count; n++) {
+      const key = `key:${n % KEYSPACE}`;
+      const t0 = performance.now();
+      try {
+        // set+wait: both commands sent together, done when WAIT answers (as ownLoad).
+        const vs = await Promise.all(op === 'get' ? [c.call('GET', key)] : op === 'set' ? [c.call('SET', key, VALUE)] : [c.call('SET', key, VALUE), c.call('WAIT', 1, REDIS_WAIT_TIMEOUT_MS)]);
+        if (op === 'set+wait' && typeof vs[1] === 'number' && vs[1] < 1) waitShort++;
+        if (vs.some((v) => v instanceof RespError)) errors++;
+        else latencies.push(performance.now() - t0);
+      } catch {
+        errors++;
+        break; // the connection is gone
+      }
+      await sleep(gapMs);
+    }
+  } finally {
+    c.close();
+  }
+  latencies.sort((a, b) => a - b);
+  const q = (p: number): number => (latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]);
+  const busyMs = latencies.reduce((a, b) => a + b, 0);
+  return { rps: busyMs > 0 ? latencies.length / ((busyMs + latencies.length * gapMs) / 1000) : 0, p50Ms: q(0.5), p99Ms: q(0.99), ops: latencies.length, errors, waitShort };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Servers under test.
 
@@ -285,7 +323,7 @@ async function startRedisPair(): Promise<Target> {
 // ---------------------------------------------------------------------------------------------
 // 1. Throughput and latency.
 
-interface Row { target: string; tool: string; test: string; clients: number; rps: number; p50Ms: number; p99Ms: number; note: string }
+interface Row { target: string; tool: string; test: string; clients: number; rps: number; p50Ms: number; p99Ms: number; note: string; pacedMs?: number }
 
 async function measureTarget(t: Target, withRedisBenchmark: boolean): Promise<Row[]> {
   const rows: Row[] = [];
@@ -297,6 +335,12 @@ async function measureTarget(t: Target, withRedisBenchmark: boolean): Promise<Ro
       if (r.errors > 0) notes.push(`${r.errors} errors`);
       if (r.waitShort > 0) notes.push(`${r.waitShort} WAIT timeouts`);
       rows.push({ target: t.name, tool: 'own', test: op === 'set+wait' ? 'SET+WAIT' : test.toUpperCase(), clients, rps: r.rps, p50Ms: r.p50Ms, p99Ms: r.p99Ms, note: notes.join(', ') });
+      if (clients === LATENCY_CLIENTS) {
+        const count = Math.max(MIN_PACED_REQUESTS, Math.round(measureMs / PACED_GAP_MS));
+        const p = await guarded(t, `own ${op} paced every ${PACED_GAP_MS} ms`, () => pacedLoad(t.port, op, count, PACED_GAP_MS));
+        const pn = [p.note, p.r.errors > 0 ? `${p.r.errors} errors` : '', p.r.waitShort > 0 ? `${p.r.waitShort} WAIT timeouts` : ''].filter((x) => x !== '');
+        rows.push({ target: t.name, tool: 'own', test: op === 'set+wait' ? 'SET+WAIT' : test.toUpperCase(), clients, rps: p.r.rps, p50Ms: p.r.p50Ms, p99Ms: p.r.p99Ms, note: pn.join(', '), pacedMs: PACED_GAP_MS });
+      }
       if (withRedisBenchmark && clients !== LATENCY_CLIENTS) {
         // About as long as our own run took at the rate it measured.
         const requests = Math.max(clients * MIN_REQUESTS_PER_CLIENT, Math.round(r.rps * measureMs / 1000));
@@ -311,6 +355,11 @@ async function measureTarget(t: Target, withRedisBenchmark: boolean): Promise<Ro
   }
   return rows;
 }
+
+/** Same client count and pacing. */
+const sameLoad = (a: Row, b: Row): boolean => a.clients === b.clients && a.pacedMs === b.pacedMs;
+/** The clients column: "1/50ms" for a paced client. */
+const clientsLabel = (r: Row): string => (r.pacedMs === undefined ? String(r.clients) : `${r.clients}/${r.pacedMs}ms`);
 
 const MEMORY = 'replicated ackAfter memory';
 /** The same with replication.pageDeltas off: what sub-page deltas buy, measured in the same run. */
@@ -333,6 +382,7 @@ async function sectionThroughput(): Promise<void> {
     say('## 1. Throughput and latency (KV guest; closed loop, one request in flight per client)');
   }
   say(`# own = our generator (${measureMs / 1000} s after ${WARMUP_MS} ms warm-up, 16-byte values, ${KEYSPACE} keys); redis-server's writes are SET+WAIT 1 ${REDIS_WAIT_TIMEOUT_MS}, timed until WAIT answers`);
+  say(`# clients 1/${PACED_GAP_MS}ms = one client sending its next request ${PACED_GAP_MS} ms after each reply (sporadic traffic: the guest idles between requests, longer than the max interval); no throughput ratio`);
   say(`# redis-benchmark ${haveRb ? '-P 1 -r 10000 -d 16, -n sized to the same duration' : 'is not installed: own generator only'}; it cannot send WAIT, so its redis-server SET rows are asynchronous replication`);
   say(`# replicated = replicas a, b + witness w as separate processes (LocalCluster), default epoch policy: checkpointMaxInterval ${DEFAULT_CHECKPOINT_MAX_INTERVAL_MS} ms, checkpointMinInterval ${defaultPolicy('memory')} (memory), ${defaultPolicy('disk')} (disk)`);
   if (!haveRedis && !insideLinkModel) say('# redis-server is not installed: the peer row is missing (apt-get install redis-server)');
@@ -356,11 +406,13 @@ async function sectionThroughput(): Promise<void> {
   }
   say('');
   say(`${'server'.padEnd(28)} ${'tool'.padEnd(16)} ${'test'.padEnd(9)} ${'clients'.padStart(7)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)}  ${'x unrep'.padStart(7)} ${'+p50 ms'.padStart(8)}  note`);
-  const base = (r: Row): Row | undefined => rows.find((b) => b.target === 'LVM unreplicated' && b.tool === r.tool && b.clients === r.clients && (b.test === r.test || (r.test === 'SET+WAIT' && b.test === 'SET')));
+  const base = (r: Row): Row | undefined => rows.find((b) => b.target === 'LVM unreplicated' && b.tool === r.tool && sameLoad(b, r) && (b.test === r.test || (r.test === 'SET+WAIT' && b.test === 'SET')));
   for (const r of rows) {
     const b = base(r);
     const same = r.target === 'LVM unreplicated';
-    say(`${r.target.padEnd(28)} ${r.tool.padEnd(16)} ${r.test.padEnd(9)} ${String(r.clients).padStart(7)} ${r.rps.toFixed(0).padStart(9)} ${f(r.p50Ms)} ${f(r.p99Ms)}  ${same || b === undefined ? '       ' : `${ratio(r.rps / b.rps)}x`.padStart(7)} ${same || b === undefined ? '        ' : f(r.p50Ms - b.p50Ms)}  ${r.note}`);
+    // A paced client's rate is its gap's: no throughput ratio.
+    const noRatio = same || b === undefined || r.pacedMs !== undefined;
+    say(`${r.target.padEnd(28)} ${r.tool.padEnd(16)} ${r.test.padEnd(9)} ${clientsLabel(r).padStart(7)} ${r.rps.toFixed(0).padStart(9)} ${f(r.p50Ms)} ${f(r.p99Ms)}  ${noRatio ? '       ' : `${ratio(r.rps / b.rps)}x`.padStart(7)} ${same || b === undefined ? '        ' : f(r.p50Ms - b.p50Ms)}  ${r.note}`);
   }
   say('');
   sayIncidents();
@@ -378,17 +430,20 @@ async function sectionThroughput(): Promise<void> {
       say(`${''.padEnd(28)} ${''.padEnd(16)} p50 added <= ${TARGET_ADDED_P50_MS} ms: worst ${signed(worstAdded)} ms ${peer === '' ? (worstAdded <= TARGET_ADDED_P50_MS ? 'PASS' : 'MISS') : peer}`);
     }
   }
-  const lat = (target: string, test: string): Row | undefined => rows.find((r) => r.target === target && r.tool === 'own' && r.clients === LATENCY_CLIENTS && r.test === test);
-  const u1 = lat('LVM unreplicated', 'SET');
-  for (const target of REPLICATED) {
-    const r1 = lat(target, 'SET');
-    if (u1 !== undefined && r1 !== undefined) say(`one client, no queueing: ${target} adds ${(r1.p50Ms - u1.p50Ms).toFixed(3)} ms to a SET's p50 (${u1.p50Ms.toFixed(3)} -> ${r1.p50Ms.toFixed(3)} ms)`);
+  for (const pacedMs of [undefined, PACED_GAP_MS]) {
+    const lat = (target: string): Row | undefined => rows.find((r) => r.target === target && r.tool === 'own' && r.clients === LATENCY_CLIENTS && r.test === 'SET' && r.pacedMs === pacedMs);
+    const u1 = lat('LVM unreplicated');
+    const how = pacedMs === undefined ? 'one client, no queueing' : `one client, a request every ${pacedMs} ms (idle between)`;
+    for (const target of REPLICATED) {
+      const r1 = lat(target);
+      if (u1 !== undefined && r1 !== undefined) say(`${how}: ${target} adds ${(r1.p50Ms - u1.p50Ms).toFixed(3)} ms to a SET's p50 (${u1.p50Ms.toFixed(3)} -> ${r1.p50Ms.toFixed(3)} ms)`);
+    }
   }
   // Sub-page deltas against whole pages, same run, same mode.
-  for (const r of rows.filter((x) => x.target === MEMORY && x.test === 'SET')) {
-    const w = rows.find((x) => x.target === MEMORY_WHOLE_PAGES && x.tool === r.tool && x.test === r.test && x.clients === r.clients);
+  for (const r of rows.filter((x) => x.target === MEMORY && x.test === 'SET' && x.pacedMs === undefined)) {
+    const w = rows.find((x) => x.target === MEMORY_WHOLE_PAGES && x.tool === r.tool && x.test === r.test && sameLoad(x, r));
     if (w !== undefined) say(`sub-page deltas (ackAfter memory, ${r.tool}, SET, ${r.clients} clients): ${r.rps.toFixed(0)} req/s against ${w.rps.toFixed(0)} with whole pages (${(r.rps / w.rps).toFixed(2)}x), p50 ${r.p50Ms.toFixed(3)} against ${w.p50Ms.toFixed(3)} ms`);
-    const u = rows.find((x) => x.target === MEMORY_UNSHAPED && x.tool === r.tool && x.test === r.test && x.clients === r.clients);
+    const u = rows.find((x) => x.target === MEMORY_UNSHAPED && x.tool === r.tool && x.test === r.test && sameLoad(x, r));
     if (u !== undefined) say(`  the link model itself: ${r.rps.toFixed(0)} req/s over it against ${u.rps.toFixed(0)} on unshaped loopback (${(r.rps / u.rps).toFixed(2)}x)`);
   }
   say('');
