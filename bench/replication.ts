@@ -30,6 +30,7 @@ import {
 import { DEFAULT_LEASE_KEEPALIVE_INTERVAL_MS, DEFAULT_LEASE_TTL_MS } from '../replica/coord/raft-driver/raft-driver-options.js';
 import { RESTART_DELAY_MS } from '../replica/supervisor/local-cluster.js';
 import { badOptionValue, benchArgs, OUT_OPTION } from './lib/args.js';
+import { quantile } from './lib/stats.js';
 import { BenchCluster, benchCacheDir, pollUntil, type BenchClusterOptions } from './support/cluster.js';
 import { createShapedNamespace, LINK_RATE_MBIT, linkModelUnavailable, probeTcpGbps, SHAPED_MEMBER_HOSTS } from './support/link-model.js';
 import { runLoad, type LoadResult } from './support/load.js';
@@ -145,6 +146,11 @@ type Op = 'set' | 'get' | 'set+wait';
 
 interface OwnResult { rps: number; p50Ms: number; p99Ms: number; ops: number; errors: number; waitShort: number }
 
+/** The commands of one operation on `key`: 'set+wait' is SET and WAIT 1, sent together. */
+function opCommands(op: Op, key: string): Array<Array<string | number>> {
+  return op === 'get' ? [['GET', key]] : op === 'set' ? [['SET', key, VALUE]] : [['SET', key, VALUE], ['WAIT', 1, REDIS_WAIT_TIMEOUT_MS]];
+}
+
 async function ownLoad(port: number, op: Op, clients: number, durationMs: number): Promise<OwnResult> {
   const latencies: number[] = [];
   let errors = 0;
@@ -152,7 +158,7 @@ async function ownLoad(port: number, op: Op, clients: number, durationMs: number
   const t0 = performance.now();
   const measureFrom = t0 + WARMUP_MS;
   const measureTo = measureFrom + durationMs;
-  const replies = op === 'set+wait' ? 2 : 1;
+  const replies = opCommands(op, '').length;
   await Promise.all(Array.from({ length: clients }, (_, ci) => new Promise<void>((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
     sock.setNoDelay(true);
@@ -167,9 +173,7 @@ async function ownLoad(port: number, op: Op, clients: number, durationMs: number
     const send = (): void => {
       if (performance.now() >= measureTo) { finish(); return; }
       const key = `key:${(ci * 7919 + n++) % KEYSPACE}`;
-      const cmd = op === 'get' ? encodeCommand(['GET', key])
-        : op === 'set' ? encodeCommand(['SET', key, VALUE])
-          : Buffer.concat([encodeCommand(['SET', key, VALUE]), encodeCommand(['WAIT', 1, REDIS_WAIT_TIMEOUT_MS])]);
+      const cmd = Buffer.concat(opCommands(op, key).map((args) => encodeCommand(args)));
       got = 0;
       sentAt = performance.now();
       sock.write(cmd);
@@ -190,8 +194,7 @@ async function ownLoad(port: number, op: Op, clients: number, durationMs: number
     sock.on('close', finish);
   })));
   latencies.sort((a, b) => a - b);
-  const q = (p: number): number => (latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]);
-  return { rps: latencies.length / (durationMs / 1000), p50Ms: q(0.5), p99Ms: q(0.99), ops: latencies.length, errors, waitShort };
+  return { rps: latencies.length / (durationMs / 1000), p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99), ops: latencies.length, errors, waitShort };
 }
 
 /** One client, one `op` every `gapMs` after the previous reply, `count` times; latencies of all. */
@@ -206,8 +209,8 @@ async function pacedLoad(port: number, op: Op, count: number, gapMs: number): Pr
       const key = `key:${n % KEYSPACE}`;
       const t0 = performance.now();
       try {
-        // set+wait: both commands sent together, done when WAIT answers (as ownLoad).
-        const vs = await Promise.all(op === 'get' ? [c.call('GET', key)] : op === 'set' ? [c.call('SET', key, VALUE)] : [c.call('SET', key, VALUE), c.call('WAIT', 1, REDIS_WAIT_TIMEOUT_MS)]);
+        // set+wait: done when WAIT answers (as ownLoad).
+        const vs = await Promise.all(opCommands(op, key).map((args) => c.call(...args)));
         if (op === 'set+wait' && typeof vs[1] === 'number' && vs[1] < 1) waitShort++;
         if (vs.some((v) => v instanceof RespError)) errors++;
         else latencies.push(performance.now() - t0);
@@ -221,9 +224,8 @@ async function pacedLoad(port: number, op: Op, count: number, gapMs: number): Pr
     c.close();
   }
   latencies.sort((a, b) => a - b);
-  const q = (p: number): number => (latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]);
   const busyMs = latencies.reduce((a, b) => a + b, 0);
-  return { rps: busyMs > 0 ? latencies.length / ((busyMs + latencies.length * gapMs) / 1000) : 0, p50Ms: q(0.5), p99Ms: q(0.99), ops: latencies.length, errors, waitShort };
+  return { rps: busyMs > 0 ? latencies.length / ((busyMs + latencies.length * gapMs) / 1000) : 0, p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99), ops: latencies.length, errors, waitShort };
 }
 
 // ---------------------------------------------------------------------------------------------

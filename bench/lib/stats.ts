@@ -8,6 +8,11 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
+/** The `p` quantile (0..1) of an ascending list, by the nearest rank below; NaN when empty. */
+export function quantile(sorted: readonly number[], p: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
 /** Milliseconds elapsed since `startNs` (process.hrtime.bigint()). */
 export function msSince(startNs: bigint): number {
   return Number(process.hrtime.bigint() - startNs) / 1e6;

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { encodeCommand, RespParser } from '../../chaos/clients/resp.js';
+import { quantile } from '../lib/stats.js';
 import { hasCommand } from './servers.js';
 
 export interface LoadSpec {
@@ -66,6 +67,5 @@ async function ownLoad(port: number, spec: LoadSpec): Promise<LoadResult> {
   })));
   const secs = Number(process.hrtime.bigint() - start) / 1e9;
   latencies.sort((a, b) => a - b);
-  const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-  return { tool: 'own-generator', rps: (perClient * spec.clients) / secs, p50Ms: q(0.5), p99Ms: q(0.99) };
+  return { tool: 'own-generator', rps: (perClient * spec.clients) / secs, p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99) };
 }
