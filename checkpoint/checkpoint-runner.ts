@@ -8,7 +8,8 @@
  *   suspended (an idle server is checkpointed once, shortly after its last request);
  * - after each checkpoint the runner asks the runtime to suspend the guest at its first
  *   suspending import (or yield point) after the next interval, so a busy guest that never
- *   blocks is still checkpointed.
+ *   blocks is still checkpointed; a guest that was idle since then gets its interval from when
+ *   it wakes (so a sporadic request is captured once, after its reply, not also at its input).
  * The guest stops only for the capture (the copy). Checksums and the store write run after it
  * resumes (on the next event-loop turn; at most MAX_QUEUED_CHECKPOINTS wait, then the guest
  * waits for the store). A failed store write stops the guest (fail-stop): the store still
@@ -57,7 +58,7 @@ export class CheckpointRunner {
   failure: WaterbearError | null = null;
 
   /** Pass `hooks` to the LVM's launch, then `attach` the launched LVM. */
-  readonly hooks: LvmHooks = { onSuspended: (lvm) => this.onSuspended(lvm) };
+  readonly hooks: LvmHooks = { onSuspended: (lvm) => this.onSuspended(lvm), onWake: () => this.onWake() };
 
   constructor(private readonly options: CheckpointRunnerOptions) {
     this.intervalMs = checkCheckpointInterval(options.intervalMs);
@@ -90,6 +91,16 @@ export class CheckpointRunner {
     } else if (this.timer === null) {
       this.timer = setTimeout(() => this.onTimer(), Math.ceil(this.intervalMs - since));
     }
+  }
+
+  /**
+   * A guest idle since its checkpoint wakes: the suspend request armed then has long passed, and
+   * would cut the request it woke for in two checkpoints at its first import. Re-arm it from now.
+   */
+  private onWake(): void {
+    if (this.checkpointer === null || this.failure !== null) return;
+    if (!this.ranSinceCheckpoint) this.armSuspendRequest();
+    this.ranSinceCheckpoint = true;
   }
 
   private onTimer(): void {

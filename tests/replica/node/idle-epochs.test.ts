@@ -1,6 +1,7 @@
 import test, { registerCompletionHandler } from 'ava';
 import { RespClient } from '../../../chaos/clients/resp-client.js';
 import { until } from '../../helpers/cluster.js';
+import { checkpointsForIdleSpacedSets } from '../../helpers/idle-requests.js';
 import { inProcessTwoNodes } from '../../helpers/two-nodes.js';
 
 // See in-process-failover.test.ts: native handles outlive two in-process nodes.
@@ -17,14 +18,7 @@ test('a request after an idle spell longer than the max interval is committed in
   try {
     await until('protected', () => a.statusReply().protected, 20_000);
     const c = await until('service', () => RespClient.connect(svc));
-    t.is(await c.call('SET', 'k', 'warm'), 'OK'); // the accept's own epoch ends here or at its max interval
-    await new Promise((r) => setTimeout(r, IDLE_MS));
-    const before = a.statusReply().epoch;
-    for (let i = 0; i < REQUESTS; i++) {
-      t.is(await c.call('SET', 'k', `v${i}`), 'OK');
-      await new Promise((r) => setTimeout(r, IDLE_MS));
-    }
-    const epochs = a.statusReply().epoch - before;
+    const epochs = await checkpointsForIdleSpacedSets(t, c, REQUESTS, IDLE_MS, () => a.statusReply().epoch);
     // Each reply needs one checkpoint. Counting blocked time toward the max interval ended an
     // empty epoch at the first suspension after every idle spell, ahead of the reply's (2 each).
     t.true(epochs >= REQUESTS && epochs <= REQUESTS + SLACK, `${epochs} checkpoints for ${REQUESTS} requests after idle spells`);
