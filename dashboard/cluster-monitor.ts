@@ -3,6 +3,7 @@ import type { ClusterConfig } from '../replica/config/cluster-config.js';
 import type { StatusReply } from '../replica/wire/replication-wire.js';
 import { checkRange } from '../libos-host/units.js';
 import type { ClusterState, MemberState, PrimaryNumbers, Protection, SeriesPoint, TimelineEvent, TimelineKind } from './model.js';
+import { RecentAverage } from './recent-average.js';
 import { parseExtras, type ReplicaExtras } from './replica-collector.js';
 import { StatusClient, type StatusProbe } from '../replica/wire/status-client.js';
 
@@ -12,6 +13,8 @@ export const MONITOR_POLL_INTERVAL_MS = 250;
 export const SERIES_INTERVAL_MS = 1000;
 /** Chart points kept (10 minutes at one per second). */
 export const SERIES_POINTS_KEPT = 600;
+/** The window of the dashboard's recent averages (added reply latency). */
+export const RECENT_WINDOW_MS = 60_000;
 /** Timeline events kept. */
 export const TIMELINE_EVENTS_KEPT = 500;
 /** A member is shown down after this many unanswered polls in a row (one slow answer is not a death). */
@@ -73,6 +76,7 @@ export class ClusterMonitor extends EventEmitter {
   private lastSampleAt = -Infinity;
   /** The last replica seen as primary. */
   private lastPrimary: string | null = null;
+  private readonly recentCommit = new RecentAverage(RECENT_WINDOW_MS);
 
   constructor(o: ClusterMonitorOptions) {
     super();
@@ -204,12 +208,14 @@ export class ClusterMonitor extends EventEmitter {
     const protection: Protection = primary === null ? 'NO PRIMARY' : primary.reply.protected ? 'PROTECTED' : 'UNPROTECTED';
     const pn = primary?.extras?.primary ?? null;
     const inViewLinks = links.filter((l) => l.inView);
+    if (pn === null || primary === null) this.recentCommit.reset();
     const primaryNumbers: PrimaryNumbers | null = pn === null || primary === null ? null : {
       replica: primary.id,
       capturedEpoch: pn.capturedEpoch, releasedEpoch: pn.releasedEpoch, checkpoints: pn.checkpoints, checkpointBytes: pn.checkpointBytes,
       pauseUsSum: pn.pauseUsSum, lastPauseUs: pn.lastPauseUs, lastCheckpointBytes: pn.lastCheckpointBytes, heldBytes: pn.heldBytes,
       capturedPages: pn.capturedPages, deltaPages: pn.deltaPages, refusals: pn.refusals,
       bufferedBytes: pn.bufferedBytes, commitLatencyMsSum: pn.commitLatencyMsSum, commitLatencyCount: pn.commitLatencyCount,
+      recentCommitLatencyMs: this.recentCommit.update(now, `${primary.id}/${primary.reply.view}`, pn.commitLatencyMsSum, pn.commitLatencyCount),
       memoryBytes: pn.memoryBytes, bytesReceived: pn.bytesReceived, bytesSent: pn.bytesSent, connectionsAccepted: pn.connectionsAccepted,
       lagEpochs: Math.max(0, ...inViewLinks.map((l) => l.lagEpochs)), lagSeconds: Math.max(0, ...inViewLinks.map((l) => l.lagSeconds)),
       imageSha256: pn.imageSha256, extensions: pn.extensions, serviceParked: pn.serviceParked === true,

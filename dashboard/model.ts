@@ -61,6 +61,8 @@ export interface PrimaryNumbers {
   /** Sum and count of capture-to-release delays of epochs (the latency output commit adds), in ms. */
   commitLatencyMsSum: number;
   commitLatencyCount: number;
+  /** Their average over the last minute (RECENT_WINDOW_MS), or null if no epoch was released in it. */
+  recentCommitLatencyMs: number | null;
   memoryBytes: number;
   bytesReceived: number;
   bytesSent: number;

@@ -151,7 +151,7 @@ function renderNumbers(c: ClusterState): void {
     ['pages sent as deltas', n.capturedPages === 0 ? '–' : `${Math.round((100 * n.deltaPages) / n.capturedPages)}%`],
     ['checkpoints refused by backups', String(n.refusals)],
     ['replication lag', `${n.lagEpochs} epochs · ${fmtMs(n.lagSeconds * 1000)}`], ['held output', fmtBytes(n.heldBytes)],
-    ['added reply latency (avg)', n.commitLatencyCount === 0 ? '–' : fmtMs(n.commitLatencyMsSum / n.commitLatencyCount)],
+    ['added reply latency (avg, last minute)', n.recentCommitLatencyMs === null ? '–' : fmtMs(n.recentCommitLatencyMs)],
     ['guest memory', fmtBytes(n.memoryBytes)], ['connections accepted', String(n.connectionsAccepted)],
     ['received / sent', `${fmtBytes(n.bytesReceived)} / ${fmtBytes(n.bytesSent)}`],
   ];

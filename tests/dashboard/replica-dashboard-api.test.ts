@@ -92,6 +92,19 @@ test.serial('metrics are exposed for Prometheus in base units with _total counte
   t.regex(b, /waterbear_checkpoints_applied_total\{[^}]*\} [1-9]/);
 });
 
+test.serial('the primary\'s numbers carry the reply latency output commit added over the last minute', async (t) => {
+  const { backup } = await settled();
+  const client = await c.client();
+  for (let i = 0; i < 5; i++) await client.call('SET', `recent${i}`, 'v');
+  client.close();
+  const n = await until('a recent commit latency', async () => {
+    const s = (await getJson<ClusterState>(url(backup, '/api/cluster'))).body.primaryNumbers;
+    return s !== null && s.recentCommitLatencyMs !== null ? s : null;
+  });
+  t.true(n.recentCommitLatencyMs! > 0 && n.recentCommitLatencyMs! < 10_000, `${n.recentCommitLatencyMs} ms`);
+  t.true(n.commitLatencyCount > 0);
+});
+
 test.serial('health endpoints answer 200 only on the primary, and on an in-sync backup', async (t) => {
   const { primary, backup } = await settled();
   await settled(primary);
