@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { WaterbearError } from '../../libos-host/errors.js';
+import { hasCommand } from './has-command.js';
 
 /**
  * `waterbear chaos --netns`: every member in its own network namespace with its own address, so
@@ -33,7 +34,7 @@ export interface NetnsHost {
 
 const THIS_HOST: NetnsHost = {
   uid: typeof process.getuid === 'function' ? process.getuid() : undefined,
-  hasCommand: (name) => spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0,
+  hasCommand,
 };
 
 /** Why --netns cannot run here (not root, a tool missing), or null when it can. */

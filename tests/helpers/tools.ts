@@ -1,9 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { hasCommand } from '../../chaos/cluster/has-command.js';
 
 /** True when `cmd` is on PATH. */
-export function hasTool(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
+export const hasTool = hasCommand;
 
 /**
  * Decide whether a test that needs an optional tool runs. Missing tools skip with a printed
