@@ -1,13 +1,10 @@
 import { rmSync } from 'node:fs';
-import test, { registerCompletionHandler } from 'ava';
+import test from 'ava';
 import { RespClient } from '../../chaos/clients/resp-client.js';
 import type { StoreFault } from '../../checkpoint/store/checkpoint-store.js';
 import type { ReplicaNode } from '../../replica/node/replica-node.js';
 import { until } from '../helpers/cluster.js';
 import { inProcessTwoNodes } from '../helpers/two-nodes.js';
-
-// Two replica nodes in one process leave native handles (LMDB, gRPC) alive; see tests/helpers/two-nodes.ts.
-registerCompletionHandler(() => process.exit());
 
 /**
  * Two in-process replicas, a primary and a backup whose checkpoint store fails on demand (the

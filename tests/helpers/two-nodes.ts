@@ -11,9 +11,8 @@ import { MemoryCoordinatorGroup } from './memory-coordinator.js';
 /**
  * Two replica nodes, a (primary) and b (backup), in this process over a test-only coordinator,
  * with real gRPC between them and real LVMs. Both share one event loop (image preparation, LMDB
- * fsyncs): use generous timeouts. Two nodes in one process leave native handles (LMDB, gRPC
- * internals) that keep the worker alive after both are stopped: test files that use this call
- * ava's `registerCompletionHandler(() => process.exit())`.
+ * fsyncs): use generous timeouts. Stopping both must leave nothing that keeps the worker alive
+ * (an early version left gRPC and LMDB handles; ava reports "Failed to exit" if that returns).
  */
 export async function inProcessTwoNodes(o: {
   replication?: string;

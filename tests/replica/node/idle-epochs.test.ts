@@ -1,11 +1,8 @@
-import test, { registerCompletionHandler } from 'ava';
+import test from 'ava';
 import { RespClient } from '../../../chaos/clients/resp-client.js';
 import { until } from '../../helpers/cluster.js';
 import { checkpointsForIdleSpacedSets } from '../../helpers/idle-requests.js';
 import { inProcessTwoNodes } from '../../helpers/two-nodes.js';
-
-// See in-process-failover.test.ts: native handles outlive two in-process nodes.
-registerCompletionHandler(() => process.exit());
 
 const MAX_INTERVAL_MS = 25;
 const IDLE_MS = 3 * MAX_INTERVAL_MS;

@@ -1,13 +1,8 @@
-import test, { registerCompletionHandler } from 'ava';
+import test from 'ava';
 import { RespClient } from '../../../chaos/clients/resp-client.js';
 import type { ReplicaNode } from '../../../replica/node/replica-node.js';
 import { until } from '../../helpers/cluster.js';
 import { inProcessTwoNodes } from '../../helpers/two-nodes.js';
-
-// Two replica nodes in one process leave native handles (LMDB, gRPC internals) that keep the
-// worker alive after both are stopped; no JavaScript resource remains (checked with
-// process.getActiveResourcesInfo). ava's documented escape hatch for that:
-registerCompletionHandler(() => process.exit());
 
 /** Two replica nodes in this process over a test-only coordinator (tests/helpers/two-nodes.ts). */
 async function twoNodes(): Promise<{ a: ReplicaNode; b: ReplicaNode; svc: number }> {

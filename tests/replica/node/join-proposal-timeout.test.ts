@@ -1,12 +1,11 @@
 import { rmSync } from 'node:fs';
-import test, { registerCompletionHandler } from 'ava';
+import test from 'ava';
 import { RespClient } from '../../../chaos/clients/resp-client.js';
 import type { StoreFault } from '../../../checkpoint/store/checkpoint-store.js';
 import { WaterbearError } from '../../../libos-host/errors.js';
 import { until } from '../../helpers/cluster.js';
 import { inProcessTwoNodes } from '../../helpers/two-nodes.js';
 
-registerCompletionHandler(() => process.exit());
 // The proposals this test times out are each logged as a warning: keep the test output readable.
 process.env.WATERBEAR_LOG_LEVEL ??= 'error';
 
