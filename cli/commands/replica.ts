@@ -1,5 +1,6 @@
 import { WaterbearError } from '../../libos-host/errors.js';
-import { loadClusterConfig } from '../../replica/config/cluster-config.js';
+import { loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
+import { warnPlaintext } from '../plaintext-warning.js';
 import { coordinatorFactoryFor } from '../../replica/coord/create-coordinator.js';
 import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { ReplicaNode } from '../../replica/node/replica-node.js';
@@ -46,6 +47,7 @@ export interface ServeReplicaOptions {
  */
 export async function serveReplica(o: ServeReplicaOptions, io: CliIo): Promise<number> {
   const config = loadClusterConfig(o.configPath);
+  warnPlaintext(io, `replica ${o.id}`, plaintextLinks(config));
   applyV8Tuning();
   // TEST/CHAOS ONLY: with WATERBEAR_CHAOS_CONTROL set, the chaos harness skews this process's clock and fails its store.
   const chaos = ChaosControl.fromEnv();

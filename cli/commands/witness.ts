@@ -1,13 +1,14 @@
 import { isAbsolute, resolve } from 'node:path';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
-import { findMember, isLoopback, loadClusterConfig } from '../../replica/config/cluster-config.js';
+import { findMember, isLoopback, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
 import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
 import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
 import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { channelCredentials, serverCredentials } from '../../replica/wire/credentials.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
+import { warnPlaintext } from '../plaintext-warning.js';
 
 export const WITNESS_USAGE = `usage: waterbear witness --config waterbear.yaml --id ID
        waterbear witness --id ID --data-dir DIR --peers ID=HOST:PORT,ID=HOST:PORT,… [--listen HOST:PORT] [--cluster NAME]
@@ -65,6 +66,7 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
     if (config.coordinator.backend !== 'raft') {
       throw new WaterbearError('WB_CONFIG_INVALID', `${values.config}: the coordinator backend is ${config.coordinator.backend}; witnesses serve only the embedded Raft`);
     }
+    warnPlaintext(io, `witness ${id}`, plaintextLinks(config));
     const { member, witness } = findMember(config, id);
     if (!witness) throw new WaterbearError('WB_CONFIG_INVALID', `${id} is a replica in ${values.config}; its coordinator member runs inside the replica process. Give a witness id`);
     options = {
@@ -81,13 +83,11 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
     }
     const members = parsePeers(values.peers);
     if (values.listen !== undefined) parseListenUri(values.listen);
-    if (values['allow-plaintext'] !== true) {
-      for (const m of members) {
-        if (!isLoopback(parseListenUri(m.address).host)) {
-          throw new WaterbearError('WB_CONFIG_INVALID', `member ${m.id} address ${m.address} is not loopback: use a cluster file with tls, or --allow-plaintext to coordinate unencrypted`);
-        }
-      }
+    const remote = members.filter((m) => !isLoopback(parseListenUri(m.address).host));
+    if (values['allow-plaintext'] !== true && remote.length > 0) {
+      throw new WaterbearError('WB_CONFIG_INVALID', `member ${remote[0].id} address ${remote[0].address} is not loopback: use a cluster file with tls, or --allow-plaintext to coordinate unencrypted`);
     }
+    warnPlaintext(io, `witness ${id}`, remote.map((m) => `member ${m.id} ${m.address}`));
     const dir = values['data-dir'];
     options = {
       selfId: id,

@@ -59,7 +59,12 @@ export interface ClusterConfig {
   listen: string[];
   replicas: ReplicaConfig[];
   witnesses: ReplicaConfig[];
-  coordinator: { backend: 'raft' } | { backend: 'etcd'; endpoints: string[]; prefix: string };
+  /**
+   * etcd: `tls` is what the replicas present to and trust from etcd (https:// endpoints only):
+   * `coordinator.tls` from the file, else the cluster's `tls`; null with https:// means the
+   * system's CAs and no client certificate.
+   */
+  coordinator: { backend: 'raft' } | { backend: 'etcd'; endpoints: string[]; prefix: string; tls: TlsConfig | null };
   replication: {
     ackAfter: AckAfter;
     checkpointMaxIntervalMs: number;
@@ -95,12 +100,12 @@ export const CLUSTER_FILE_FIELDS = {
   root: ['cluster', 'guest', 'listen', 'replicas', 'witnesses', 'coordinator', 'replication', 'tls', 'allowPlaintext'],
   guest: ['module', 'args', 'env', 'memoryLimit', 'dirs'],
   member: ['id', 'address', 'dataDir', 'dashboard'],
-  coordinator: ['backend', 'endpoints', 'prefix'],
+  coordinator: ['backend', 'endpoints', 'prefix', 'tls'],
   replication: ['ackAfter', 'checkpointMaxInterval', 'checkpointMinInterval', 'heartbeatInterval', 'heartbeatTimeout', 'maxInflightEpochs',
     'checkpointPipelineDepth', 'maxLagBytes', 'precopyMinBytes', 'tracker', 'pageDeltas', 'memoryStoreInterval'],
   tls: ['ca', 'cert', 'key'],
 } as const;
-/** The embedded Raft takes no settings besides its name; etcd's endpoints and prefix only fit etcd. */
+/** The embedded Raft takes no settings besides its name; etcd's endpoints, prefix and tls only fit etcd. */
 const RAFT_FIELDS = ['backend'] as const;
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -195,6 +200,14 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   if (replicas.length < 1) bad('replicas', 'must name at least one replica');
   const witnesses = root.witnesses === undefined ? [] : list(root.witnesses, 'witnesses').map((w, i) => member(w, `witnesses[${i}]`));
 
+  const tlsFiles = (v: unknown, field: string): TlsConfig | null => {
+    if (v === undefined || v === null) return null;
+    const t = only(obj(v, field), field, CLUSTER_FILE_FIELDS.tls);
+    return { ca: path(str(t.ca, `${field}.ca`)), cert: path(str(t.cert, `${field}.cert`)), key: path(str(t.key, `${field}.key`)) };
+  };
+  const tls = tlsFiles(root.tls, 'tls');
+  const allowPlaintext = bool(root.allowPlaintext, 'allowPlaintext', false);
+
   const coordObj = root.coordinator === undefined ? { backend: 'raft' } : obj(root.coordinator, 'coordinator');
   let coordinator: ClusterConfig["coordinator"] = { backend: "raft" };
   if (coordObj.backend === undefined || coordObj.backend === 'raft') {
@@ -205,7 +218,22 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   } else if (coordObj.backend === 'etcd') {
     only(coordObj, 'coordinator', CLUSTER_FILE_FIELDS.coordinator);
     const endpoints = list(coordObj.endpoints ?? bad('coordinator.endpoints', 'is required for the etcd backend'), 'coordinator.endpoints').map((e, i) => str(e, `coordinator.endpoints[${i}]`));
-    coordinator = { backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix') };
+    if (endpoints.length === 0) bad('coordinator.endpoints', 'must name at least one etcd client URL, e.g. https://10.0.0.21:2379');
+    const urls = endpoints.map((e, i) => etcdEndpoint(e, `coordinator.endpoints[${i}]`, bad));
+    const secure = urls[0].protocol === 'https:';
+    if (urls.some((u) => (u.protocol === 'https:') !== secure)) bad('coordinator.endpoints', 'must be all http:// or all https://, not a mix');
+    const own = tlsFiles(coordObj.tls, 'coordinator.tls');
+    if (!secure) {
+      if (own !== null) bad('coordinator.tls', 'is given but the endpoints are http://: use https:// endpoints, or drop coordinator.tls');
+      const remote = urls.find((u) => !isLoopback(u.hostname.replace(/^\[|\]$/g, '')));
+      if (remote !== undefined && !allowPlaintext) {
+        bad('coordinator.endpoints', `${remote.href.replace(/\/$/, '')} is not loopback: use https:// endpoints (with tls or coordinator.tls), or set allowPlaintext: true to send coordination traffic unencrypted`);
+      }
+    }
+    coordinator = {
+      backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix'),
+      tls: secure ? own ?? tls : null,
+    };
   } else {
     bad('coordinator.backend', `must be "raft" or "etcd": got ${JSON.stringify(coordObj.backend)}`);
   }
@@ -234,12 +262,6 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   if (replication.checkpointMinIntervalMs > replication.checkpointMaxIntervalMs) bad('replication.checkpointMinInterval', 'must not exceed checkpointMaxInterval');
   if (replication.heartbeatTimeoutMs < 3 * replication.heartbeatIntervalMs) bad('replication.heartbeatTimeout', `must be at least 3 heartbeat intervals (${3 * replication.heartbeatIntervalMs} ms)`);
 
-  let tls: TlsConfig | null = null;
-  if (root.tls !== undefined && root.tls !== null) {
-    const t = only(obj(root.tls, 'tls'), 'tls', CLUSTER_FILE_FIELDS.tls);
-    tls = { ca: path(str(t.ca, 'tls.ca')), cert: path(str(t.cert, 'tls.cert')), key: path(str(t.key, 'tls.key')) };
-  }
-  const allowPlaintext = bool(root.allowPlaintext, 'allowPlaintext', false);
   if (tls === null && !allowPlaintext) {
     for (const m of [...replicas, ...witnesses]) {
       const { host } = parseListenUri(m.address);
@@ -247,6 +269,34 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     }
   }
   return { baseDir, cluster: root.cluster === undefined ? 'default' : str(root.cluster, 'cluster'), guest, listen, replicas, witnesses, coordinator, replication, tls, allowPlaintext };
+}
+
+/** An etcd client URL: scheme://host:port, http or https. */
+function etcdEndpoint(e: string, field: string, bad: (field: string, msg: string) => never): URL {
+  let url: URL | null = null;
+  try { url = new URL(e); } catch { /* below */ }
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) {
+    return bad(field, `must be an etcd client URL, http(s)://host:port: got ${JSON.stringify(e)}`);
+  }
+  return url;
+}
+
+/**
+ * Links that carry replication or coordination traffic unencrypted off loopback (allowPlaintext):
+ * each is worth a warning when a member starts.
+ */
+export function plaintextLinks(c: ClusterConfig): string[] {
+  const links: string[] = [];
+  if (c.tls === null) {
+    for (const m of [...c.replicas, ...c.witnesses]) if (!isLoopback(parseListenUri(m.address).host)) links.push(`member ${m.id} ${m.address}`);
+  }
+  if (c.coordinator.backend === 'etcd') {
+    for (const e of c.coordinator.endpoints) {
+      const u = new URL(e);
+      if (u.protocol === 'http:' && !isLoopback(u.hostname.replace(/^\[|\]$/g, ''))) links.push(`etcd ${e}`);
+    }
+  }
+  return links;
 }
 
 export function isLoopback(host: string): boolean {

@@ -17,7 +17,10 @@ export function coordinatorFactoryFor(config: ClusterConfig, self: string, log?:
       // Loaded only here: the etcd client and its own grpc-js cost every replica ~170 ms of
       // start-up (time a restarted backup adds to its re-protection), and most clusters use Raft.
       const { EtcdCoordinator } = await import('./etcd/etcd-coordinator.js');
-      return new EtcdCoordinator({ endpoints: c.endpoints, keyPrefix: c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`, cluster: config.cluster });
+      return new EtcdCoordinator({
+        endpoints: c.endpoints, keyPrefix: c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`, cluster: config.cluster,
+        ...(c.tls !== null ? { tls: { caFile: c.tls.ca, certFile: c.tls.cert, keyFile: c.tls.key } } : {}),
+      });
     }
     const members = [...config.replicas, ...config.witnesses];
     const me = members.find((m) => m.id === self)!;

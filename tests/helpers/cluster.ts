@@ -34,10 +34,14 @@ export async function until<T>(what: string, f: () => Promise<T | null | undefin
 }
 
 /**
- * A real local cluster for a test: replicas a and b and witness w, each its own process
+ * A real local cluster for a test: replicas a and b and witness w (unless `witness: false`), each its own process
  * (`waterbear replica` / `waterbear witness` from dist/), on free loopback ports, in a temp dir.
  */
-export async function startTestCluster(o: { replication?: string; guest?: string; guestEnv?: Record<string, string>; restart?: boolean; extraYaml?: string; dashboards?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<TestCluster> {
+export async function startTestCluster(o: {
+  replication?: string; guest?: string; guestEnv?: Record<string, string>; restart?: boolean; extraYaml?: string; dashboards?: boolean; env?: NodeJS.ProcessEnv;
+  /** false: no witness (a cluster on etcd, whose quorum is etcd's). */
+  witness?: boolean;
+} = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-cluster-'));
   const [svc, pa, pb, pw] = [await freePort(), await freePort(), await freePort(), await freePort()];
   // With dashboards: true, replicas a and b serve their dashboards (config.replicas[i].dashboard).
@@ -49,9 +53,7 @@ listen: [127.0.0.1:${svc}]
 replicas:
   - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a${dash[0]} }
   - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b${dash[1]} }
-witnesses:
-  - { id: w, address: 127.0.0.1:${pw}, dataDir: ${dir}/w }
-${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extraYaml ?? ''}`);
+${o.witness === false ? '' : `witnesses:\n  - { id: w, address: 127.0.0.1:${pw}, dataDir: ${dir}/w }\n`}${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extraYaml ?? ''}`);
   const config = loadClusterConfig(file);
   // WB_TEST_CLUSTER_LOGS=DIR: the members' stderr goes straight to DIR/<cluster dir>.log (one file
   // descriptor shared by the members; no pipe through the test process that could hold them up).

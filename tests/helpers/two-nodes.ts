@@ -28,7 +28,7 @@ listen: [127.0.0.1:${svc}]
 replicas:
   - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a }
   - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b }
-coordinator: { backend: etcd, endpoints: [unused] }
+coordinator: { backend: etcd, endpoints: ["http://127.0.0.1:1"] }
 replication: { ${o.replication ?? 'heartbeatInterval: 100ms, heartbeatTimeout: 3s'} }
 `, join(dir, 'cluster.yaml'));
   const group = new MemoryCoordinatorGroup(1000);

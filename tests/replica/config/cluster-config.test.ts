@@ -1,5 +1,5 @@
 import test from 'ava';
-import { DEFAULT_MEMORY_STORE_INTERVAL_MS, loadClusterConfig, parseClusterConfig } from '../../../replica/config/cluster-config.js';
+import { DEFAULT_MEMORY_STORE_INTERVAL_MS, loadClusterConfig, parseClusterConfig, plaintextLinks } from '../../../replica/config/cluster-config.js';
 import { REPO } from '../../helpers/lvm.js';
 
 const BASE = `
@@ -11,6 +11,8 @@ replicas:
 witnesses:
   - { id: w, address: 127.0.0.1:7103 }
 `;
+/** Two replicas on etcd (no witness: etcd is the quorum). */
+const ETCD = BASE.replace(/witnesses:\n.*\n/, '');
 
 test('the example one-machine cluster file is valid', (t) => {
   const c = loadClusterConfig(`${REPO}deploy/local/waterbear.yaml`);
@@ -71,7 +73,29 @@ const BAD: Array<[string, string, RegExp]> = [
   ['guest argument not a scalar', BASE.replace('module: kv.wasm', 'module: kv.wasm, args: [{ a: 1 }]'), /guest\.args\[0\] must be a string, number or boolean/],
   ['plaintext off loopback', BASE.replace('127.0.0.1:7101', '10.0.0.5:7101'), /not loopback: configure tls/],
   ['bad backend', BASE + 'coordinator: { backend: zookeeper }\n', /must be "raft" or "etcd"/],
+  ['etcd endpoint without a scheme', ETCD + 'coordinator: { backend: etcd, endpoints: [127.0.0.1:2379] }\n', /coordinator\.endpoints\[0\] must be an etcd client URL, http\(s\):\/\/host:port: got "127\.0\.0\.1:2379"/],
+  ['no etcd endpoints', ETCD + 'coordinator: { backend: etcd, endpoints: [] }\n', /coordinator\.endpoints must name at least one etcd client URL/],
+  ['mixed etcd schemes', ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379, https://127.0.0.1:2380] }\n', /coordinator\.endpoints must be all http:\/\/ or all https:\/\//],
+  ['plaintext etcd off loopback', ETCD + 'coordinator: { backend: etcd, endpoints: [http://10.0.0.21:2379] }\n', /coordinator\.endpoints http:\/\/10\.0\.0\.21:2379 is not loopback: use https:\/\/ endpoints/],
+  ['plaintext etcd off loopback, cluster tls or not', ETCD + 'tls: { ca: ca.pem, cert: c.pem, key: k.pem }\ncoordinator: { backend: etcd, endpoints: [http://10.0.0.21:2379] }\n', /is not loopback: use https:\/\/ endpoints/],
+  ['etcd tls with http endpoints', ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem, key: k.pem } }\n', /coordinator\.tls is given but the endpoints are http:\/\//],
+  ['etcd tls missing a file', ETCD + 'coordinator: { backend: etcd, endpoints: [https://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem } }\n', /coordinator\.tls\.key must be a non-empty string/],
 ];
+test('etcd over https uses coordinator.tls, else the cluster tls, else the system CAs; plaintext off loopback needs allowPlaintext and is listed for a warning', (t) => {
+  const etcd = (c: ReturnType<typeof parseClusterConfig>) => (c.coordinator.backend === 'etcd' ? c.coordinator : t.fail('not etcd') as never);
+  const own = parseClusterConfig(ETCD + 'tls: { ca: ca.pem, cert: c.pem, key: k.pem }\ncoordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379], tls: { ca: /pki/etcd-ca.pem, cert: /pki/e.pem, key: /pki/e-key.pem } }\n', '/etc/wb/x.yaml');
+  t.deepEqual(etcd(own).tls, { ca: '/pki/etcd-ca.pem', cert: '/pki/e.pem', key: '/pki/e-key.pem' });
+  const shared = parseClusterConfig(ETCD + 'tls: { ca: ca.pem, cert: c.pem, key: k.pem }\ncoordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379] }\n', '/etc/wb/x.yaml');
+  t.deepEqual(etcd(shared).tls, { ca: '/etc/wb/ca.pem', cert: '/etc/wb/c.pem', key: '/etc/wb/k.pem' });
+  t.is(etcd(parseClusterConfig(ETCD + 'coordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379] }\n', '/etc/wb/x.yaml')).tls, null);
+  const local = parseClusterConfig(ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379, "http://[::1]:2379"] }\n', '/tmp/x.yaml');
+  t.is(etcd(local).tls, null);
+  t.deepEqual(plaintextLinks(local), []);
+  const open = parseClusterConfig(ETCD.replace('127.0.0.1:7102', '10.0.0.12:7101') + 'allowPlaintext: true\ncoordinator: { backend: etcd, endpoints: [http://10.0.0.21:2379] }\n', '/tmp/x.yaml');
+  t.deepEqual(plaintextLinks(open), ['member b 10.0.0.12:7101', 'etcd http://10.0.0.21:2379']);
+  t.deepEqual(plaintextLinks(shared), []);
+});
+
 for (const [name, text, re] of BAD) {
   test(`a bad cluster file is refused precisely: ${name}`, (t) => {
     const err = t.throws(() => parseClusterConfig(text, 'cluster.yaml'));
