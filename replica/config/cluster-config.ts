@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { WaterbearError } from '../../libos-host/errors.js';
+import { checkEtcdEndpoint, etcdEndpointsSecure } from '../coord/etcd/etcd-options.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { checkRange, parseDurationMs, parseSize } from '../../libos-host/units.js';
 
@@ -219,17 +220,14 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     only(coordObj, 'coordinator', CLUSTER_FILE_FIELDS.coordinator);
     const endpoints = list(coordObj.endpoints ?? bad('coordinator.endpoints', 'is required for the etcd backend'), 'coordinator.endpoints').map((e, i) => str(e, `coordinator.endpoints[${i}]`));
     if (endpoints.length === 0) bad('coordinator.endpoints', 'must name at least one etcd client URL, e.g. https://10.0.0.21:2379');
-    const urls = endpoints.map((e, i) => etcdEndpoint(e, `coordinator.endpoints[${i}]`, bad));
-    const secure = urls[0].protocol === 'https:';
-    if (urls.some((u) => (u.protocol === 'https:') !== secure)) bad('coordinator.endpoints', 'must be all http:// or all https://, not a mix');
+    // The checks EtcdCoordinator makes at construction, made here to name the field.
+    const urls = endpoints.map((e, i) => {
+      try { return checkEtcdEndpoint(e); } catch { return bad(`coordinator.endpoints[${i}]`, `must be an etcd client URL, http(s)://host:port: got ${JSON.stringify(e)}`); }
+    });
+    let secure = false;
+    try { secure = etcdEndpointsSecure(urls); } catch { bad('coordinator.endpoints', 'must be all http:// or all https://, not a mix'); }
     const own = tlsFiles(coordObj.tls, 'coordinator.tls');
-    if (!secure) {
-      if (own !== null) bad('coordinator.tls', 'is given but the endpoints are http://: use https:// endpoints, or drop coordinator.tls');
-      const remote = urls.find((u) => !isLoopback(u.hostname.replace(/^\[|\]$/g, '')));
-      if (remote !== undefined && !allowPlaintext) {
-        bad('coordinator.endpoints', `${remote.href.replace(/\/$/, '')} is not loopback: use https:// endpoints (with tls or coordinator.tls), or set allowPlaintext: true to send coordination traffic unencrypted`);
-      }
-    }
+    if (!secure && own !== null) bad('coordinator.tls', 'is given but the endpoints are http://: use https:// endpoints, or drop coordinator.tls');
     coordinator = {
       backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix'),
       tls: secure ? own ?? tls : null,
@@ -262,41 +260,41 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   if (replication.checkpointMinIntervalMs > replication.checkpointMaxIntervalMs) bad('replication.checkpointMinInterval', 'must not exceed checkpointMaxInterval');
   if (replication.heartbeatTimeoutMs < 3 * replication.heartbeatIntervalMs) bad('replication.heartbeatTimeout', `must be at least 3 heartbeat intervals (${3 * replication.heartbeatIntervalMs} ms)`);
 
-  if (tls === null && !allowPlaintext) {
-    for (const m of [...replicas, ...witnesses]) {
-      const { host } = parseListenUri(m.address);
-      if (!isLoopback(host)) bad(`member ${m.id} address`, `${m.address} is not loopback: configure tls (ca, cert, key) or set allowPlaintext: true to send replication traffic unencrypted`);
-    }
-  }
-  return { baseDir, cluster: root.cluster === undefined ? 'default' : str(root.cluster, 'cluster'), guest, listen, replicas, witnesses, coordinator, replication, tls, allowPlaintext };
+  const config: ClusterConfig = { baseDir, cluster: root.cluster === undefined ? 'default' : str(root.cluster, 'cluster'), guest, listen, replicas, witnesses, coordinator, replication, tls, allowPlaintext };
+  const plain = unencryptedLinks(config)[0];
+  if (plain !== undefined && !allowPlaintext) bad(plain.field, plain.refusal);
+  return config;
 }
 
-/** An etcd client URL: scheme://host:port, http or https. */
-function etcdEndpoint(e: string, field: string, bad: (field: string, msg: string) => never): URL {
-  let url: URL | null = null;
-  try { url = new URL(e); } catch { /* below */ }
-  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || url.port === '' || (url.pathname !== '/' && url.pathname !== '')) {
-    return bad(field, `must be an etcd client URL, http(s)://host:port: got ${JSON.stringify(e)}`);
-  }
-  return url;
-}
+/** A link that would carry replication or coordination traffic unencrypted off loopback. */
+interface UnencryptedLink { field: string; label: string; refusal: string }
 
-/**
- * Links that carry replication or coordination traffic unencrypted off loopback (allowPlaintext):
- * each is worth a warning when a member starts.
- */
-export function plaintextLinks(c: ClusterConfig): string[] {
-  const links: string[] = [];
+function unencryptedLinks(c: ClusterConfig): UnencryptedLink[] {
+  const links: UnencryptedLink[] = [];
   if (c.tls === null) {
-    for (const m of [...c.replicas, ...c.witnesses]) if (!isLoopback(parseListenUri(m.address).host)) links.push(`member ${m.id} ${m.address}`);
+    for (const m of [...c.replicas, ...c.witnesses]) {
+      if (isLoopback(parseListenUri(m.address).host)) continue;
+      links.push({ field: `member ${m.id} address`, label: `member ${m.id} ${m.address}`,
+        refusal: `${m.address} is not loopback: configure tls (ca, cert, key) or set allowPlaintext: true to send replication traffic unencrypted` });
+    }
   }
   if (c.coordinator.backend === 'etcd') {
     for (const e of c.coordinator.endpoints) {
       const u = new URL(e);
-      if (u.protocol === 'http:' && !isLoopback(u.hostname.replace(/^\[|\]$/g, ''))) links.push(`etcd ${e}`);
+      if (u.protocol !== 'http:' || isLoopback(u.hostname.replace(/^\[|\]$/g, ''))) continue;
+      links.push({ field: 'coordinator.endpoints', label: `etcd ${e}`,
+        refusal: `${e} is not loopback: use https:// endpoints (with tls or coordinator.tls), or set allowPlaintext: true to send coordination traffic unencrypted` });
     }
   }
   return links;
+}
+
+/**
+ * Links that carry replication or coordination traffic unencrypted off loopback (allowed by
+ * allowPlaintext, refused otherwise): each is worth a warning when a member starts.
+ */
+export function plaintextLinks(c: ClusterConfig): string[] {
+  return unencryptedLinks(c).map((l) => l.label);
 }
 
 export function isLoopback(host: string): boolean {

@@ -107,7 +107,8 @@ function durationMs(name: string, value: unknown, fallback: number, min: number,
   return v;
 }
 
-function checkEndpoint(e: unknown): URL {
+/** One etcd client URL, scheme://host:port (http or https). @throws WB_CONFIG_INVALID naming what is wrong. */
+export function checkEtcdEndpoint(e: unknown): URL {
   if (typeof e !== 'string') throw invalid(`etcd endpoint must be a URL string such as http://127.0.0.1:2379: got ${String(e)}`);
   let url: URL;
   try {
@@ -125,6 +126,15 @@ function checkEndpoint(e: unknown): URL {
     throw invalid(`etcd endpoint must be scheme://host:port only (no path, query or credentials): got ${JSON.stringify(e)}`);
   }
   return url;
+}
+
+/** Whether the endpoints are https:// (true) or http:// (false). @throws WB_CONFIG_INVALID on a mix. */
+export function etcdEndpointsSecure(urls: readonly URL[]): boolean {
+  const secure = urls[0].protocol === 'https:';
+  if (urls.some((u) => (u.protocol === 'https:') !== secure)) {
+    throw invalid('etcd endpoints must be all http:// or all https://, not a mix');
+  }
+  return secure;
 }
 
 function readPem(name: string, path: unknown): Buffer {
@@ -149,11 +159,8 @@ export function resolveEtcdOptions(options: EtcdCoordinatorOptions): ResolvedEtc
   if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
     throw invalid('etcd option endpoints must be a non-empty list of URLs such as http://127.0.0.1:2379');
   }
-  const urls = options.endpoints.map(checkEndpoint);
-  const secure = urls[0].protocol === 'https:';
-  if (urls.some((u) => (u.protocol === 'https:') !== secure)) {
-    throw invalid('etcd endpoints must be all http:// or all https://, not a mix');
-  }
+  const urls = options.endpoints.map(checkEtcdEndpoint);
+  const secure = etcdEndpointsSecure(urls);
   const endpoints = Object.freeze(urls.map((u) => `${u.protocol}//${u.host}`));
 
   let credentials: ResolvedEtcdOptions['credentials'];
