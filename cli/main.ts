@@ -7,6 +7,8 @@ import { replicaCommand } from './commands/replica.js';
 import { upCommand } from './commands/up.js';
 import { processIo, type CliIo } from './io.js';
 
+export { muteKnownWarnings } from './known-warnings.js';
+
 type Command = (argv: string[], io: CliIo) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {

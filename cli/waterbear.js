@@ -7,5 +7,6 @@ if (!existsSync(fileURLToPath(main))) {
   process.stderr.write('waterbear: dist/ is missing; run `npm install` (or `npm run build`) in the waterbear folder first\n');
   process.exit(2);
 }
-const { runCli } = await import(main.href);
+const { runCli, muteKnownWarnings } = await import(main.href);
+muteKnownWarnings();
 process.exitCode = await runCli(process.argv.slice(2));

@@ -41,6 +41,8 @@ export async function startTestCluster(o: {
   replication?: string; guest?: string; guestEnv?: Record<string, string>; restart?: boolean; extraYaml?: string; dashboards?: boolean; env?: NodeJS.ProcessEnv;
   /** false: no witness (a cluster on etcd, whose quorum is etcd's). */
   witness?: boolean;
+  /** The members' stderr goes to this file (for a test that reads what they print). */
+  stderrFile?: string;
 } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-cluster-'));
   const [svc, pa, pb, pw] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -59,7 +61,8 @@ ${o.witness === false ? '' : `witnesses:\n  - { id: w, address: 127.0.0.1:${pw},
   // descriptor shared by the members; no pipe through the test process that could hold them up).
   const logDir = process.env.WB_TEST_CLUSTER_LOGS;
   if (logDir !== undefined) mkdirSync(logDir, { recursive: true });
-  const logFd = logDir === undefined ? undefined : openSync(join(logDir, `${basename(dir)}.log`), 'a');
+  const logFile = o.stderrFile ?? (logDir === undefined ? undefined : join(logDir, `${basename(dir)}.log`));
+  const logFd = logFile === undefined ? undefined : openSync(logFile, 'a');
   // WB_TEST_CLUSTER_STDERR=1: members' stderr (when not logged to a file) and stdout on the console.
   const shown = process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore';
   const cluster = new LocalCluster({
@@ -68,10 +71,14 @@ ${o.witness === false ? '' : `witnesses:\n  - { id: w, address: 127.0.0.1:${pw},
     env: { WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: process.env.WATERBEAR_LOG_LEVEL ?? 'error', ...o.env },
   });
   cluster.start();
+  let logClosed = false;
   const primary = (): Promise<StatusReply> => until('a primary', () => cluster.primary());
   return {
     cluster, config, dir, servicePort: svc,
-    stop: async () => { await cluster.stop('SIGKILL'); if (logFd !== undefined) closeSync(logFd); },
+    stop: async () => {
+      await cluster.stop('SIGKILL');
+      if (logFd !== undefined && !logClosed) { logClosed = true; closeSync(logFd); }
+    },
     primary,
     protectedPrimary: (backups = 1, timeoutMs = 30_000) =>
       until(`a primary with ${backups} backup(s) that acknowledged a checkpoint`, async () => {
