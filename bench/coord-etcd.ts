@@ -12,6 +12,7 @@ import { EtcdCoordinator } from '../replica/coord/etcd/etcd-coordinator.js';
 import { etcdGrantorTailMs } from '../replica/coord/etcd/etcd-lease.js';
 import { LEASE_KEEPALIVE_INTERVAL_MS } from '../replica/coord/lease.js';
 import { startEtcd, type EtcdServer } from '../tests/helpers/etcd-server.js';
+import { nearestRank as percentile } from './lib/stats.js';
 
 /** Proposals timed for the view-change latency. */
 const VIEW_CHANGES = 200;
@@ -32,11 +33,6 @@ export interface EtcdBenchResult {
   viewChangeP99Ms: number;
   failoverMs: number;
   settings: string;
-}
-
-function percentile(sorted: number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
 }
 
 function median(xs: number[]): number {

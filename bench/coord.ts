@@ -32,6 +32,7 @@ import {
 } from '../replica/coord/raft-driver/raft-driver-options.js';
 import { epochNowMs, MemberProcess, runMemberHarness, type HarnessReply, type MemberSpec } from '../replica/coord/raft-driver/raft-member-harness.js';
 import { badOptionValue, benchArgs, OUT_OPTION } from './lib/args.js';
+import { nearestRank as percentile } from './lib/stats.js';
 
 /** Target from issue 4: embedded leader failover under 1 s with default timeouts. */
 const TARGET_FAILOVER_MS = 1_000;
@@ -44,10 +45,6 @@ const STEP_LIMIT_MS = 15_000;
 const IDS = ['a', 'b', 'c'] as const;
 
 const SELF = fileURLToPath(import.meta.url);
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
 
 function summary(xs: readonly number[]): string {
   const s = [...xs].sort((a, b) => a - b);

@@ -13,6 +13,11 @@ export function quantile(sorted: readonly number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
+/** The `p`th percentile (0..100) of an ascending non-empty list by the nearest-rank method (p50 of 4 values is the 2nd). */
+export function nearestRank(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
 /** Milliseconds elapsed since `startNs` (process.hrtime.bigint()). */
 export function msSince(startNs: bigint): number {
   return Number(process.hrtime.bigint() - startNs) / 1e6;
