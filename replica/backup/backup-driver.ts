@@ -1,7 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { decodeCheckpoint, type DecodeOptions } from '../../checkpoint/format/checkpoint-codec.js';
 import { DeltaBases } from '../../checkpoint/format/delta-bases.js';
 import { CHECKPOINT_PAGE_BYTES, type CheckpointData } from '../../checkpoint/checkpoint-data.js';
@@ -9,6 +7,8 @@ import type { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import { STALL_FACTOR } from '../primary/backup-link.js';
+import { chainRecordAfterStore, chainRecordAfterView, type ChainRecord } from '../protocol/chain-record-rules.js';
+import { readChainRecord, writeChainRecord } from './chain-record.js';
 import { OWN_SUBCHANNEL_OPTIONS } from '../wire/wedged-connection.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import { RepeatedWarning, type Logger } from '../log.js';
@@ -53,7 +53,7 @@ interface Received {
 }
 
 /** What a join request got (the 'join-answer' event): `answered` false when the primary could not be reached. */
-export interface JoinAnswer { primary: string; accepted: boolean; reason: string; answered: boolean }
+export interface JoinAnswer { primary: string; accepted: boolean; reason: string; answered: boolean; removed: boolean }
 
 /** A checkpoint that decoded and that the protocol accepted, waiting for the store. */
 interface Verified { kind: 'verified'; r: Received; cp: CheckpointData; ackedFromMemory: boolean }
@@ -86,6 +86,8 @@ export class BackupDriver extends EventEmitter {
   private lastCheckMs: number;
   private watchdog: NodeJS.Timeout | null = null;
   private joinTimer: NodeJS.Timeout | null = null;
+  /** The primary that last refused this replica's join because an operator removed it, or null. */
+  private removedBy: string | null = null;
   private readonly streams = new Set<grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>>();
   /** Checkpoints and pre-copy pages received and not yet verified, in arrival order. */
   private received: Array<Received | ReceivedStage> = [];
@@ -106,8 +108,8 @@ export class BackupDriver extends EventEmitter {
   private checkingLease = false;
   private stopped = false;
   private unwatch: (() => void) | null = null;
-  /** The view named by the chain record on disk (null: none). */
-  private recordedView: number | null;
+  /** The chain record on disk (null: none). */
+  private recorded: ChainRecord | null;
   /** Recent page versions of the chain being received, for the primary's sub-page deltas. */
   private readonly deltaBases = new DeltaBases();
   private readonly decodeOptions: DecodeOptions = { deltaBase: (index, epoch) => this.deltaBases.base(index, epoch) };
@@ -119,13 +121,13 @@ export class BackupDriver extends EventEmitter {
     this.lastHeardMs = this.nowMs();
     this.lastCheckMs = this.lastHeardMs;
     const chain = readChainRecord(o.dataDir);
-    this.recordedView = chain?.view ?? null;
+    this.recorded = chain;
     this.protocol = new BackupProtocol(o.self, null, chain === null ? undefined : { durable: o.store.latestEpoch(), chainPrimary: chain.primary, chainView: chain.view });
-    if (view !== null) queueMicrotask(() => this.apply(this.protocol.onViewCommitted(view)));
+    if (view !== null) queueMicrotask(() => this.onViewCommitted(view));
   }
 
   start(): void {
-    this.unwatch = this.o.coordinator.watchViews((v) => this.apply(this.protocol.onViewCommitted(v)));
+    this.unwatch = this.o.coordinator.watchViews((v) => this.onViewCommitted(v));
     this.watchdog = setInterval(() => this.checkPrimary(), this.o.config.replication.heartbeatIntervalMs);
   }
 
@@ -141,6 +143,11 @@ export class BackupDriver extends EventEmitter {
   }
 
   get role(): string { return this.protocol.role; }
+  /** Out of the view, and the current primary refuses its joins: an operator removed it. */
+  get removedByOperator(): boolean {
+    const v = this.protocol.currentView;
+    return this.removedBy !== null && v !== null && v.primary === this.removedBy && !v.backups.includes(this.o.self);
+  }
   get durableEpoch(): number { return this.protocol.durableEpoch; }
 
   /**
@@ -366,6 +373,22 @@ export class BackupDriver extends EventEmitter {
     }
   }
 
+  private onViewCommitted(v: View): void {
+    this.apply(this.protocol.onViewCommitted(v));
+    if (!this.stopped) this.record(chainRecordAfterView(this.recorded, v, this.protocol.chainOf));
+  }
+
+  private record(next: ChainRecord | null): void {
+    if (next === null) return;
+    try {
+      writeChainRecord(this.o.dataDir, next);
+      this.recorded = next;
+    } catch (err) {
+      // The old record stays: it can only stop a takeover after a whole-cluster restart.
+      this.o.log.warn({ err: (err as Error).message }, 'cannot update the chain record');
+    }
+  }
+
   /** Resolves when the store stage has written everything queued. */
   private async storeIdle(): Promise<void> {
     this.scheduleStore();
@@ -377,11 +400,7 @@ export class BackupDriver extends EventEmitter {
     const { r } = v;
     if (!v.ackedFromMemory) this.reply(r.call, this.protocol.onApplied(r.epoch, r.full));
     // Written after the commit: a stale record only ever stops a takeover, never allows a wrong one.
-    // Rewritten when the view changes (rarely), so that it names the view of the latest epoch.
-    if (r.full || r.view !== this.recordedView) {
-      writeChainRecord(this.o.dataDir, r.from, r.view);
-      this.recordedView = r.view;
-    }
+    this.record(chainRecordAfterStore(this.recorded, r.from, r.view));
     this.emit('applied', { epoch: r.epoch, full: r.full, bytes: r.bytes.length });
   }
 
@@ -470,13 +489,13 @@ export class BackupDriver extends EventEmitter {
     if (v === null) return;
     try {
       const committed = await this.o.coordinator.proposeView(v.view, next);
-      this.apply(this.protocol.onViewCommitted(committed));
+      this.onViewCommitted(committed);
     } catch (err) {
       this.proposalFailed.warn({ err: (err as Error).message });
       this.apply(this.protocol.onProposalFailed());
       try {
         const cur = await this.o.coordinator.readView();
-        if (cur !== null) this.apply(this.protocol.onViewCommitted(cur));
+        if (cur !== null) this.onViewCommitted(cur);
       } catch { /* the watch will tell */ }
     }
   }
@@ -502,8 +521,9 @@ export class BackupDriver extends EventEmitter {
           if (err !== null) this.o.log.debug({ err: err.message }, 'join request failed');
           else if (reply?.accepted !== true) this.o.log.debug({ reason: reply?.reason }, 'join refused');
           else this.lastHeardMs = this.nowMs();
-          const answer: JoinAnswer = err !== null ? { primary, accepted: false, reason: err.details || err.message, answered: false }
-            : { primary, accepted: reply?.accepted === true, reason: reply?.reason ?? '', answered: true };
+          if (err === null) this.removedBy = reply?.removed === true ? primary : null;
+          const answer: JoinAnswer = err !== null ? { primary, accepted: false, reason: err.details || err.message, answered: false, removed: false }
+            : { primary, accepted: reply?.accepted === true, reason: reply?.reason ?? '', answered: true, removed: reply?.removed === true };
           this.emit('join-answer', answer);
         });
     };
@@ -515,26 +535,4 @@ export class BackupDriver extends EventEmitter {
 /** The stable code to report for a failure to decode or store: a WaterbearError's own, else WB_STORE_IO. */
 function storeErrorCode(err: unknown): string {
   return isWaterbearError(err) ? err.code : 'WB_STORE_IO';
-}
-
-const CHAIN_RECORD = 'chain.json';
-
-/**
- * Whose checkpoint chain the store holds and the view its latest epoch arrived in, as recorded
- * after a full checkpoint and at view changes. Null when missing or written by an older version
- * (which did not record the view: such a chain is not trusted for a takeover).
- */
-function readChainRecord(dataDir: string): { primary: string; view: number } | null {
-  try {
-    const r = JSON.parse(readFileSync(join(dataDir, CHAIN_RECORD), 'utf8')) as { primary?: unknown; view?: unknown };
-    return typeof r.primary === 'string' && typeof r.view === 'number' ? { primary: r.primary, view: r.view } : null;
-  } catch {
-    return null;
-  }
-}
-
-function writeChainRecord(dataDir: string, primary: string, view: number): void {
-  const tmp = join(dataDir, `${CHAIN_RECORD}.tmp`);
-  writeFileSync(tmp, JSON.stringify({ primary, view }));
-  renameSync(tmp, join(dataDir, CHAIN_RECORD));
 }

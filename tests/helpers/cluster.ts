@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { freePort } from '../../bench/support/servers.js';
 import { RespClient } from '../../chaos/clients/resp-client.js';
 import { loadClusterConfig, type ClusterConfig } from '../../replica/config/cluster-config.js';
-import { LocalCluster } from '../../replica/supervisor/local-cluster.js';
+import { LocalCluster, type LocalClusterOptions } from '../../replica/supervisor/local-cluster.js';
 import type { StatusReply } from '../../replica/wire/replication-wire.js';
 import { REPO } from './lvm.js';
 
@@ -14,6 +14,8 @@ export interface TestCluster {
   dir: string;
   servicePort: number;
   stop(): Promise<void>;
+  /** Stop every member with `signal`, then start them all again on the same file and data (a whole-cluster restart). */
+  restartAll(signal: NodeJS.Signals): Promise<void>;
   primary(): Promise<StatusReply>;
   /** Wait until the primary's view includes `backups` backups (protected). */
   protectedPrimary(backups?: number, timeoutMs?: number): Promise<StatusReply>;
@@ -65,21 +67,27 @@ ${o.witness === false ? '' : `witnesses:\n  - { id: w, address: 127.0.0.1:${pw},
   const logFd = logFile === undefined ? undefined : openSync(logFile, 'a');
   // WB_TEST_CLUSTER_STDERR=1: members' stderr (when not logged to a file) and stdout on the console.
   const shown = process.env.WB_TEST_CLUSTER_STDERR === '1' ? 'inherit' : 'ignore';
-  const cluster = new LocalCluster({
+  const options: LocalClusterOptions = {
     configPath: file, config, restart: o.restart ?? true, stdio: logFd ?? shown,
     stdout: shown, // witness banners, guest consoles
     env: { WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: process.env.WATERBEAR_LOG_LEVEL ?? 'error', ...o.env },
-  });
+  };
+  let cluster = new LocalCluster(options);
   cluster.start();
   let logClosed = false;
-  const primary = (): Promise<StatusReply> => until('a primary', () => cluster.primary());
   return {
-    cluster, config, dir, servicePort: svc,
+    get cluster() { return cluster; },
+    config, dir, servicePort: svc,
+    restartAll: async (signal) => {
+      await cluster.stop(signal);
+      cluster = new LocalCluster(options);
+      cluster.start();
+    },
     stop: async () => {
       await cluster.stop('SIGKILL');
       if (logFd !== undefined && !logClosed) { logClosed = true; closeSync(logFd); }
     },
-    primary,
+    primary: () => until('a primary', () => cluster.primary()),
     protectedPrimary: (backups = 1, timeoutMs = 30_000) =>
       until(`a primary with ${backups} backup(s) that acknowledged a checkpoint`, async () => {
         const p = await cluster.primary();

@@ -1,5 +1,6 @@
 import { Mulberry32 } from '../../../libos-host/extensions/prng.js';
 import { BackupProtocol, type BackupAction } from '../backup-protocol.js';
+import { chainRecordAfterView } from '../chain-record-rules.js';
 import { PrimaryProtocol, type PrimaryAction } from '../primary-protocol.js';
 import type { View } from '../view.js';
 
@@ -41,6 +42,10 @@ export interface SimOptions {
   unsafeReleaseOnAnyAck?: boolean;
   /** TEST ONLY: treat a timed-out proposal as refused, as if it could not commit later (unsafe). */
   unsafeForgetTimedOutProposals?: boolean;
+  /** TEST ONLY: a backup's chain record names every view it learns, whatever its chain (unsafe). */
+  unsafeChainRecordFollowsEveryView?: boolean;
+  /** Chance per step that every replica crashes at once (a whole-cluster power loss; default 0.003). */
+  wholeClusterCrashes?: number;
   /**
    * Chance that a primary's proposal, when the coordinator gets to it, times out instead (default
    * 0.2): the primary is told the outcome is unknown and the proposal stays in the coordinator, to
@@ -50,11 +55,15 @@ export interface SimOptions {
   proposalTimeouts?: number;
 }
 
-export interface SimResult { violation: string | null; promotions: number; released: number; trace: string[] }
+export interface SimResult {
+  violation: string | null; promotions: number; released: number; trace: string[];
+  /** Whole-cluster crashes, and how many of them a takeover recovered from (before the next one). */
+  wholeClusterCrashes: number; wholeClusterRecoveries: number;
+}
 
 /**
  * Simulates a cluster of primary/backup protocol instances over a lossy, reordering network and
- * a compare-and-set view register, with primary crashes and restarts. Invariant checked after
+ * a compare-and-set view register, with primary crashes, whole-cluster crashes and restarts. Invariant checked after
  * every step: a replica is only ever promoted with a state at least as new as every epoch whose
  * output any primary released (clients never see state go backwards).
  */
@@ -73,6 +82,9 @@ export function simulateReplication(o: SimOptions): SimResult {
   const trace: string[] = [];
   let maxReleased = 0;
   let promotions = 0;
+  let wholeCrashes = 0;
+  let wholeRecoveries = 0;
+  let awaitingRecovery = false;
   let violation: string | null = null;
   const log = (s: string): void => { if (trace.length < 400) trace.push(s); };
 
@@ -88,7 +100,7 @@ export function simulateReplication(o: SimOptions): SimResult {
     for (const node of nodes.values()) {
       if (!node.alive) continue;
       if (node.primary !== null) runPrimary(node, node.primary.onViewCommitted(committed));
-      else if (node.backup !== null) runBackup(node, node.backup.onViewCommitted(committed));
+      else if (node.backup !== null) backupLearns(node);
     }
   };
 
@@ -98,6 +110,15 @@ export function simulateReplication(o: SimOptions): SimResult {
     log(`commit view ${next.view} primary=${next.primary} backups=[${next.backups}]`);
     return true;
   };
+
+  /** A backup learns the committed view; its chain record follows, as the driver's does. */
+  function backupLearns(node: Node): void {
+    runBackup(node, node.backup!.onViewCommitted(committed));
+    if (node.backup === null || node.disk === null) return;
+    if (o.unsafeChainRecordFollowsEveryView === true) { node.disk = { ...node.disk, chainView: committed.view }; return; }
+    const next = chainRecordAfterView({ primary: node.disk.chainPrimary, view: node.disk.chainView }, committed, node.backup.chainOf);
+    if (next !== null) node.disk = { ...node.disk, chainView: next.view };
+  }
 
   function runPrimary(node: Node, actions: PrimaryAction[]): void {
     runPrimaryActions(node, actions);
@@ -120,7 +141,7 @@ export function simulateReplication(o: SimOptions): SimResult {
           log(`${node.id} fenced: ${a.reason}`);
           node.primary = null;
           node.backup = new BackupProtocol(node.id, null, node.disk ?? undefined);
-          runBackup(node, node.backup.onViewCommitted(committed));
+          backupLearns(node);
           return;
         case 'stream-to': node.streams.add(a.backup); node.needsFull.add(a.backup); break;
         case 'stop-stream': node.streams.delete(a.backup); break;
@@ -156,6 +177,7 @@ export function simulateReplication(o: SimOptions): SimResult {
             violation = `${node.id} promoted in view ${a.view.view} with epoch ${a.epoch}, but epoch ${maxReleased}'s output was already released`;
           }
           log(`${node.id} promoted with epoch ${a.epoch}`);
+          if (awaitingRecovery) { wholeRecoveries++; awaitingRecovery = false; }
           node.backup = null;
           node.epoch = a.epoch;
           node.primary = new PrimaryProtocol(node.id, a.view, a.epoch);
@@ -193,6 +215,15 @@ export function simulateReplication(o: SimOptions): SimResult {
     if (lingering.length > 0 && rnd.chance(0.05)) {
       const { expected, view } = lingering.splice(rnd.int(lingering.length), 1)[0];
       if (rnd.chance(0.7) && cas(expected, view)) { log(`(view ${view.view} committed late)`); viewWatchers(); }
+      continue;
+    }
+    if (rnd.chance(o.wholeClusterCrashes ?? 0.003)) {
+      // Every replica dies at once; the restart steps below bring them back one by one with
+      // what their disks hold (chain records included).
+      for (const x of nodes.values()) x.alive = false;
+      wholeCrashes++;
+      awaitingRecovery = true;
+      log('whole cluster crashed');
       continue;
     }
     const r = rnd.next();
@@ -234,7 +265,7 @@ export function simulateReplication(o: SimOptions): SimResult {
         fresh.backup = new BackupProtocol(d.id, null, d.disk ?? undefined);
         nodes.set(d.id, fresh);
         log(`${d.id} restarted`);
-        runBackup(fresh, fresh.backup.onViewCommitted(committed));
+        backupLearns(fresh);
       }
     } else if (r < 0.89 && primaryNode !== undefined) {
       // A backup (or joiner) stops answering: the primary drops it.
@@ -263,7 +294,7 @@ export function simulateReplication(o: SimOptions): SimResult {
       }
     }
   }
-  return { violation, promotions, released: maxReleased, trace };
+  return { violation, promotions, released: maxReleased, trace, wholeClusterCrashes: wholeCrashes, wholeClusterRecoveries: wholeRecoveries };
 }
 
 /** Patch a protocol instance to release on any single ack (the deliberately broken build). */
