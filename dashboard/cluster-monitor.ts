@@ -63,6 +63,7 @@ export class ClusterMonitor extends EventEmitter {
   private readonly client: StatusClient;
   private readonly tracked = new Map<string, Tracked>();
   private readonly nowMs: () => number;
+  private readonly startedAt: number;
   private readonly inSyncMaxLagMs: number;
   private readonly inSyncMaxLagEpochs: number;
   private timer: NodeJS.Timeout | null = null;
@@ -82,6 +83,7 @@ export class ClusterMonitor extends EventEmitter {
     super();
     this.o = o;
     this.nowMs = o.nowMs ?? Date.now;
+    this.startedAt = this.nowMs();
     checkRange(o.pollIntervalMs ?? MONITOR_POLL_INTERVAL_MS, 10, 60_000, 'dashboard poll interval', (x) => `${x} ms`);
     this.inSyncMaxLagMs = checkRange(o.inSyncMaxLagMs ?? DEFAULT_IN_SYNC_MAX_LAG_MS, 1, 3_600_000, 'in-sync bound', (x) => `${x} ms`);
     this.inSyncMaxLagEpochs = checkRange(o.inSyncMaxLagEpochs ?? o.config.replication.maxInflightEpochs, 0, 1_000_000, 'in-sync bound in epochs');
@@ -222,15 +224,24 @@ export class ClusterMonitor extends EventEmitter {
     };
     return {
       cluster: this.o.config.cluster, at: now, view: Math.max(view, primary?.reply.view ?? 0), primary: primary?.id ?? null, backups: [...backups],
-      protection, members, primaryNumbers, servedBy: this.o.local?.id ?? null, admin: { enabled: this.o.adminEnabled },
+      protection, members, primaryNumbers, servedBy: this.o.local?.id ?? null, admin: { enabled: this.o.adminEnabled }, startedAt: this.startedAt,
     };
   }
 
   /** Timeline entries for what changed between two polls. */
   private deriveEvents(a: ClusterState, b: ClusterState): void {
-    // Before anyone answered, "down" and "joining" are not news.
+    // Before anyone answered, "down" and "joining" are not news, and neither is the view or the
+    // protection found: one entry says what this dashboard found when it started watching.
     const first = a.members.every((m) => m.lastSeenAt === null);
-    for (const m of first ? [] : b.members) {
+    if (first) {
+      if (b.members.some((m) => m.lastSeenAt !== null)) {
+        this.lastPrimary = b.primary;
+        this.addEvent('observed', b.primary === null ? `dashboard started watching: ${b.protection}`
+          : `dashboard started watching: ${b.protection}, primary ${b.primary} of view ${b.view}, backups [${b.backups.join(', ')}]`, 'dashboard', b.primary === null ? {} : { view: b.view });
+      }
+      return;
+    }
+    for (const m of b.members) {
       const before = a.members.find((x) => x.id === m.id)!;
       if (before.up && !m.up) this.addEvent('replica-down', `${m.id} (${before.role}) stopped answering: ${m.error ?? 'no answer'}`, 'dashboard', { replica: m.id });
       if (!before.up && m.up && before.lastSeenAt !== null) this.addEvent('replica-up', `${m.id} is answering again (${m.role})`, 'dashboard', { replica: m.id });

@@ -17,7 +17,7 @@ export interface MemberState {
   dashboard: string | null;
   /** It answered the last Status request(s). */
   up: boolean;
-  /** primary | backup | joining | promoting | idle | starting | stopped | witness | down */
+  /** primary | backup | joining | removed | promoting | idle | starting | stopped | witness | down */
   role: string;
   /** The view this member acts in (0 when unknown; witnesses report none). */
   view: number;
@@ -96,6 +96,11 @@ export interface ClusterState {
   servedBy: string | null;
   /** Whether actions are enabled (an admin token is configured). */
   admin: { enabled: boolean };
+  /**
+   * When this dashboard started (ms since the epoch). Timeline seq numbers restart with it, and
+   * its timeline starts empty: a script following `/api/timeline?since=SEQ` starts over when it changes.
+   */
+  startedAt: number;
 }
 
 /** One point of the live charts: rates and averages over the interval that ends at `t`. */
@@ -120,7 +125,7 @@ export interface SeriesPoint {
 export type TimelineKind =
   | 'view-change' | 'failover' | 'switchover' | 'promoted' | 'backup-joining' | 'backup-caught-up' | 'backup-removed'
   | 'protection-lost' | 'protection-regained' | 'replica-down' | 'replica-up' | 'fault' | 'admin' | 'role'
-  | 'service-parked' | 'service-unparked';
+  | 'service-parked' | 'service-unparked' | 'observed';
 
 /** One entry of the event timeline. */
 export interface TimelineEvent {

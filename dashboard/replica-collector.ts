@@ -216,7 +216,8 @@ export class ReplicaCollector {
       if (before !== '' && before !== 'primary' && this.node.timings.viewCommittedAt !== undefined) void this.classifyPromotion();
       else this.record('role', `${this.node.self} is primary (started the guest)`);
     } else if (role !== before) {
-      this.record('role', before === 'primary' ? `${this.node.self} stepped down from primary; now ${role}` : `${this.node.self} is ${role}`);
+      const what = role === 'removed' ? 'removed by an operator: the primary refuses its joins until add-backup' : role;
+      this.record('role', before === 'primary' ? `${this.node.self} stepped down from primary; now ${what}` : `${this.node.self} is ${what}`);
     }
   }
 

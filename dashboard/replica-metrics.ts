@@ -11,7 +11,7 @@ export const COMMIT_SECONDS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0
 export const SCRAPE_READ_REUSE_MS = 50;
 
 /** Every role a replica reports; waterbear_role is 1 for the current one and 0 for the others. */
-export const ROLES = ['starting', 'primary', 'backup', 'joining', 'promoting', 'idle', 'stopped'] as const;
+export const ROLES = ['starting', 'primary', 'backup', 'joining', 'removed', 'promoting', 'idle', 'stopped'] as const;
 
 /** Values read at scrape time (gauges) from the replica. */
 export interface ScrapeValues {

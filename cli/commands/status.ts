@@ -89,5 +89,6 @@ function note(m: MemberState): string {
   if (!m.up) return `not answering: ${(m.error ?? 'no answer').replace(/\s*Resolution note:\s*$/, '')}`;
   if (m.serviceParked) return 'lost its coordinator lease: service address freed until it returns';
   if (m.role === 'joining') return 'catching up (full image, then increments)';
+  if (m.role === 'removed') return `removed by an operator: the primary refuses it until \`waterbear action add-backup --replica ${m.id}\``;
   return '';
 }

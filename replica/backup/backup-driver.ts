@@ -73,7 +73,8 @@ interface ReceivedStage {
  * takeover when the primary is silent and its lease has lapsed, and asks to join when it is not
  * in the view. Emits 'promote' (view, epoch) when this replica must become primary; 'applied'
  * ({ epoch, full, bytes }) per checkpoint stored, 'staged' ({ token, pages }) per batch of
- * pre-copy pages staged, and 'join-answer' (JoinAnswer) per join request.
+ * pre-copy pages staged, 'join-answer' (JoinAnswer) per join request, and 'role-changed' when
+ * its role (or whether an operator removed it) changed.
  */
 export class BackupDriver extends EventEmitter {
   readonly protocol: BackupProtocol;
@@ -88,6 +89,8 @@ export class BackupDriver extends EventEmitter {
   private joinTimer: NodeJS.Timeout | null = null;
   /** The primary that last refused this replica's join because an operator removed it, or null. */
   private removedBy: string | null = null;
+  /** Role and removal last announced ('role-changed'). */
+  private announcedRole = '';
   private readonly streams = new Set<grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>>();
   /** Checkpoints and pre-copy pages received and not yet verified, in arrival order. */
   private received: Array<Received | ReceivedStage> = [];
@@ -456,6 +459,15 @@ export class BackupDriver extends EventEmitter {
     }
     const v = this.protocol.currentView;
     if (v !== null && v.backups.includes(this.o.self) && this.joinTimer !== null) { clearInterval(this.joinTimer); this.joinTimer = null; }
+    this.announceRole();
+  }
+
+  /** 'role-changed' when the role or the removal changed (a joiner's steps can be shorter than any poll). */
+  private announceRole(): void {
+    const now = `${this.role}${this.removedByOperator ? ' removed' : ''}`;
+    if (now === this.announcedRole) return;
+    this.announcedRole = now;
+    this.emit('role-changed');
   }
 
   /** Heartbeat watchdog: a silent primary whose coordinator lease lapsed is presumed dead. */
@@ -525,6 +537,7 @@ export class BackupDriver extends EventEmitter {
           const answer: JoinAnswer = err !== null ? { primary, accepted: false, reason: err.details || err.message, answered: false, removed: false }
             : { primary, accepted: reply?.accepted === true, reason: reply?.reason ?? '', answered: true, removed: reply?.removed === true };
           this.emit('join-answer', answer);
+          this.announceRole();
         });
     };
     ask();

@@ -29,7 +29,8 @@ export const VIEW_RETRY_INTERVAL_MS = 200;
 /** Builds the coordinator for this replica; the embedded Raft registers its service on `server`. */
 export type CoordinatorFactory = (server: grpc.Server) => Promise<Coordinator>;
 
-export type NodeRole = 'starting' | 'primary' | 'backup' | 'joining' | 'promoting' | 'idle' | 'stopped';
+/** `removed`: out of the view by an operator's remove-backup; its joins are refused until add-backup. */
+export type NodeRole = 'starting' | 'primary' | 'backup' | 'joining' | 'removed' | 'promoting' | 'idle' | 'stopped';
 
 /** Test and chaos hooks of a replica (WATERBEAR_CHAOS_CONTROL, replica/chaos/chaos-control.ts); none in production. */
 export interface ReplicaNodeOptions {
@@ -74,7 +75,10 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     if (this.stopped) return 'stopped';
     if (this.primary !== null) return 'primary';
     if (this.promoting) return 'promoting';
-    if (this.backup !== null) return this.backup.role === 'joining' ? 'joining' : this.backup.role === 'idle' ? 'idle' : 'backup';
+    if (this.backup !== null) {
+      if (this.backup.role === 'joining') return this.backup.removedByOperator ? 'removed' : 'joining';
+      return this.backup.role === 'idle' ? 'idle' : 'backup';
+    }
     return 'starting';
   }
 
@@ -92,7 +96,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
         if (this.primary === null || v === undefined) { cb(null, { accepted: false, view: 0, primaryId: '', reason: `${this.self} is not the primary` }); return; }
         if (!this.config.replicas.some((r) => r.id === call.request.replicaId)) { cb(null, { accepted: false, view: v.view, primaryId: this.self, reason: 'not a replica of this cluster' }); return; }
         const r = this.primary.join(call.request.replicaId);
-        cb(null, { accepted: r.accepted, view: v.view, primaryId: this.self, reason: r.reason });
+        cb(null, { accepted: r.accepted, view: v.view, primaryId: this.self, reason: r.reason, removed: r.removed });
       },
       status: (_call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => { cb(null, this.statusReply()); },
     });
@@ -152,6 +156,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     driver.on('applied', (e) => this.emit('applied', e));
     driver.on('staged', (e) => this.emit('staged', e));
     driver.on('join-answer', (e) => this.emit('join-answer', e));
+    driver.on('role-changed', () => { if (this.backup === driver) this.emit('role', this.role); });
     this.backup = driver;
     driver.start();
     this.emit('role', this.role);
@@ -186,6 +191,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     driver.on('backup-failed', (e) => this.emit('backup-failed', e));
     driver.on('refused', (e) => this.emit('refused', e));
     driver.on('released', (e) => this.emit('released', e));
+    driver.on('switchover-started', (target) => this.emit('switchover-started', target)); // before the view changes
     driver.on('service-parked', (e) => this.emit('service-parked', e));
     driver.on('service-unparked', (e) => this.emit('service-unparked', e));
     this.primary = driver;
@@ -221,18 +227,15 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   }
 
   async switchover(target: string): Promise<{ view: number }> {
-    const p = this.requirePrimary('a switchover');
-    this.emit('switchover-started', target); // before the view changes: tells a failover from a switchover
-    const v = await p.switchover(target);
+    const v = await this.requirePrimary('a switchover').switchover(target);
     this.emit('admin', { action: 'switchover', target, view: v.view });
     return { view: v.view };
   }
 
   async removeBackup(id: string): Promise<{ view: number }> {
-    const p = this.requirePrimary('removing a backup');
-    p.removeBackup(id);
-    this.emit('admin', { action: 'remove-backup', backup: id });
-    return { view: p.currentView.view };
+    const v = await this.requirePrimary('removing a backup').removeBackup(id);
+    this.emit('admin', { action: 'remove-backup', backup: id, view: v.view });
+    return { view: v.view };
   }
 
   async addBackup(id: string): Promise<{ accepted: boolean }> {

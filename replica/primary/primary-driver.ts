@@ -228,7 +228,22 @@ export class PrimaryDriver extends EventEmitter {
   }
 
   /** Operator: remove a backup from the view (refusing its joins) or allow it again. */
-  removeBackup(id: string): void { this.apply(this.protocol.onRemoveBackup(id)); }
+  /**
+   * Operator: drop backup `id` and refuse its joins until `addBackup(id)`. Resolves with the
+   * committed view without it (at once when it was not in the view: a joiner just stops).
+   */
+  async removeBackup(id: string, timeoutMs = SWITCHOVER_TIMEOUT_MS): Promise<View> {
+    this.apply(this.protocol.onRemoveBackup(id));
+    const deadline = this.nowMs() + timeoutMs;
+    while (this.protocol.currentView.backups.includes(id)) {
+      if (this.ended !== null) throw new WaterbearError('WB_STALE_VIEW', `lost the primary role before a view without ${id} was committed`);
+      if (this.nowMs() > deadline) {
+        throw new WaterbearError('WB_TIMEOUT', `${id} is removed (its joins are refused), but no view without it was committed within ${timeoutMs} ms; the primary keeps proposing one`);
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.protocol.currentView;
+  }
   addBackup(id: string): void { this.apply(this.protocol.onAddBackup(id)); }
 
   /**
@@ -243,6 +258,9 @@ export class PrimaryDriver extends EventEmitter {
       throw new WaterbearError('WB_CONFIG_INVALID', `${target} is not a backup of ${formatView(this.protocol.currentView)}`);
     }
     if (this.o.lvm.suspended === null || !this.o.lvm.isQuiescent()) throw new WaterbearError('WB_TIMEOUT', 'the guest is not at a suspension point; try again');
+    // Only once the request is valid: the dashboard reads this event to tell the coming view
+    // change from a failover, and a refused request must not look like a switchover under way.
+    this.emit('switchover-started', target);
     this.checkpointNow();
     this.frozen = true;
     this.o.lvm.stop(); // the guest never runs again here: the final checkpoint is its last state
@@ -272,11 +290,11 @@ export class PrimaryDriver extends EventEmitter {
   }
 
   /** A replica asks to be protected. */
-  join(from: string): { accepted: boolean; reason: string } {
-    if (this.ended !== null) return { accepted: false, reason: 'this replica is no longer primary' };
-    if (!this.protocol.mayJoin(from)) return { accepted: false, reason: `${from} was removed by an operator; add it back first` };
+  join(from: string): { accepted: boolean; reason: string; removed: boolean } {
+    if (this.ended !== null) return { accepted: false, reason: 'this replica is no longer primary', removed: false };
+    if (!this.protocol.mayJoin(from)) return { accepted: false, reason: `${from} was removed by an operator; add it back first (add-backup)`, removed: true };
     this.apply(this.protocol.onJoinRequest(from));
-    return { accepted: true, reason: '' };
+    return { accepted: true, reason: '', removed: false };
   }
 
   /** Stop serving (shutdown, not a failover). */
@@ -474,7 +492,6 @@ export class PrimaryDriver extends EventEmitter {
       switch (a.kind) {
         case 'release':
           this.o.nb.release(a.epoch);
-          this.stats.releasedEpoch = a.epoch;
           this.emit('released', a.epoch); // the dashboard measures capture-to-release latency
           break;
         case 'passthrough':
@@ -502,6 +519,8 @@ export class PrimaryDriver extends EventEmitter {
           break;
       }
     }
+    // From the protocol, not from release actions: unprotected, output leaves as it is captured.
+    this.stats.releasedEpoch = this.protocol.releasedEpoch;
     this.wakeAckWaiters();
     // An ack, or a view with fewer backups, may have made room in the pipeline.
     this.takeDueCheckpoint();

@@ -150,9 +150,17 @@ export class PrimaryProtocol {
     if (this.fenced) return [];
     this.excluded.add(id);
     if (this.joiners.delete(id)) return [{ kind: 'stop-stream', backup: id }, ...this.resumePassthrough()];
-    if (!this.view.backups.includes(id) || this.proposing !== null) return [];
-    const next = nextView(this.view, this.self, this.view.backups.filter((b) => b !== id));
-    return this.proposeView(next);
+    return this.proposeRemovals();
+  }
+
+  /**
+   * Propose the view without every removed backup still in it. A removal that arrives while
+   * another proposal is in flight waits for it: the tick tries again.
+   */
+  private proposeRemovals(): PrimaryAction[] {
+    if (this.proposing !== null) return [];
+    const kept = this.view.backups.filter((b) => !this.excluded.has(b));
+    return kept.length === this.view.backups.length ? [] : this.proposeView(nextView(this.view, this.self, kept));
   }
 
   /** Operator: allow `id` to join again (it is added once caught up). */
@@ -215,7 +223,7 @@ export class PrimaryProtocol {
    */
   onTick(): PrimaryAction[] {
     if (this.fenced) return [];
-    const out = this.settleUncertainViews();
+    const out = [...this.settleUncertainViews(), ...this.proposeRemovals()];
     if (this.joinRetryInTicks > 0 && --this.joinRetryInTicks === 0) {
       for (const id of this.joiners.keys()) out.push(...this.maybeProposeJoin(id));
     }

@@ -27,7 +27,7 @@ export interface BackupMessage {
   staged?: { token: string; pages: number };
 }
 export interface JoinRequest { protocolVersion: number; replicaId: string; replicationAddress: string }
-export interface JoinReply { accepted: boolean; view: number; primaryId: string; reason: string }
+export interface JoinReply { accepted: boolean; view: number; primaryId: string; reason: string; removed?: boolean }
 export interface StatusReply {
   replicaId: string; role: string; view: number; primaryId: string; backups: string[]; protected: boolean;
   epoch: number; ackedEpoch: number; statusJson: string;

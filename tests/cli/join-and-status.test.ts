@@ -185,7 +185,7 @@ test('the status table: one row per member, lag and reasons in words', (t) => {
     lagEpochs: null, lagSeconds: null, inSync: null, lastSeenAt: 1, error: null, serviceParked: false, ...m,
   });
   const state: ClusterState = {
-    cluster: 'c', at: 1, view: 4, primary: 'a', backups: ['b'], protection: 'PROTECTED', primaryNumbers: null, servedBy: null, admin: { enabled: false },
+    cluster: 'c', at: 1, view: 4, primary: 'a', backups: ['b'], protection: 'PROTECTED', primaryNumbers: null, servedBy: null, admin: { enabled: false }, startedAt: 1,
     members: [
       member({ id: 'a', role: 'primary', serviceParked: true }),
       member({ id: 'b', lagEpochs: 3, lagSeconds: 1.5, inSync: false }),

@@ -13,7 +13,7 @@ const member = (id: string, m: Partial<MemberState>): MemberState => ({
   lagEpochs: 0, lagSeconds: 0, inSync: true, lastSeenAt: 1, error: null, serviceParked: false, ...m,
 });
 const cluster = (members: MemberState[], more: Partial<ClusterState> = {}): ClusterState => ({
-  cluster: 't', at: 1, view: 3, primary: 'a', backups: ['b'], protection: 'PROTECTED', members, primaryNumbers: null, servedBy: 'b', admin: { enabled: false }, ...more,
+  cluster: 't', at: 1, view: 3, primary: 'a', backups: ['b'], protection: 'PROTECTED', members, primaryNumbers: null, servedBy: 'b', admin: { enabled: false }, startedAt: 1, ...more,
 });
 const bounds = { maxLagMs: 1000, maxLagEpochs: 16 };
 

@@ -56,7 +56,7 @@ test.serial('the state API shows each member with its role, the view and PROTECT
   t.not(b.lagEpochs, null);
   t.true(body.guest.imports.some((i) => i.name === 'sock_accept' && i.supported));
   t.deepEqual(body.guest.listeners, c.config.listen);
-  t.true(body.timeline.some((e) => e.kind === 'view-change'));
+  t.true(body.timeline.some((e) => e.kind === 'observed' || e.kind === 'view-change'));
 });
 
 test.serial('metrics are exposed for Prometheus in base units with _total counters', async (t) => {

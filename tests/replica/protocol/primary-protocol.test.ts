@@ -237,3 +237,17 @@ test('a failed switchover does not delay a join', (t) => {
   p.onAck('b', 5, 2);
   t.deepEqual(kinds(p.onAck('c', 5, 2)), ['propose']);
 });
+
+test('a backup removed while another view change is in flight leaves the view once that one commits', (t) => {
+  const p = primary({ view: 5, primary: 'a', backups: ['b', 'c'] });
+  t.deepEqual(kinds(p.onBackupFailed('c')), ['propose']); // {a, [b]} in flight
+  t.deepEqual(p.onRemoveBackup('b'), [], 'one proposal at a time');
+  t.deepEqual(p.onViewCommitted({ view: 6, primary: 'a', backups: ['b'] }).filter((x) => x.kind === 'propose'), []);
+  const next = p.onTick().find((x) => x.kind === 'propose');
+  t.deepEqual(next, { kind: 'propose', view: { view: 7, primary: 'a', backups: [] } }, 'the tick proposes the removal');
+  p.onViewCommitted({ view: 7, primary: 'a', backups: [] });
+  t.deepEqual(p.onTick().filter((x) => x.kind === 'propose'), [], 'nothing left to remove');
+  t.deepEqual(p.onJoinRequest('b'), [], 'still refused until added back');
+  p.onAddBackup('b');
+  t.deepEqual(kinds(p.onJoinRequest('b')), ['stream-to']);
+});
