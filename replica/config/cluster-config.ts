@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { WaterbearError } from '../../libos-host/errors.js';
-import { checkEtcdEndpoint, etcdEndpointsSecure } from '../coord/etcd/etcd-options.js';
+import { checkEtcdEndpoint, ETCD_CLUSTER_NAME_RULE, ETCD_KEY_PREFIX_RULE, etcdEndpointsSecure, isEtcdClusterName, isEtcdKeyPrefix } from '../coord/etcd/etcd-options.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { checkRange, parseDurationMs, parseSize } from '../../libos-host/units.js';
 
@@ -199,7 +199,12 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   };
   const replicas = list(root.replicas ?? bad('replicas', 'is required'), 'replicas').map((r, i) => member(r, `replicas[${i}]`));
   if (replicas.length < 1) bad('replicas', 'must name at least one replica');
-  const witnesses = root.witnesses === undefined ? [] : list(root.witnesses, 'witnesses').map((w, i) => member(w, `witnesses[${i}]`));
+  const witnesses = root.witnesses === undefined ? [] : list(root.witnesses, 'witnesses').map((w, i) => {
+    const m = member(w, `witnesses[${i}]`);
+    // A witness holds no guest and serves no dashboard: every replica's dashboard shows it.
+    if (m.dashboard !== null) bad(`witnesses[${i}].dashboard`, "must not be set: a witness serves no dashboard (every replica's dashboard, and `waterbear dashboard`, show it)");
+    return m;
+  });
 
   const tlsFiles = (v: unknown, field: string): TlsConfig | null => {
     if (v === undefined || v === null) return null;
@@ -228,10 +233,11 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     try { secure = etcdEndpointsSecure(urls); } catch { bad('coordinator.endpoints', 'must be all http:// or all https://, not a mix'); }
     const own = tlsFiles(coordObj.tls, 'coordinator.tls');
     if (!secure && own !== null) bad('coordinator.tls', 'is given but the endpoints are http://: use https:// endpoints, or drop coordinator.tls');
-    coordinator = {
-      backend: 'etcd', endpoints, prefix: coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix'),
-      tls: secure ? own ?? tls : null,
-    };
+    const prefix = coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix');
+    if (!isEtcdKeyPrefix(prefix)) bad('coordinator.prefix', `${ETCD_KEY_PREFIX_RULE}: got ${JSON.stringify(prefix)}`);
+    if (root.cluster !== undefined && !isEtcdClusterName(root.cluster)) bad('cluster', `names the cluster's keys in etcd, so it ${ETCD_CLUSTER_NAME_RULE}: got ${JSON.stringify(root.cluster)}`);
+    if (witnesses.length > 0) bad('witnesses', "are voters of the embedded Raft only: with the etcd backend, etcd's members are the quorum; remove the witnesses");
+    coordinator = { backend: 'etcd', endpoints, prefix, tls: secure ? own ?? tls : null };
   } else {
     bad('coordinator.backend', `must be "raft" or "etcd": got ${JSON.stringify(coordObj.backend)}`);
   }

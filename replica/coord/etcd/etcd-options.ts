@@ -108,6 +108,19 @@ function durationMs(name: string, value: unknown, fallback: number, min: number,
 }
 
 /** One etcd client URL, scheme://host:port (http or https). @throws WB_CONFIG_INVALID naming what is wrong. */
+export const ETCD_KEY_PREFIX_RULE = 'must start and end with "/" (printable ASCII, no "//", at most 256 characters)';
+export const ETCD_CLUSTER_NAME_RULE = 'must be a name of letters, digits and . _ : - (at most 128)';
+
+/** The key prefix rule (the cluster file checks it too, to name its field). */
+export function isEtcdKeyPrefix(p: unknown): p is string {
+  return typeof p === 'string' && /^\/([\x21-\x7e]{0,254}\/)?$/.test(p) && !p.includes('//');
+}
+
+/** The cluster name rule: the name is a component of every key. */
+export function isEtcdClusterName(n: unknown): n is string {
+  return typeof n === 'string' && NAME_PATTERN.test(n);
+}
+
 export function checkEtcdEndpoint(e: unknown): URL {
   if (typeof e !== 'string') throw invalid(`etcd endpoint must be a URL string such as http://127.0.0.1:2379: got ${String(e)}`);
   let url: URL;
@@ -178,13 +191,9 @@ export function resolveEtcdOptions(options: EtcdCoordinatorOptions): ResolvedEtc
   }
 
   const keyPrefix = options.keyPrefix ?? ETCD_DEFAULT_KEY_PREFIX;
-  if (typeof keyPrefix !== 'string' || !/^\/([\x21-\x7e]{0,254}\/)?$/.test(keyPrefix) || keyPrefix.includes('//')) {
-    throw invalid(`etcd option keyPrefix must start and end with "/" (printable ASCII, no "//", at most 256 characters): got ${JSON.stringify(keyPrefix)}`);
-  }
+  if (!isEtcdKeyPrefix(keyPrefix)) throw invalid(`etcd option keyPrefix ${ETCD_KEY_PREFIX_RULE}: got ${JSON.stringify(keyPrefix)}`);
   const cluster = options.cluster ?? ETCD_DEFAULT_CLUSTER;
-  if (typeof cluster !== 'string' || !NAME_PATTERN.test(cluster)) {
-    throw invalid(`etcd option cluster must be a name of letters, digits and . _ : - (at most 128): got ${JSON.stringify(cluster)}`);
-  }
+  if (!isEtcdClusterName(cluster)) throw invalid(`etcd option cluster ${ETCD_CLUSTER_NAME_RULE}: got ${JSON.stringify(cluster)}`);
 
   const requestTimeoutMs = durationMs('requestTimeoutMs', options.requestTimeoutMs, ETCD_REQUEST_TIMEOUT_MS, 10, 60_000);
   const requestRetryDelayMs = durationMs('requestRetryDelayMs', options.requestRetryDelayMs, ETCD_REQUEST_RETRY_DELAY_MS, 1, 10_000);

@@ -79,6 +79,10 @@ const BAD: Array<[string, string, RegExp]> = [
   ['plaintext etcd off loopback', ETCD + 'coordinator: { backend: etcd, endpoints: [http://10.0.0.21:2379] }\n', /coordinator\.endpoints http:\/\/10\.0\.0\.21:2379 is not loopback: use https:\/\/ endpoints/],
   ['plaintext etcd off loopback, cluster tls or not', ETCD + 'tls: { ca: ca.pem, cert: c.pem, key: k.pem }\ncoordinator: { backend: etcd, endpoints: [http://10.0.0.21:2379] }\n', /is not loopback: use https:\/\/ endpoints/],
   ['etcd tls with http endpoints', ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem, key: k.pem } }\n', /coordinator\.tls is given but the endpoints are http:\/\//],
+  ['witness with a dashboard', BASE.replace('id: w,', 'id: w, dashboard: 127.0.0.1:8080,'), /witnesses\[0\]\.dashboard must not be set: a witness serves no dashboard/],
+  ['witnesses with etcd', BASE + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379] }\n', /witnesses are voters of the embedded Raft only/],
+  ['etcd prefix without slashes', ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379], prefix: waterbear }\n', /coordinator\.prefix must start and end with "\/".*got "waterbear"/],
+  ['cluster name unfit for etcd keys', 'cluster: "my prod"\n' + ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379] }\n', /cluster names the cluster's keys in etcd, so it must be a name of letters, digits/],
   ['etcd tls missing a file', ETCD + 'coordinator: { backend: etcd, endpoints: [https://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem } }\n', /coordinator\.tls\.key must be a non-empty string/],
 ];
 test('etcd over https uses coordinator.tls, else the cluster tls, else the system CAs; plaintext off loopback needs allowPlaintext and is listed for a warning', (t) => {
