@@ -24,7 +24,8 @@ primary, which backups protect it, each backup's lag, and which members do not a
 
 Exit code: 0 PROTECTED (a primary whose every backup acknowledges checkpoints before output
 leaves), 3 UNPROTECTED (a primary serving without a backup), 1 NO PRIMARY (no replica answers
-as primary: the service is down), 2 usage or configuration error.`;
+as primary, or the primary parked its service after losing its coordinator lease: the service
+is down), 2 usage or configuration error.`;
 
 /** `waterbear status` */
 export async function statusCommand(argv: string[], io: CliIo): Promise<number> {
@@ -38,12 +39,17 @@ export async function statusCommand(argv: string[], io: CliIo): Promise<number> 
   const config = loadClusterConfig(values.config);
   const deadline = performance.now() + waitMs;
   let state = await askOnce(config);
-  while (state.protection !== 'PROTECTED' && performance.now() < deadline) {
+  while ((state.protection !== 'PROTECTED' || primaryParked(state)) && performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, Math.min(STATUS_WAIT_POLL_MS, Math.max(0, deadline - performance.now()))));
     state = await askOnce(config);
   }
   io.out(values.json === true ? `${JSON.stringify(state, null, 2)}\n` : formatClusterStatus(state));
-  return STATUS_EXIT_CODES[state.protection];
+  return primaryParked(state) ? STATUS_EXIT_CODES['NO PRIMARY'] : STATUS_EXIT_CODES[state.protection];
+}
+
+/** The primary lost its coordinator lease and freed the service address: clients cannot connect. */
+function primaryParked(c: ClusterState): boolean {
+  return c.primary !== null && c.members.some((m) => m.id === c.primary && m.serviceParked);
 }
 
 /**
@@ -65,6 +71,7 @@ async function askOnce(config: ClusterConfig): Promise<ClusterState> {
 export function formatClusterStatus(c: ClusterState): string {
   const summary = c.primary === null
     ? 'NO PRIMARY: no replica answers as primary; the service is unavailable'
+    : primaryParked(c) ? `PARKED: primary ${c.primary} of view ${c.view} lost its coordinator lease and freed the service address; the service is unavailable until it has the lease again or a backup takes over`
     : `${c.protection}: primary ${c.primary} in view ${c.view}, ${c.backups.length === 0 ? 'no backups (output leaves without acknowledgement)' : `backups ${c.backups.join(', ')}`}`;
   const header = ['member', 'kind', 'address', 'role', 'view', 'epoch', 'in view', 'lag', 'note'];
   const rows = c.members.map((m) => [

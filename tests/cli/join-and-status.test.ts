@@ -194,10 +194,12 @@ test('the status table: one row per member, lag and reasons in words', (t) => {
     ],
   };
   const out = formatClusterStatus(state);
-  t.regex(out, /^cluster "c": PROTECTED: primary a in view 4, backups b$/m);
+  t.regex(out, /^cluster "c": PARKED: primary a of view 4 lost its coordinator lease and freed the service address; the service is unavailable/m);
   t.regex(out, /^a +replica .* primary .*service address freed/m);
   t.regex(out, /^b +replica .* backup +4 +9 +yes +3 epochs, 1\.50 s \(not in sync\)$/m);
   t.regex(out, /^c +replica .* down +- +- +- +- +not answering: connect ECONNREFUSED\.$/m);
   t.regex(out, /^w +witness .* witness +- +- +- +-$/m);
   t.regex(formatClusterStatus({ ...state, primary: null, protection: 'NO PRIMARY', backups: [] }), /NO PRIMARY: no replica answers as primary/);
+  const serving = { ...state, members: state.members.map((m) => ({ ...m, serviceParked: false })) };
+  t.regex(formatClusterStatus(serving), /^cluster "c": PROTECTED: primary a in view 4, backups b$/m);
 });
