@@ -57,6 +57,16 @@ Exit code: 0 pass, 1 a violation was found, 3 inconclusive (a checker ran out of
 /** The default --faults with --netns: everything that needs no fault proxy. */
 const NETNS_DEFAULT_FAULTS = 'kill,pause,partition,storage,clock';
 
+/** The command a report prints to replay this run: every option that shapes it (not where reports go). */
+export function replayCommand(values: Partial<Record<'config' | 'duration' | 'faults' | 'clients' | 'keys' | 'check-budget' | 'clock-bound', string>> & { netns?: boolean; 'unsafe-test-release-early'?: boolean }, seed: number, workload: string): string {
+  return ['waterbear chaos', ...(values.config !== undefined ? ['--config', values.config] : []), '--seed', String(seed),
+    '--duration', values.duration ?? '60s', '--workload', workload, '--faults', values.faults ?? (values.netns === true ? NETNS_DEFAULT_FAULTS : 'all'),
+    ...(values.clients !== undefined ? ['--clients', values.clients] : []), ...(values.keys !== undefined ? ['--keys', values.keys] : []),
+    ...(values['check-budget'] !== undefined ? ['--check-budget', values['check-budget']] : []),
+    ...(values['clock-bound'] !== undefined ? ['--clock-bound', values['clock-bound']] : []),
+    ...(values.netns === true ? ['--netns'] : []), ...(values['unsafe-test-release-early'] === true ? ['--unsafe-test-release-early'] : [])].join(' ');
+}
+
 /** `waterbear chaos` */
 export async function chaosCommand(argv: string[], io: CliIo): Promise<number> {
   const { values } = parseCommandArgs(argv, {
@@ -88,10 +98,7 @@ export async function chaosCommand(argv: string[], io: CliIo): Promise<number> {
   const checkBudgetMs = values['check-budget'] === undefined ? DEFAULT_CHECK_BUDGET_MS
     : checkRange(parseDurationMs(values['check-budget'], '--check-budget'), 100, 24 * 3600_000, '--check-budget', (ms) => `${ms} ms`);
   const unsafe = values['unsafe-test-release-early'] === true;
-  const command = ['waterbear chaos', ...(values.config !== undefined ? ['--config', values.config] : []), '--seed', String(seed),
-    '--duration', values.duration ?? '60s', '--workload', workload, '--faults', values.faults ?? (values.netns === true ? NETNS_DEFAULT_FAULTS : 'all'),
-    ...(values['clock-bound'] !== undefined ? ['--clock-bound', clockBound] : []),
-    ...(values.netns === true ? ['--netns'] : []), ...(unsafe ? ['--unsafe-test-release-early'] : [])].join(' ');
+  const command = replayCommand(values, seed, workload);
   io.out(`waterbear chaos: seed ${seed}\n`);
   if (unsafe) io.err('waterbear chaos: UNSAFE TEST BUILD: members release output before acknowledgement; the checkers should report violations\n');
   const result = await runChaos({

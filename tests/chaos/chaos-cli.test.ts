@@ -1,5 +1,6 @@
 import test from 'ava';
 import { netnsProblem } from '../../chaos/cluster/netns.js';
+import { replayCommand } from '../../cli/commands/chaos.js';
 import { runWaterbear } from '../helpers/cli.js';
 
 test('waterbear chaos --help describes the command', async (t) => {
@@ -40,4 +41,10 @@ test('--netns is refused for a user who is not root, and for a machine without i
   t.regex(netnsProblem({ uid: 0, hasCommand: (c) => c !== 'nft' }) ?? '', /^needs nft on PATH .*nftables/);
   t.regex(netnsProblem({ uid: 0, hasCommand: () => false }) ?? '', /^needs ip and nft on PATH/);
   t.is(netnsProblem({ uid: 0, hasCommand: all }), null);
+});
+
+test('the replay command a report prints carries every option that shapes the run', (t) => {
+  t.is(replayCommand({}, 7, 'kv'), 'waterbear chaos --seed 7 --duration 60s --workload kv --faults all');
+  t.is(replayCommand({ config: 'c.yaml', duration: '30s', faults: 'kill,pause', clients: '2', keys: '9', 'check-budget': '5s', 'clock-bound': 'lease', netns: true }, 4242, 'counter'),
+    'waterbear chaos --config c.yaml --seed 4242 --duration 30s --workload counter --faults kill,pause --clients 2 --keys 9 --check-budget 5s --clock-bound lease --netns');
 });
