@@ -724,6 +724,10 @@ export class CheckpointStore {
       indices[count] = key;
       expected[count++] = value.readUInt32LE(0);
     }
+    // A damaged B-tree page can hide whole subtrees from the walk, and the image would come back
+    // with zeros where those pages were: the count LMDB keeps with the database must agree.
+    const recorded = entryCount(db);
+    if (count !== recorded) throw storeCorrupt(`the page database lists ${recorded} pages but ${count} could be read`);
     const bad = verifyPageChecksums(memory, indices, expected, count, CHECKPOINT_PAGE_BYTES);
     if (bad >= 0) {
       const key = indices[bad];
