@@ -3,10 +3,15 @@
  * renders the protection banner, the replicas, the live charts, the timeline and the guest.
  * Actions ask for confirmation and send the admin token as a bearer token. No framework, no CDN:
  * esbuild bundles this file with uPlot into dist/dashboard/public/app.js.
+ *
+ * The page never shows old data as current: with no update for STALE_AFTER_MS (the server sends
+ * one every 250 ms) it says NO DATA, dims what it last saw and disables the actions; it reconnects
+ * by itself, also after an HTTP error answer that makes a browser's EventSource give up.
  */
 import type { ActionName, ClusterState, DashboardState, GuestInfo, MemberState, SeriesPoint, TimelineEvent } from '../model.js';
-import { fmtBytes, fmtMs } from './chart-units.js';
+import { fmtBytes, fmtClock, fmtMs } from './chart-units.js';
 import { Charts } from './charts.js';
+import { clipText, describeResult, fmtAge, pageTitle, protectionReason } from './text.js';
 import './style.css';
 
 /** Timeline entries drawn at most. */
@@ -14,6 +19,20 @@ const TIMELINE_SHOWN = 300;
 /** Chart points kept in the page. */
 const POINTS_KEPT = 600;
 const TOKEN_KEY = 'waterbear-admin-token';
+/** The admin token the server refused (401), kept until another token is given. */
+const REFUSED_TOKEN_KEY = 'waterbear-admin-token-refused';
+/** No `state` or `cluster` event for this long: the page says NO DATA (the server sends `cluster` every 250 ms). */
+const STALE_AFTER_MS = 2000;
+/** So long without an update and the stream is dropped and opened again (a half-open connection, a stuck proxy). */
+const STREAM_RESTART_AFTER_MS = 8000;
+/** Reconnecting by hand (after an HTTP error answer, or a stream restart) waits this long at first… */
+const RECONNECT_FIRST_MS = 1000;
+/** …doubling at every failed try up to this long. */
+const RECONNECT_MAX_MS = 10_000;
+/** How often the page checks for staleness and updates its "… ago" texts. */
+const WATCHDOG_INTERVAL_MS = 250;
+/** Characters of a member's error shown in its health cell (the whole text is its tooltip). */
+const HEALTH_ERROR_CHARS = 60;
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const el = (tag: string, text?: string, cls?: string): HTMLElement => {
@@ -29,33 +48,48 @@ let charts: Charts | null = null;
 let chartsDirty = false;
 
 // ---- admin token: from #token=… (never sent to the server in the URL) or typed in ----
-const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
-if (fromHash !== null && fromHash !== '') {
-  sessionStorage.setItem(TOKEN_KEY, fromHash);
-  history.replaceState(null, '', location.pathname + location.search);
-}
 const tokenInput = $<HTMLInputElement>('token');
 tokenInput.value = sessionStorage.getItem(TOKEN_KEY) ?? '';
-tokenInput.addEventListener('input', () => { sessionStorage.setItem(TOKEN_KEY, tokenInput.value); if (state !== null) renderCluster(state.cluster); });
 const token = (): string => tokenInput.value.trim();
+/** Why the server refused the token now typed in (401), or null. */
+let tokenRefused: string | null = null;
+const refusedToken = sessionStorage.getItem(REFUSED_TOKEN_KEY);
+if (refusedToken !== null && refusedToken === token() && token() !== '') tokenRefused = 'the server refused it earlier';
+function setToken(value: string): void {
+  sessionStorage.setItem(TOKEN_KEY, value);
+  if (value.trim() !== sessionStorage.getItem(REFUSED_TOKEN_KEY)) { tokenRefused = null; sessionStorage.removeItem(REFUSED_TOKEN_KEY); }
+  if (state !== null) renderCluster(state.cluster);
+}
+function tokenFromHash(): void {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromHash === null || fromHash === '') return;
+  history.replaceState(null, '', location.pathname + location.search);
+  tokenInput.value = fromHash;
+  setToken(fromHash);
+}
+tokenFromHash();
+window.addEventListener('hashchange', tokenFromHash);
+tokenInput.addEventListener('input', () => setToken(tokenInput.value));
+
+// ---- the link to the server: is what the page shows current? ----
+
+/** live: updates arrive; stale: the stream is open but nothing came for STALE_AFTER_MS; down: no stream. */
+type Link = 'connecting' | 'live' | 'stale' | 'down';
+let link: Link = 'connecting';
+/** When the page last had an update (its own clock), 0 before the first. */
+let lastUpdateAt = 0;
+/** When the page stopped being live (at first: when it loaded), 0 while live. */
+let noDataSince = Date.now();
+/** Why the stream failed, as the server (or a proxy) said, or null. */
+let streamProblem: string | null = null;
+const fresh = (): boolean => link === 'live';
+/** The action in flight (one at a time: a switchover can take seconds), or null. */
+let running: { action: ActionName; at: number } | null = null;
 
 // ---- rendering ----
 
 function renderCluster(c: ClusterState): void {
-  const banner = $('protection');
-  const cls = c.protection === 'PROTECTED' ? 'protected' : c.protection === 'UNPROTECTED' ? 'unprotected' : 'no-primary';
-  banner.className = `banner ${cls}`;
-  banner.dataset.state = c.protection;
-  banner.textContent = c.protection;
-  const why = c.protection === 'PROTECTED' ? `backups ${c.backups.join(', ')} acknowledge every checkpoint before output leaves ${c.primary}`
-    : c.protection === 'UNPROTECTED' ? `${c.primary} runs with no backup: a failure now loses state` : 'no replica answers as primary: the service is down';
-  banner.append(el('small', why));
-  // Parking is about reachability, not protection: said beside the protection state, not instead of it.
-  const parked = c.primaryNumbers?.serviceParked === true;
-  banner.dataset.parked = String(parked);
-  if (parked) {
-    banner.append(el('small', `SERVICE ADDRESS FREED: ${c.primary} lost its coordinator lease, cut its connections and stopped listening (state and held output kept); it listens again when the lease returns, or a backup takes over`, 'parked'));
-  }
+  renderBanner();
   $('cluster-name').textContent = c.cluster;
   $('view').textContent = String(c.view);
   const p = $('primary');
@@ -65,6 +99,49 @@ function renderCluster(c: ClusterState): void {
   renderMembers(c);
   renderAdmin(c);
   renderNumbers(c);
+}
+
+/** What the page knows: the protection state while live, else NO DATA with what it last saw and since when. */
+function renderBanner(): void {
+  const banner = $('protection');
+  const c = state?.cluster ?? null;
+  if (!fresh()) {
+    const since = noDataSince;
+    banner.className = 'banner no-data';
+    banner.dataset.state = 'NO-DATA';
+    banner.dataset.lastState = c?.protection ?? '';
+    const first = link === 'connecting' && c === null;
+    banner.textContent = first ? 'CONNECTING…' : c === null ? 'NO DATA' : `NO DATA — last seen ${c.protection} ${fmtAge(Date.now() - lastUpdateAt)} ago`;
+    banner.append(el('small', first && streamProblem === null ? 'waiting for the first update from the dashboard server' : `${link === 'stale' ? 'the dashboard server sends nothing' : 'not connected to the dashboard server'} since ${fmtClock(since / 1000)} (${fmtAge(Date.now() - since)}): reconnecting; what the page shows below is old and actions are disabled${streamProblem !== null ? ` — ${streamProblem}` : ''}`));
+    document.body.dataset.link = link;
+    document.title = pageTitle('NO DATA', c?.cluster ?? null);
+    return;
+  }
+  document.body.dataset.link = link;
+  if (c === null) return;
+  const cls = c.protection === 'PROTECTED' ? 'protected' : c.protection === 'UNPROTECTED' ? 'unprotected' : 'no-primary';
+  banner.className = `banner ${cls}`;
+  banner.dataset.state = c.protection;
+  banner.dataset.lastState = c.protection;
+  banner.textContent = c.protection;
+  banner.append(el('small', protectionReason(c)));
+  // Parking is about reachability, not protection: said beside the protection state, not instead of it.
+  const parked = c.primaryNumbers?.serviceParked === true;
+  banner.dataset.parked = String(parked);
+  if (parked) {
+    banner.append(el('small', `SERVICE ADDRESS FREED: ${c.primary} lost its coordinator lease, cut its connections and stopped listening (state and held output kept); it listens again when the lease returns, or a backup takes over`, 'parked'));
+  }
+  document.title = pageTitle(parked ? `${c.protection} · SERVICE ADDRESS FREED` : c.protection, c.cluster);
+}
+
+/** Why the actions are disabled now (the same for every button), or null when they may run. */
+function actionsBlocked(c: ClusterState): string | null {
+  if (!c.admin.enabled) return 'actions disabled: start with --admin-token or WATERBEAR_ADMIN_TOKEN';
+  if (!fresh()) return 'no live data from the dashboard server: actions are disabled until it reconnects';
+  if (running !== null) return `${running.action} running (sent ${fmtAge(Date.now() - running.at)} ago): wait for it to finish`;
+  if (token() === '') return 'enter the admin token to enable actions';
+  if (tokenRefused !== null) return `the admin token was refused (${tokenRefused}): enter the right one, or open the page with #token=…`;
+  return null;
 }
 
 function actionsFor(m: MemberState, c: ClusterState): Array<{ label: string; action: ActionName; body: Record<string, string>; confirm: string; enabled: boolean; danger?: boolean }> {
@@ -85,7 +162,7 @@ function actionsFor(m: MemberState, c: ClusterState): Array<{ label: string; act
 function renderMembers(c: ClusterState): void {
   const body = document.querySelector('#members tbody')!;
   const seen = new Set<string>();
-  const canAct = c.admin.enabled && token() !== '';
+  const blocked = actionsBlocked(c);
   for (const m of c.members) {
     seen.add(m.id);
     let row = body.querySelector<HTMLTableRowElement>(`tr[data-member="${CSS.escape(m.id)}"]`);
@@ -105,14 +182,17 @@ function renderMembers(c: ClusterState): void {
     role.dataset.parked = String(m.serviceParked);
     role.title = m.serviceParked ? 'lost its coordinator lease: the service address is freed until the lease returns' : '';
     cell('address').textContent = m.address + (m.dashboard !== null ? `  ·  dashboard ${m.dashboard}` : '');
-    cell('health').replaceChildren(el('span', m.up ? 'up' : `down${m.error !== null ? ` (${m.error.slice(0, 60)})` : ''}`, m.up ? 'up' : 'down'));
+    const health = el('span', m.up ? 'up' : `down${m.error !== null ? ` (${clipText(m.error, HEALTH_ERROR_CHARS)})` : ''}`, m.up ? 'up' : 'down');
+    if (!m.up && m.error !== null) health.title = m.error;
+    cell('health').replaceChildren(health);
     cell('view').textContent = m.kind === 'witness' ? '–' : String(m.view);
     cell('epoch').textContent = m.kind === 'witness' ? '–' : String(m.epoch);
     cell('lag').textContent = m.lagEpochs === null ? '–' : `${m.lagEpochs} ep · ${fmtMs((m.lagSeconds ?? 0) * 1000)}`;
     cell('sync').replaceChildren(m.inSync === null ? el('span', '–') : el('span', m.inSync ? 'yes' : 'no', m.inSync ? 'yes' : 'no'));
-    // Buttons are rebuilt only when they change, so a click is never lost to a re-render.
+    // Buttons are rebuilt only when they change, so a click is never lost to a re-render; whether
+    // they may be clicked is set on every render.
     const acts = actionsFor(m, c);
-    const sig = JSON.stringify([canAct, c.admin.enabled, acts.map((a) => [a.label, a.enabled, a.confirm])]);
+    const sig = JSON.stringify([c.admin.enabled, acts.map((a) => [a.label, a.confirm])]);
     const ac = cell('actions');
     if (ac.dataset.sig !== sig) {
       ac.dataset.sig = sig;
@@ -121,15 +201,24 @@ function renderMembers(c: ClusterState): void {
         for (const a of acts) {
           const b = el('button', a.label, a.danger === true ? 'danger' : undefined) as HTMLButtonElement;
           b.dataset.testid = `action-${a.action}-${m.id}`;
-          b.disabled = !canAct || !a.enabled;
-          b.title = !canAct ? 'enter the admin token first' : !a.enabled ? 'not possible now (not in sync / not up)' : '';
           b.addEventListener('click', () => { void runAction(a.action, a.body, a.confirm); });
           ac.append(b);
         }
       }
     }
+    ac.querySelectorAll('button').forEach((b, i) => {
+      const a = acts[i];
+      setAllowed(b as HTMLButtonElement, blocked ?? (a?.enabled === true ? null : 'not possible now (not in sync / not up)'));
+    });
   }
   for (const row of Array.from(body.querySelectorAll<HTMLTableRowElement>("tr"))) if (!seen.has(row.dataset.member ?? '')) row.remove();
+}
+
+/** Enable a button, or disable it saying why (its tooltip, and its accessible description). */
+function setAllowed(b: HTMLButtonElement, whyNot: string | null): void {
+  b.disabled = whyNot !== null;
+  b.title = whyNot ?? '';
+  if (whyNot === null) b.removeAttribute('aria-description'); else b.setAttribute('aria-description', whyNot);
 }
 
 function renderAdmin(c: ClusterState): void {
@@ -137,9 +226,11 @@ function renderAdmin(c: ClusterState): void {
   const cp = $<HTMLButtonElement>('checkpoint');
   $('token-box').style.display = c.admin.enabled ? '' : 'none';
   cp.style.display = c.admin.enabled ? '' : 'none';
-  s.textContent = !c.admin.enabled ? 'actions disabled: start with --admin-token or WATERBEAR_ADMIN_TOKEN'
-    : token() === '' ? 'enter the admin token to enable actions' : 'actions enabled';
-  cp.disabled = !c.admin.enabled || token() === '' || c.primary === null;
+  const blocked = actionsBlocked(c);
+  s.textContent = blocked ?? 'actions enabled';
+  s.dataset.refused = String(tokenRefused !== null);
+  s.className = tokenRefused !== null || (blocked !== null && !fresh()) ? 'refused' : '';
+  setAllowed(cp, blocked ?? (c.primary === null ? 'no primary to checkpoint' : null));
 }
 
 function renderNumbers(c: ClusterState): void {
@@ -229,16 +320,32 @@ function toast(text: string, error = false): void {
   toastTimer = window.setTimeout(() => { t.className = 'toast'; }, 6000);
 }
 
+function rerender(): void { if (state !== null) renderCluster(state.cluster); else renderBanner(); }
+
 async function runAction(action: ActionName, body: Record<string, string>, confirmText: string): Promise<void> {
+  if (running !== null) return;
   if (!(await confirmDialog(confirmText))) return;
+  // The page may have gone stale, or another action started, while the dialog was open.
+  const blocked = state === null ? 'no data from the dashboard server' : actionsBlocked(state.cluster);
+  if (blocked !== null) { toast(`${action} not sent: ${blocked}`, true); return; }
+  running = { action, at: Date.now() };
+  rerender();
   toast(`${action}: sent…`);
   try {
-    const res = await fetch(`api/actions/${action}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token()}` }, body: JSON.stringify(body) });
-    const j = await res.json() as { ok?: boolean; result?: unknown; error?: { code: string; message: string } };
-    if (!res.ok) toast(`${action} failed: ${j.error?.message ?? res.status} [${j.error?.code ?? res.status}]`, true);
-    else toast(`${action}: done ${JSON.stringify(j.result)}`);
+    const sentToken = token();
+    const res = await fetch(`api/actions/${action}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${sentToken}` }, body: JSON.stringify(body) });
+    const j = await res.json().catch(() => ({})) as { ok?: boolean; result?: unknown; error?: { code: string; message: string } };
+    if (res.status === 401 && token() === sentToken) {
+      tokenRefused = `${res.status} ${j.error?.code ?? ''}: ${j.error?.message ?? res.statusText}`.replace(' :', ':');
+      sessionStorage.setItem(REFUSED_TOKEN_KEY, sentToken);
+    }
+    if (!res.ok) toast(`${action} failed: ${j.error?.message ?? `HTTP ${res.status}`} [${j.error?.code ?? res.status}]`, true);
+    else toast(describeResult(action, j.result));
   } catch (err) {
     toast(`${action} failed: ${(err as Error).message}`, true);
+  } finally {
+    running = null;
+    rerender();
   }
 }
 
@@ -246,41 +353,129 @@ $('checkpoint').addEventListener('click', () => { void runAction('checkpoint', {
 
 // ---- live updates ----
 
-function connect(): void {
+let es: EventSource | null = null;
+let reconnectDelay = RECONNECT_FIRST_MS;
+let reconnectTimer = 0;
+/** The page's own clock when the current stream was opened (a restart waits for its first update). */
+let streamOpenedAt = 0;
+
+function setLink(next: Link): void {
+  if (next === link) return;
+  if (next === 'live') noDataSince = 0;
+  else if (link === 'live') noDataSince = lastUpdateAt; // no data since the last update
+  link = next;
+  rerender();
+  renderLive();
+}
+
+/** The small live/stale/disconnected note beside the summary. */
+function renderLive(): void {
   const live = $('live');
-  const es = new EventSource('api/stream');
-  es.addEventListener('open', () => { live.textContent = 'live'; live.className = 'live on'; });
-  es.addEventListener('error', () => { live.textContent = 'disconnected: reconnecting…'; live.className = 'live off'; });
-  es.addEventListener('state', (ev) => {
-    state = JSON.parse((ev as MessageEvent<string>).data) as DashboardState;
+  live.dataset.link = link;
+  if (link === 'live') { live.textContent = 'live'; live.className = 'live on'; return; }
+  live.className = 'live off';
+  const since = noDataSince === 0 ? '' : ` for ${fmtAge(Date.now() - noDataSince)}`;
+  const retry = reconnectTimer !== 0 ? ' (reconnecting)' : '';
+  live.textContent = link === 'connecting' ? `connecting…${since}` : link === 'stale' ? `STALE: no update${since}${retry}` : `disconnected${since}: reconnecting…`;
+  if (streamProblem !== null) live.textContent += ` — ${streamProblem}`;
+}
+
+/** An update arrived: the page is current again. */
+function updated(): void {
+  lastUpdateAt = Date.now();
+  reconnectDelay = RECONNECT_FIRST_MS;
+  streamProblem = null;
+  setLink('live');
+}
+
+/** Close the stream and open a new one after the backoff delay (doubling up to RECONNECT_MAX_MS). */
+function reconnectLater(): void {
+  es?.close();
+  es = null;
+  if (reconnectTimer !== 0) return;
+  reconnectTimer = window.setTimeout(() => { reconnectTimer = 0; connect(); }, reconnectDelay);
+  reconnectDelay = Math.min(RECONNECT_MAX_MS, reconnectDelay * 2);
+  renderLive();
+}
+
+/**
+ * An EventSource gives up for good on an HTTP error answer (a 503 "too many live streams", a
+ * proxy's 502): ask the stream URL once more to read why, and let go of it at once if it answers.
+ */
+async function readStreamProblem(): Promise<void> {
+  const abort = new AbortController();
+  try {
+    const res = await fetch('api/stream', { signal: abort.signal, cache: 'no-store' });
+    if (res.ok) { abort.abort(); return; }
+    const text = await res.text();
+    let msg = `HTTP ${res.status}${res.statusText !== '' ? ` ${res.statusText}` : ''}`;
+    try {
+      const j = JSON.parse(text) as { error?: { code?: string; message?: string } };
+      if (j.error?.message !== undefined) msg = `${res.status} ${j.error.code ?? ''}: ${j.error.message}`.replace(' :', ':');
+    } catch { /* not JSON: a proxy's page */ }
+    streamProblem = `the server answered ${msg}`;
+  } catch (err) {
+    if (!abort.signal.aborted) streamProblem = `cannot reach the server (${(err as Error).message})`;
+  }
+  rerender();
+  renderLive();
+}
+
+function connect(): void {
+  es?.close();
+  const source = new EventSource('api/stream');
+  es = source;
+  streamOpenedAt = Date.now();
+  // Events of a stream that was replaced are ignored.
+  const on = (name: string, f: (data: string) => void): void => source.addEventListener(name, (ev) => { if (es === source) f((ev as MessageEvent<string>).data); });
+  source.addEventListener('error', () => {
+    if (es !== source) return;
+    if (source.readyState === EventSource.CLOSED) { reconnectLater(); void readStreamProblem(); }
+    setLink('down');
+  });
+  on('state', (data) => {
+    state = JSON.parse(data) as DashboardState;
     points = state.series.slice(-POINTS_KEPT);
+    updated();
     renderCluster(state.cluster);
     renderTimeline(state.timeline);
     renderGuest(state.guest);
     scheduleCharts();
   });
-  es.addEventListener('cluster', (ev) => {
+  on('cluster', (data) => {
     if (state === null) return;
-    const c = JSON.parse((ev as MessageEvent<string>).data) as ClusterState;
+    const c = JSON.parse(data) as ClusterState;
     const guestChanged = c.primaryNumbers?.imageSha256 !== state.cluster.primaryNumbers?.imageSha256 || c.primary !== state.cluster.primary;
     state.cluster = c;
+    updated();
     renderCluster(c);
     if (guestChanged) void fetch('api/guest').then((r) => r.json()).then((g: GuestInfo) => { if (state !== null) { state.guest = g; renderGuest(g); } });
   });
-  es.addEventListener('timeline', (ev) => {
-    const e = JSON.parse((ev as MessageEvent<string>).data) as TimelineEvent;
+  on('timeline', (data) => {
+    const e = JSON.parse(data) as TimelineEvent;
     if (state !== null) {
       state.timeline.push(e);
       if (state.timeline.length > 2 * TIMELINE_SHOWN) state.timeline.splice(0, state.timeline.length - TIMELINE_SHOWN);
     }
     addTimeline(e);
   });
-  es.addEventListener('sample', (ev) => {
-    points.push(JSON.parse((ev as MessageEvent<string>).data) as SeriesPoint);
+  on('sample', (data) => {
+    points.push(JSON.parse(data) as SeriesPoint);
     if (points.length > POINTS_KEPT) points.splice(0, points.length - POINTS_KEPT);
     scheduleCharts();
   });
 }
 
+/** Every WATCHDOG_INTERVAL_MS: stale after STALE_AFTER_MS without an update; a new stream after STREAM_RESTART_AFTER_MS. */
+function watchdog(): void {
+  const now = Date.now();
+  const quietFor = now - Math.max(lastUpdateAt, streamOpenedAt);
+  if (link === 'live' && now - lastUpdateAt > STALE_AFTER_MS) setLink('stale');
+  if (es !== null && es.readyState !== EventSource.CLOSED && quietFor > STREAM_RESTART_AFTER_MS) reconnectLater();
+  // The "… ago" texts move on while nothing arrives.
+  if (link !== 'live') { renderBanner(); renderLive(); }
+}
+
 charts = new Charts($('charts'));
 connect();
+window.setInterval(watchdog, WATCHDOG_INTERVAL_MS);

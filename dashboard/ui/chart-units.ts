@@ -2,9 +2,10 @@
 
 /**
  * An axis's unit: how its values read, and the least top of its range, so that a chart of
- * zeros gets distinct labels (0 to 1 KiB) instead of "0 B" at every tick.
+ * zeros gets distinct labels (0 to 1 KiB) instead of "0 B" at every tick. `incrs`, when given, are
+ * the tick spacings the axis may use (uPlot's default ones are decimal: 250, 500, 1000).
  */
-export interface Unit { fmt: (v: number) => string; minTop: number }
+export interface Unit { fmt: (v: number) => string; minTop: number; incrs?: number[] }
 
 /** Human units for axis labels and the numbers panel. */
 export function fmtBytes(v: number | null): string {
@@ -13,7 +14,8 @@ export function fmtBytes(v: number | null): string {
   let i = 0;
   let x = v;
   while (Math.abs(x) >= 1024 && i < units.length - 1) { x /= 1024; i++; }
-  return `${x >= 100 || i === 0 ? Math.round(x) : x.toFixed(1)} ${units[i]}`;
+  // One decimal below 100 (1.5 KiB), none when it is 0 (1 KiB, not 1.0 KiB).
+  return `${x >= 100 || i === 0 ? Math.round(x) : x.toFixed(1).replace(/\.0$/, '')} ${units[i]}`;
 }
 export function fmtMs(v: number | null): string {
   if (v === null || !Number.isFinite(v)) return '–';
@@ -26,7 +28,13 @@ export function fmtClock(t: number): string {
 }
 export const fmtNum = (v: number): string => (Math.abs(v) >= 100 ? String(Math.round(v)) : String(Math.round(v * 100) / 100));
 
-export const BYTES: Unit = { fmt: fmtBytes, minTop: 1024 };
+/**
+ * Tick spacings of a byte axis: the powers of two from 1 B to 1 TiB, so that ticks land on round
+ * binary values (256 B, 512 B, 768 B, 1 KiB; 1 MiB, 2 MiB, 3 MiB) and never on "1000 B".
+ */
+export const BINARY_INCRS: number[] = Array.from({ length: 41 }, (_, k) => 2 ** k);
+
+export const BYTES: Unit = { fmt: fmtBytes, minTop: 1024, incrs: BINARY_INCRS };
 export const MS: Unit = { fmt: fmtMs, minTop: 1 };
 export const COUNT: Unit = { fmt: fmtNum, minTop: 1 };
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { BYTES, COUNT, fmtClock, isolatedPoints, MS, rangeFrom0 } from '../../dashboard/ui/chart-units.js';
+import { BINARY_INCRS, BYTES, COUNT, fmtBytes, fmtClock, isolatedPoints, MS, rangeFrom0 } from '../../dashboard/ui/chart-units.js';
 
 test('a value between two gaps is drawn as a dot; values with a neighbour are left to the line', (t) => {
   t.deepEqual(isolatedPoints([null, 5, null, 1, 2, null, 7]), [1, 6]);
@@ -27,4 +27,31 @@ test('an axis of zeros spans a unit wide enough for distinct labels', (t) => {
 test('the time axis reads as the local time of day', (t) => {
   const d = new Date(2026, 10, 24, 9, 5, 7);
   t.is(fmtClock(d.getTime() / 1000), '09:05:07');
+});
+
+test('bytes read in binary units, with no ".0"', (t) => {
+  t.is(fmtBytes(0), '0 B');
+  t.is(fmtBytes(1000), '1000 B');
+  t.is(fmtBytes(1024), '1 KiB');
+  t.is(fmtBytes(1536), '1.5 KiB');
+  t.is(fmtBytes(2 * 1024 * 1024), '2 MiB');
+  t.is(fmtBytes(150 * 1024), '150 KiB');
+  t.is(fmtBytes(null), '–');
+});
+
+/** The ticks uPlot puts on a 0..top axis: the multiples of the least spacing in `incrs` that leaves `space` px between ticks on `px` px. */
+function ticks(incrs: number[], top: number, px: number, space: number): number[] {
+  const step = incrs.find((i) => (i * px) / top >= space)!;
+  return Array.from({ length: Math.floor(top / step) + 1 }, (_, k) => k * step);
+}
+
+test('byte axes tick on round binary values: 1 KiB, not 1000 B; 1 MiB, 2 MiB, not 1.9 MiB', (t) => {
+  t.true(BINARY_INCRS.every((x) => Number.isInteger(Math.log2(x))), 'powers of two');
+  t.is(BYTES.incrs, BINARY_INCRS);
+  // An axis of zeros (0..1 KiB), and guest memory of about 4 MiB, on a 150 px axis with ticks 30 px apart.
+  t.deepEqual(ticks(BINARY_INCRS, 1024, 150, 30).map(fmtBytes), ['0 B', '256 B', '512 B', '768 B', '1 KiB']);
+  t.deepEqual(ticks(BINARY_INCRS, 4.2 * 1024 * 1024, 150, 30).map(fmtBytes), ['0 B', '1 MiB', '2 MiB', '3 MiB', '4 MiB']);
+  for (const top of [3000, 40_000, 700_000, 9e6, 3e9]) {
+    for (const label of ticks(BINARY_INCRS, top, 150, 30).map(fmtBytes)) t.regex(label, /^(0 B|\d+(\.5)? (B|KiB|MiB|GiB))$/, `top ${top}`);
+  }
 });
