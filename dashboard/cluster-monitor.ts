@@ -270,7 +270,7 @@ export class ClusterMonitor extends EventEmitter {
       for (const id of a.backups) if (!b.backups.includes(id)) this.addEvent('backup-removed', `${id} left the view (view ${b.view})`, 'dashboard', { replica: id, view: b.view });
     }
     if (a.protection !== b.protection) {
-      if (b.protection === 'PROTECTED') this.addEvent('protection-regained', `PROTECTED: ${b.backups.join(', ')} acknowledge every checkpoint before output is released (view ${b.view})`, 'dashboard', { view: b.view });
+      if (b.protection === 'PROTECTED') this.addEvent('protection-regained', `PROTECTED: ${b.backups.join(', ')} ${b.backups.length === 1 ? 'acknowledges' : 'acknowledge'} every checkpoint before output is released (view ${b.view})`, 'dashboard', { view: b.view });
       else if (b.protection === 'UNPROTECTED') this.addEvent('protection-lost', `UNPROTECTED: view ${b.view} has no backup; ${b.primary} releases output without acknowledgement`, 'dashboard', { view: b.view });
       else this.addEvent('protection-lost', 'NO PRIMARY: no replica answers as primary; the service is unavailable', 'dashboard');
     }
