@@ -227,24 +227,33 @@ export class PrimaryDriver extends EventEmitter {
     return this.captured;
   }
 
-  /** Operator: remove a backup from the view (refusing its joins) or allow it again. */
   /**
    * Operator: drop backup `id` and refuse its joins until `addBackup(id)`. Resolves with the
    * committed view without it (at once when it was not in the view: a joiner just stops).
    */
   async removeBackup(id: string, timeoutMs = SWITCHOVER_TIMEOUT_MS): Promise<View> {
     this.apply(this.protocol.onRemoveBackup(id));
-    const deadline = this.nowMs() + timeoutMs;
-    while (this.protocol.currentView.backups.includes(id)) {
-      if (this.ended !== null) throw new WaterbearError('WB_STALE_VIEW', `lost the primary role before a view without ${id} was committed`);
-      if (this.nowMs() > deadline) {
-        throw new WaterbearError('WB_TIMEOUT', `${id} is removed (its joins are refused), but no view without it was committed within ${timeoutMs} ms; the primary keeps proposing one`);
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await this.waitWhilePrimary(() => !this.protocol.currentView.backups.includes(id), timeoutMs,
+      `lost the primary role before a view without ${id} was committed`,
+      () => new WaterbearError('WB_TIMEOUT', `${id} is removed (its joins are refused), but no view without it was committed within ${timeoutMs} ms; the primary keeps proposing one`));
     return this.protocol.currentView;
   }
+
+  /** Operator: allow a removed backup to join again. */
   addBackup(id: string): void { this.apply(this.protocol.onAddBackup(id)); }
+
+  /**
+   * Poll until `done()` while this replica is primary: throws WB_STALE_VIEW (`lost`) if the role
+   * ends first, and what `timedOut` returns (after any stepping down it does) past `timeoutMs`.
+   */
+  private async waitWhilePrimary(done: () => boolean, timeoutMs: number, lost: string, timedOut: () => Error): Promise<void> {
+    const deadline = this.nowMs() + timeoutMs;
+    while (!done()) {
+      if (this.ended !== null) throw new WaterbearError('WB_STALE_VIEW', lost);
+      if (this.nowMs() > deadline) throw timedOut();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
 
   /**
    * Operator: planned switchover to `target` with no lost output. Freezes the guest right after a
@@ -265,15 +274,11 @@ export class PrimaryDriver extends EventEmitter {
     this.frozen = true;
     this.o.lvm.stop(); // the guest never runs again here: the final checkpoint is its last state
     const final = this.captured;
-    const deadline = this.nowMs() + timeoutMs;
-    while (this.protocol.releasedEpoch < final || this.o.nb.stats().bufferedBytes > 0) {
-      if (this.ended !== null) throw new WaterbearError('WB_STALE_VIEW', 'lost the primary role during the switchover');
-      if (this.nowMs() > deadline) {
+    await this.waitWhilePrimary(() => this.protocol.releasedEpoch >= final && this.o.nb.stats().bufferedBytes === 0, timeoutMs,
+      'lost the primary role during the switchover', () => {
         this.end({ kind: 'fenced', reason: 'switchover timed out before the backups acknowledged the final checkpoint' });
-        throw new WaterbearError('WB_TIMEOUT', `switchover to ${target}: backups did not acknowledge epoch ${final} within ${timeoutMs} ms; this replica stepped down and a backup takes over`);
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
+        return new WaterbearError('WB_TIMEOUT', `switchover to ${target}: backups did not acknowledge epoch ${final} within ${timeoutMs} ms; this replica stepped down and a backup takes over`);
+      });
     const actions = this.protocol.onSwitchover(target);
     if (typeof actions === 'string') {
       this.end({ kind: 'fenced', reason: `switchover refused: ${actions}` });
