@@ -11,7 +11,7 @@
 import type { ActionName, ClusterState, DashboardState, GuestInfo, MemberState, SeriesPoint, TimelineEvent } from '../model.js';
 import { fmtBytes, fmtClock, fmtMs } from './chart-units.js';
 import { Charts } from './charts.js';
-import { clipText, describeResult, fmtAge, pageTitle, protectionReason } from './text.js';
+import { clipText, describeResult, fmtAge, httpProblem, pageTitle, protectionReason } from './text.js';
 import './style.css';
 
 /** Timeline entries drawn at most. */
@@ -336,7 +336,7 @@ async function runAction(action: ActionName, body: Record<string, string>, confi
     const res = await fetch(`api/actions/${action}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${sentToken}` }, body: JSON.stringify(body) });
     const j = await res.json().catch(() => ({})) as { ok?: boolean; result?: unknown; error?: { code: string; message: string } };
     if (res.status === 401 && token() === sentToken) {
-      tokenRefused = `${res.status} ${j.error?.code ?? ''}: ${j.error?.message ?? res.statusText}`.replace(' :', ':');
+      tokenRefused = httpProblem(res.status, j.error, `${res.status}: ${res.statusText}`);
       sessionStorage.setItem(REFUSED_TOKEN_KEY, sentToken);
     }
     if (!res.ok) toast(`${action} failed: ${j.error?.message ?? `HTTP ${res.status}`} [${j.error?.code ?? res.status}]`, true);
@@ -408,12 +408,9 @@ async function readStreamProblem(): Promise<void> {
     const res = await fetch('api/stream', { signal: abort.signal, cache: 'no-store' });
     if (res.ok) { abort.abort(); return; }
     const text = await res.text();
-    let msg = `HTTP ${res.status}${res.statusText !== '' ? ` ${res.statusText}` : ''}`;
-    try {
-      const j = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      if (j.error?.message !== undefined) msg = `${res.status} ${j.error.code ?? ''}: ${j.error.message}`.replace(' :', ':');
-    } catch { /* not JSON: a proxy's page */ }
-    streamProblem = `the server answered ${msg}`;
+    let error: { code?: string; message?: string } | undefined;
+    try { error = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error; } catch { /* not JSON: a proxy's page */ }
+    streamProblem = `the server answered ${httpProblem(res.status, error, `HTTP ${res.status}${res.statusText !== '' ? ` ${res.statusText}` : ''}`)}`;
   } catch (err) {
     if (!abort.signal.aborted) streamProblem = `cannot reach the server (${(err as Error).message})`;
   }

@@ -48,6 +48,14 @@ export function describeResult(action: string, result: unknown): string {
   return `${action} done${rest.length > 0 ? `: ${rest.join(', ')}` : ''}`;
 }
 
+/**
+ * What an HTTP error answer said: "401 WB_UNAUTHORIZED: wrong admin token" from the dashboard's
+ * JSON error, else `fallback` (an answer without one: a proxy's page).
+ */
+export function httpProblem(status: number, error: { code?: string; message?: string } | undefined, fallback: string): string {
+  return error?.message === undefined ? fallback : `${status} ${error.code ?? ''}: ${error.message}`.replace(' :', ':');
+}
+
 /** The page's title: the state first, so that a background tab shows it. */
 export function pageTitle(state: string, cluster: string | null): string {
   return `${state}${cluster !== null && cluster !== '' ? ` · ${cluster}` : ''} · waterbear`;

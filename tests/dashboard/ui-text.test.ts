@@ -1,5 +1,5 @@
 import test from 'ava';
-import { clipText, describeResult, fmtAge, listOf, pageTitle, protectionReason } from '../../dashboard/ui/text.js';
+import { clipText, describeResult, fmtAge, httpProblem, listOf, pageTitle, protectionReason } from '../../dashboard/ui/text.js';
 
 test('a long error is cut at a word, with an ellipsis; a short one is kept whole', (t) => {
   t.is(clipText('connection refused', 60), 'connection refused');
@@ -36,4 +36,10 @@ test('ages and the page title', (t) => {
   t.is(fmtAge(7_800_000), '2 h 10 min');
   t.is(pageTitle('UNPROTECTED', 'prod'), 'UNPROTECTED · prod · waterbear');
   t.is(pageTitle('NO DATA', null), 'NO DATA · waterbear');
+});
+
+test("an HTTP error reads as the dashboard's JSON error, else as the fallback", (t) => {
+  t.is(httpProblem(401, { code: 'WB_UNAUTHORIZED', message: 'wrong admin token' }, 'x'), '401 WB_UNAUTHORIZED: wrong admin token');
+  t.is(httpProblem(503, { message: 'busy' }, 'x'), '503: busy');
+  t.is(httpProblem(502, undefined, 'HTTP 502 Bad Gateway'), 'HTTP 502 Bad Gateway');
 });
