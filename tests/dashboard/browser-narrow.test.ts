@@ -1,6 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { startClusterDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
-import { browserTest, clusterNotRunning, openPage } from '../helpers/browser.js';
+import { browserTest, openPage } from '../helpers/browser.js';
+import { clusterFileNotRunning } from '../helpers/cluster.js';
 
 // The page on a phone-width screen (400 px): nothing sticks out of the page sideways (the replicas'
 // table scrolls inside its own box), the charts fit, and the header scrolls away.
@@ -8,7 +9,7 @@ import { browserTest, clusterNotRunning, openPage } from '../helpers/browser.js'
 const PHONE = { width: 400, height: 800 };
 
 browserTest('at 400 px wide the page fits the screen: the table scrolls in its box, the charts fit, the header is not sticky', async (t) => {
-  const config = await clusterNotRunning('narrow');
+  const { config } = await clusterFileNotRunning('narrow');
   let d: RunningDashboard | null = null;
   let browser: Browser | null = null;
   t.teardown(async () => { await browser?.close(); await d?.stop(); });

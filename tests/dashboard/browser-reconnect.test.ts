@@ -2,7 +2,8 @@ import * as http from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import { MAX_STREAM_CLIENTS } from '../../dashboard/dashboard-server.js';
 import { startClusterDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
-import { browserTest, clusterNotRunning, openPage } from '../helpers/browser.js';
+import { browserTest, openPage } from '../helpers/browser.js';
+import { clusterFileNotRunning } from '../helpers/cluster.js';
 
 // A browser's EventSource gives up for good when /api/stream answers an HTTP error. The page must
 // reconnect by itself and say what the server answered: the dashboard's own 503 when its live
@@ -39,7 +40,7 @@ const liveText = (page: Page, re: RegExp, timeout: number): Promise<unknown> =>
   page.waitForFunction((src) => new RegExp(src).test(document.querySelector('[data-testid=live]')?.textContent ?? ''), re.source, { timeout });
 
 browserTest('the page reconnects after the stream answers 503 (too many live streams) and 502 (a proxy while the dashboard restarts), and says why it waits', async (t) => {
-  const config = await clusterNotRunning('reconnect');
+  const { config } = await clusterFileNotRunning('reconnect');
   let d: RunningDashboard | null = null;
   let proxy: http.Server | null = null;
   let release: (() => void) | null = null;

@@ -1,42 +1,7 @@
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort } from '../../bench/support/servers.js';
 import type { ClusterState } from '../../dashboard/model.js';
-import { runWaterbear, WATERBEAR } from '../helpers/cli.js';
-import { until } from '../helpers/cluster.js';
-import { REPO } from '../helpers/lvm.js';
-
-async function clusterFile(dashboards: boolean): Promise<{ file: string; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'wb-dash-cli-'));
-  const p = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-  const file = join(dir, 'waterbear.yaml');
-  writeFileSync(file, `cluster: cli
-guest: { module: ${REPO}guests/kv.wasm }
-listen: [127.0.0.1:${p[0]}]
-replicas:
-  - { id: a, address: 127.0.0.1:${p[1]}, dataDir: ${dir}/a${dashboards ? `, dashboard: 127.0.0.1:${p[4]}` : ''} }
-  - { id: b, address: 127.0.0.1:${p[2]}, dataDir: ${dir}/b${dashboards ? `, dashboard: 127.0.0.1:${p[5]}` : ''} }
-witnesses:
-  - { id: w, address: 127.0.0.1:${p[3]}, dataDir: ${dir}/w }
-`);
-  return { file, dir };
-}
-
-/** Start `waterbear ARGS` and collect its stdout; stopped with SIGINT by the test (its own child, by PID). */
-function start(args: string[]): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [WATERBEAR, ...args], {
-    env: { ...process.env, WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, out: () => out, err: () => err, exited };
-}
+import { runWaterbear, startWaterbear as start } from '../helpers/cli.js';
+import { clusterFileNotRunning, until } from '../helpers/cluster.js';
 
 test('waterbear dashboard needs --config: usage error with exit code 2', async (t) => {
   const r = await runWaterbear(['dashboard']);
@@ -48,7 +13,7 @@ test('waterbear dashboard needs --config: usage error with exit code 2', async (
 });
 
 test('waterbear dashboard serves the cluster state over HTTP and stops on SIGINT', async (t) => {
-  const { file } = await clusterFile(false);
+  const { file } = await clusterFileNotRunning('cli');
   const d = start(['dashboard', '--config', file, '--listen', '127.0.0.1:0']);
   t.teardown(() => { if (d.child.exitCode === null) d.child.kill('SIGKILL'); });
   const url = await until('the dashboard URL', () => /on (http:\/\/\S+\/)/.exec(d.out())?.[1] ?? null, 20_000);
@@ -62,7 +27,7 @@ test('waterbear dashboard serves the cluster state over HTTP and stops on SIGINT
 });
 
 test('waterbear up starts the dashboards with the cluster and prints their URLs', async (t) => {
-  const { file } = await clusterFile(true);
+  const { file } = await clusterFileNotRunning('cli', { dashboards: true });
   const up = start(['up', '--config', file]);
   t.teardown(() => { if (up.child.exitCode === null) up.child.kill('SIGKILL'); });
   await until('the cluster is up', () => up.out().includes('dashboard:') || null, 60_000);

@@ -1,12 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freePort } from '../../bench/support/servers.js';
-import { loadClusterConfig, type ClusterConfig } from '../../replica/config/cluster-config.js';
-import { WATERBEAR } from './cli.js';
+import { startWaterbear } from './cli.js';
 import { until } from './cluster.js';
 import { REPO } from './lvm.js';
 import { toolAvailable } from './tools.js';
@@ -45,40 +41,19 @@ export interface DashboardProcess { url: string; pid: number; stop(): Promise<vo
 
 /** Start `waterbear dashboard --config FILE` on a free loopback port, with `env` added (e.g. WATERBEAR_ADMIN_TOKEN). */
 export async function startDashboardProcess(configFile: string, env: NodeJS.ProcessEnv = {}): Promise<DashboardProcess> {
-  const child = spawn(process.execPath, [WATERBEAR, 'dashboard', '--config', configFile, '--listen', '127.0.0.1:0'], {
-    env: { ...process.env, WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const d = startWaterbear(['dashboard', '--config', configFile, '--listen', '127.0.0.1:0'], env);
+  const { child } = d;
   const stop = async (): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGCONT'); // a stopped process keeps a pending SIGKILL until continued
     child.kill('SIGKILL');
-    await exited;
+    await d.exited;
   };
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   try {
-    const url = await until('the dashboard URL', () => (child.exitCode !== null ? Promise.reject(new Error(`waterbear dashboard exited: ${out}`)) : /on (http:\/\/\S+\/)/.exec(out)?.[1] ?? null), 30_000);
+    const url = await until('the dashboard URL', () => (child.exitCode !== null ? Promise.reject(new Error(`waterbear dashboard exited: ${d.out()}${d.err()}`)) : /on (http:\/\/\S+\/)/.exec(d.out())?.[1] ?? null), 30_000);
     return { url, pid: child.pid!, stop };
   } catch (err) {
     await stop();
     throw err;
   }
-}
-
-/**
- * The cluster file of a cluster that is not running (a, b and witness w on free loopback ports):
- * a dashboard on it reports NO PRIMARY, with every member down, four times a second.
- */
-export async function clusterNotRunning(name: string): Promise<ClusterConfig> {
-  const dir = mkdtempSync(join(tmpdir(), `wb-dash-${name}-`));
-  const [svc, a, b, w] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const file = join(dir, 'waterbear.yaml');
-  const member = (id: string, port: number): Record<string, string> => ({ id, address: `127.0.0.1:${port}`, dataDir: join(dir, id) });
-  // A cluster file is YAML, and JSON is YAML.
-  writeFileSync(file, JSON.stringify({
-    cluster: name, guest: { module: join(REPO, 'guests/kv.wasm') }, listen: [`127.0.0.1:${svc}`],
-    replicas: [member('a', a), member('b', b)], witnesses: [member('w', w)],
-  }));
-  return loadClusterConfig(file);
 }

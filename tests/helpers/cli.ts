@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { REPO } from './lvm.js';
 
@@ -22,4 +22,20 @@ export function runWaterbear(args: string[], opts: { env?: NodeJS.ProcessEnv; ti
     child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** A `waterbear` command left running: its output so far, and its exit code once it exits. */
+export interface RunningWaterbear { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> }
+
+/** Start the built `waterbear ARGS` and collect its output; the test stops it (its own child, by PID). */
+export function startWaterbear(args: string[], env: NodeJS.ProcessEnv = {}): RunningWaterbear {
+  const child = spawn(process.execPath, [WATERBEAR, ...args], {
+    env: { ...process.env, WATERBEAR_CACHE_DIR: join(REPO, '.cache/test-images'), WATERBEAR_LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, out: () => out, err: () => err, exited };
 }

@@ -99,3 +99,23 @@ ${o.witness === false ? '' : `witnesses:\n  - { id: w, address: 127.0.0.1:${pw},
     client: () => until('a connection to the service', () => RespClient.connect(svc, '127.0.0.1', 1000)),
   };
 }
+
+/**
+ * The cluster file of a cluster that is not running: replicas a and b (with dashboards when
+ * asked) and witness w on free loopback ports, in a temp dir. A dashboard on it reports NO
+ * PRIMARY with every member down until someone starts the members.
+ */
+export async function clusterFileNotRunning(name: string, o: { dashboards?: boolean } = {}): Promise<{ file: string; dir: string; config: ClusterConfig }> {
+  const dir = mkdtempSync(join(tmpdir(), `wb-${name}-`));
+  const [svc, a, b, w] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const dash = o.dashboards === true ? [await freePort(), await freePort()] : [];
+  const member = (id: string, port: number, dashboard?: number): Record<string, string> =>
+    ({ id, address: `127.0.0.1:${port}`, dataDir: join(dir, id), ...(dashboard !== undefined ? { dashboard: `127.0.0.1:${dashboard}` } : {}) });
+  const file = join(dir, 'waterbear.yaml');
+  // A cluster file is YAML, and JSON is YAML.
+  writeFileSync(file, JSON.stringify({
+    cluster: name, guest: { module: join(REPO, 'guests/kv.wasm') }, listen: [`127.0.0.1:${svc}`],
+    replicas: [member('a', a, dash[0]), member('b', b, dash[1])], witnesses: [member('w', w)],
+  }));
+  return { file, dir, config: loadClusterConfig(file) };
+}
