@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { NodePlatform } from '../../libos-host/platform/node-platform.js';
 import { launchLvm } from '../../libos-host/runtime/launch.js';
-import { parseSize } from '../../libos-host/units.js';
+import { parseMemoryLimit } from '../../libos-host/image/memory-limit.js';
 import { parseCommandArgs, parseDirFlag, parseEnvFlag, parseListenFlag } from '../args.js';
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
@@ -62,7 +62,7 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw new WaterbearError('WB_CONFIG_INVALID', `run: cannot read ${guestPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const listeners = (values.listen ?? []).map(parseListenFlag);
-  const memoryLimitBytes = parseSize(values['memory-limit'] ?? DEFAULT_MEMORY_LIMIT, '--memory-limit');
+  const memoryLimitBytes = parseMemoryLimit(values['memory-limit'] ?? DEFAULT_MEMORY_LIMIT, '--memory-limit');
   if (values['checkpoint-dir'] === undefined && (values['checkpoint-interval'] ?? values.tracker ?? values['checkpoint-store-limit']) !== undefined) {
     throw new WaterbearError('WB_CONFIG_INVALID', 'run: --checkpoint-interval, --tracker and --checkpoint-store-limit need --checkpoint-dir DIR');
   }

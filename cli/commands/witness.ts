@@ -1,7 +1,8 @@
 import { isAbsolute, resolve } from 'node:path';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
-import { findMember, isLoopback, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
+import { findMember, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
+import { isLoopback } from '../../replica/config/machine-clashes.js';
 import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
 import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
 import { ChaosControl } from '../../replica/chaos/chaos-control.js';

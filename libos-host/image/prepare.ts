@@ -14,7 +14,8 @@ import { PREPARATION_VERSION, type ExportedGlobal } from './image-section.js';
 import { assertRunnable, readValidStructure, reportFromStructure } from './inspect.js';
 import type { ImageLayout } from './layout.js';
 import { transformGuest, type PreparationStats } from './transform.js';
-import { asBufferSource, WASM32_MAX_PAGES, WASM_PAGE_BYTES } from './wasm-binary.js';
+import { checkMemoryLimit, DEFAULT_MEMORY_LIMIT_BYTES } from './memory-limit.js';
+import { asBufferSource, WASM_PAGE_BYTES } from './wasm-binary.js';
 
 export { PREPARATION_VERSION } from './image-section.js';
 export type { ExportedGlobal, ImageMetadata } from './image-section.js';
@@ -23,12 +24,7 @@ export type { ImageLayout } from './layout.js';
 export { ASYNCIFY_STACK_BYTES, CANARY_BYTES, DIRTY_PAGE_BYTES, assertCanariesIntact, findDamagedCanary, writeCanaries, reservedEndByte } from './layout.js';
 export type { PreparationStats } from './transform.js';
 
-/** Default cap of the guest's own memory (the reserved region comes on top). */
-export const DEFAULT_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
-
-/** Smallest and largest accepted memory limits. */
-export const MIN_MEMORY_LIMIT_BYTES = WASM_PAGE_BYTES;
-export const MAX_MEMORY_LIMIT_BYTES = WASM32_MAX_PAGES * WASM_PAGE_BYTES;
+export { DEFAULT_MEMORY_LIMIT_BYTES, MAX_MEMORY_LIMIT_BYTES, MIN_MEMORY_LIMIT_BYTES } from './memory-limit.js';
 
 export interface PrepareOptions {
   /**
@@ -92,10 +88,7 @@ interface ResolvedOptions {
 
 function resolveOptions(options: PrepareOptions | undefined): ResolvedOptions {
   const o = options ?? {};
-  const limit = o.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES;
-  if (typeof limit !== 'number' || !Number.isFinite(limit) || limit < MIN_MEMORY_LIMIT_BYTES || limit > MAX_MEMORY_LIMIT_BYTES) {
-    throw new WaterbearError('WB_CONFIG_INVALID', `memoryLimitBytes must be between 64 KiB and 4 GiB: got ${String(limit)}`);
-  }
+  const limit = checkMemoryLimit(o.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES, 'memoryLimitBytes');
   if (o.cacheDir !== undefined && o.cacheDir !== null && (typeof o.cacheDir !== 'string' || o.cacheDir === '')) {
     throw new WaterbearError('WB_CONFIG_INVALID', `cacheDir must be a directory path or null: got ${JSON.stringify(o.cacheDir)}`);
   }

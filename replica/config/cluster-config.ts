@@ -5,6 +5,10 @@ import { WaterbearError } from '../../libos-host/errors.js';
 import { checkEtcdEndpoint, ETCD_CLUSTER_NAME_RULE, ETCD_KEY_PREFIX_RULE, etcdEndpointsSecure, isEtcdClusterName, isEtcdKeyPrefix } from '../coord/etcd/etcd-options.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { checkRange, parseDurationMs, parseSize } from '../../libos-host/units.js';
+import { DEFAULT_MEMORY_LIMIT_BYTES, parseMemoryLimit } from '../../libos-host/image/memory-limit.js';
+
+export { DEFAULT_MEMORY_LIMIT_BYTES };
+import { firstMachineClash, isLoopback } from './machine-clashes.js';
 
 /** Defaults, each with its unit in the name. Chosen from bench:replication (see docs/replication.md). */
 export const DEFAULT_CHECKPOINT_MAX_INTERVAL_MS = 25;
@@ -37,7 +41,6 @@ export const DEFAULT_MEMORY_STORE_INTERVAL_MS = 25;
  * guest serves (see docs/replication.md); smaller guests send one full checkpoint.
  */
 export const DEFAULT_PRECOPY_MIN_BYTES = 16 * 1024 * 1024;
-export const DEFAULT_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024;
 
 export interface ReplicaConfig {
   id: string;
@@ -160,7 +163,10 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
   };
   const addr = (v: unknown, field: string): string => {
     const s = str(v, field);
-    try { parseListenUri(s); } catch (err) { bad(field, (err as Error).message); }
+    let port = 0;
+    try { port = parseListenUri(s).port; } catch (err) { bad(field, (err as Error).message); }
+    // Peers dial members, clients the service, operators the dashboard, and a new primary binds the old one's service address.
+    if (port === 0) bad(field, `must name a fixed port, not 0 (which picks another free port at every start): got ${JSON.stringify(s)}`);
     return s;
   };
   const dur = (v: unknown, field: string, def: number, min: number, max: number): number => {
@@ -175,10 +181,11 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     module: path(str(guestObj.module, 'guest.module')),
     args: guestObj.args === undefined ? [] : list(guestObj.args, 'guest.args').map((a, i) => scalar(a, `guest.args[${i}]`)),
     env,
-    memoryLimitBytes: guestObj.memoryLimit === undefined ? DEFAULT_MEMORY_LIMIT_BYTES : parseSize(String(guestObj.memoryLimit), `${where}: guest.memoryLimit`),
+    memoryLimitBytes: guestObj.memoryLimit === undefined ? DEFAULT_MEMORY_LIMIT_BYTES : parseMemoryLimit(String(guestObj.memoryLimit), `${where}: guest.memoryLimit`),
     dirs: guestObj.dirs === undefined ? [] : Object.entries(obj(guestObj.dirs, 'guest.dirs')).map(([g, h]) => ({ guestPath: g, hostPath: h === null ? null : path(str(h, `guest.dirs.${g}`)) })),
   };
   const listen = list(root.listen ?? bad('listen', 'is required: the service addresses, e.g. [127.0.0.1:7000]'), 'listen').map((a, i) => addr(a, `listen[${i}]`));
+  if (listen.length === 0) bad('listen', 'must name at least one service address, e.g. [127.0.0.1:7000]: clients reach the primary there');
 
   const ids = new Set<string>();
   const addresses = new Set<string>();
@@ -205,6 +212,12 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     if (m.dashboard !== null) bad(`witnesses[${i}].dashboard`, "must not be set: a witness serves no dashboard (every replica's dashboard, and `waterbear dashboard`, show it)");
     return m;
   });
+
+  const clash = firstMachineClash(listen, [
+    ...replicas.map((m, i) => ({ ...m, field: `replicas[${i}]`, replica: true })),
+    ...witnesses.map((m, i) => ({ ...m, field: `witnesses[${i}]`, replica: false })),
+  ]);
+  if (clash !== null) bad(clash.field, clash.why);
 
   const tlsFiles = (v: unknown, field: string): TlsConfig | null => {
     if (v === undefined || v === null) return null;
@@ -301,10 +314,6 @@ function unencryptedLinks(c: ClusterConfig): UnencryptedLink[] {
  */
 export function plaintextLinks(c: ClusterConfig): string[] {
   return unencryptedLinks(c).map((l) => l.label);
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 /** The member (replica or witness) with `id`. */

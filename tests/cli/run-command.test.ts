@@ -63,6 +63,10 @@ test('run: bad flags get a precise usage error and exit 2', async (t) => {
     t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     t.regex(r.stderr, /WB_CONFIG_INVALID/);
   }
+  // A size the guest cannot have is a usage error naming the flag, not an internal option.
+  const big = await runWaterbear(['run', guest('test/hello'), '--memory-limit', '8GiB']);
+  t.is(big.code, 2, big.stderr);
+  t.regex(big.stderr, /--memory-limit must be between 64KiB and 4GiB: got 8589934592 bytes/);
 });
 
 test('run: --trace writes one JSON line per host call', async (t) => {

@@ -83,8 +83,33 @@ const BAD: Array<[string, string, RegExp]> = [
   ['witnesses with etcd', BASE + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379] }\n', /witnesses are voters of the embedded Raft only/],
   ['etcd prefix without slashes', ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379], prefix: waterbear }\n', /coordinator\.prefix must start and end with "\/".*got "waterbear"/],
   ['cluster name unfit for etcd keys', 'cluster: "my prod"\n' + ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379] }\n', /cluster names the cluster's keys in etcd, so it must be a name of letters, digits/],
+  ['memory limit below one wasm page', BASE.replace('module: kv.wasm', 'module: kv.wasm, memoryLimit: 1KiB'), /guest\.memoryLimit must be between 64KiB and 4GiB: got 1024 bytes/],
+  ['memory limit beyond wasm32', BASE.replace('module: kv.wasm', 'module: kv.wasm, memoryLimit: 8GiB'), /guest\.memoryLimit must be between 64KiB and 4GiB/],
+  ['no service address', BASE.replace('listen: [127.0.0.1:7000]', 'listen: []'), /listen must name at least one service address/],
+  ['member on port 0', BASE.replace('127.0.0.1:7102', '127.0.0.1:0'), /replicas\[1\]\.address must name a fixed port, not 0/],
+  ['service on port 0', BASE.replace('listen: [127.0.0.1:7000]', 'listen: [127.0.0.1:0]'), /listen\[0\] must name a fixed port/],
+  ['two members share a dataDir', BASE.replace('id: b,', 'id: b, dataDir: .waterbear/a,'), /replicas\[1\]\.dataDir \S*\/\.waterbear\/a is also replicas\[0\]\.dataDir on the same machine/],
+  ['a witness shares a replica\'s dataDir', BASE.replace('id: w,', 'id: w, dataDir: .waterbear/b,'), /witnesses\[0\]\.dataDir .* is also replicas\[1\]\.dataDir/],
+  ['service address on a member\'s port', BASE.replace('listen: [127.0.0.1:7000]', 'listen: [127.0.0.1:7102]'), /replicas\[1\]\.address 127\.0\.0\.1:7102 takes the port of listen\[0\]/],
+  ['wildcard service address on a member\'s port', BASE.replace('listen: [127.0.0.1:7000]', 'listen: [0.0.0.0:7103]'), /witnesses\[0\]\.address 127\.0\.0\.1:7103 takes the port of listen\[0\] \(0\.0\.0\.0:7103\)/],
+  ['two dashboards on one port', BASE.replace('id: a,', 'id: a, dashboard: 127.0.0.1:8080,').replace('id: b,', 'id: b, dashboard: 127.0.0.1:8080,'), /replicas\[1\]\.dashboard 127\.0\.0\.1:8080 takes the port of replicas\[0\]\.dashboard/],
+  ['a dashboard on the service port', BASE.replace('id: a,', 'id: a, dashboard: 127.0.0.1:7000,'), /replicas\[0\]\.dashboard 127\.0\.0\.1:7000 takes the port of listen\[0\]/],
+  ['a service address twice', BASE.replace('listen: [127.0.0.1:7000]', 'listen: [127.0.0.1:7000, "[::]:7000"]'), /listen\[1\] \[::\]:7000 takes the port of listen\[0\]/],
   ['etcd tls missing a file', ETCD + 'coordinator: { backend: etcd, endpoints: [https://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem } }\n', /coordinator\.tls\.key must be a non-empty string/],
 ];
+test('members on different machines may share a dataDir and ports; on one machine they may not', (t) => {
+  // The three-machine example: each machine has its own /var/lib/waterbear and the same ports.
+  const c = loadClusterConfig(`${REPO}deploy/three-machines/waterbear.yaml`);
+  t.deepEqual(new Set(c.replicas.map((r) => r.dataDir)).size, 1);
+  const apart = parseClusterConfig(ETCD.replace('127.0.0.1:7101', '10.0.0.11:7101').replace('127.0.0.1:7102', '10.0.0.12:7101')
+    .replace('listen: [127.0.0.1:7000]', 'listen: [0.0.0.0:7000]').replace(/id: (a|b),/g, 'id: $1, dataDir: /var/lib/wb, dashboard: 0.0.0.0:8080,')
+    + 'allowPlaintext: true\ncoordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379] }\n', '/tmp/x.yaml');
+  t.deepEqual(apart.replicas.map((r) => r.dataDir), ['/var/lib/wb', '/var/lib/wb']);
+  // Every loopback address is this machine.
+  const err = t.throws(() => parseClusterConfig(BASE.replace('127.0.0.1:7102', '127.0.0.2:7102').replace(/id: (a|b),/g, 'id: $1, dataDir: /var/lib/wb,'), 'cluster.yaml'));
+  t.regex(err!.message, /replicas\[1\]\.dataDir \/var\/lib\/wb is also replicas\[0\]\.dataDir on the same machine/);
+});
+
 test('etcd over https uses coordinator.tls, else the cluster tls, else the system CAs; plaintext off loopback needs allowPlaintext and is listed for a warning', (t) => {
   const etcd = (c: ReturnType<typeof parseClusterConfig>) => (c.coordinator.backend === 'etcd' ? c.coordinator : t.fail('not etcd') as never);
   const own = parseClusterConfig(ETCD + 'tls: { ca: ca.pem, cert: c.pem, key: k.pem }\ncoordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379], tls: { ca: /pki/etcd-ca.pem, cert: /pki/e.pem, key: /pki/e-key.pem } }\n', '/etc/wb/x.yaml');
