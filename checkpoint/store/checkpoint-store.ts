@@ -245,7 +245,10 @@ export class CheckpointStore {
     if (!(this.maxBytes > 0)) throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint store maxBytes must be > 0: got ${this.maxBytes}`);
     try {
       if (!this.readOnly) mkdirSync(path, { recursive: true });
-      this.env = open({ path, overlappingSync: false, compression: false, maxDbs: 8, readOnly: this.readOnly });
+      // eventTurnBatching off: every write here is an awaited child transaction, and with it on
+      // lmdb-js opens each batch with a write whose promise nobody holds, so a failed commit (a
+      // full disk) became an unhandled rejection that killed the backup (lmdb-js#368).
+      this.env = open({ path, overlappingSync: false, compression: false, maxDbs: 8, readOnly: this.readOnly, eventTurnBatching: false });
       this.meta = this.env.openDB<Buffer, string>('meta', { encoding: 'binary' });
       // Read-only, lmdb returns undefined for a database the store does not have yet.
       const pageDb = (name: PageDbName): Database<Buffer, number> | null => this.env.openDB<Buffer, number>(name, { keyEncoding: 'uint32', encoding: 'binary' }) ?? null;
@@ -596,7 +599,10 @@ export class CheckpointStore {
   /** The error for a failed write of `what` ("epoch 7", "the pages staged for …"); nothing of it was applied. */
   private writeError(what: string, neededBytes: number, err: unknown): WaterbearError {
     if (isWaterbearError(err)) return err;
-    const e = err as NodeJS.ErrnoException & { code?: unknown };
+    const e = err as NodeJS.ErrnoException & { code?: unknown; commitError?: Promise<unknown> };
+    // lmdb-js also rejects this promise (the real cause) and holds no handler for it (lmdb-js#368):
+    // unhandled, it would kill the process after we handled the failure.
+    void e.commitError?.catch(() => {});
     let freeBytes = Infinity;
     try {
       const s = statfsSync(this.path);

@@ -6,6 +6,7 @@ import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { ReplicaNode } from '../../replica/node/replica-node.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
+import { COORDINATOR_FAILED_EXIT_CODE } from '../exit-codes.js';
 import { applyV8Tuning } from '../v8-tuning.js';
 import { ReplicaCollector } from '../../dashboard/replica-collector.js';
 import { adminTokenFrom, startReplicaDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
@@ -60,6 +61,10 @@ export async function serveReplica(o: ServeReplicaOptions, io: CliIo): Promise<n
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   node.on('guest-exit', (exit: { kind: string; code?: number }) => finish(exit.kind === 'exit' ? exit.code ?? 0 : 134));
+  node.on('coordinator-failed', (err: Error) => {
+    io.err(`waterbear: replica ${o.id}: its coordinator member stopped (${err.message}); exiting so that it is restarted once the fault is fixed\n`);
+    finish(COORDINATOR_FAILED_EXIT_CODE);
+  });
   o.watch?.(node, finish);
   // Always collected (cheap): any dashboard of the cluster reads it through the Status RPC.
   const collector = new ReplicaCollector(node, node.log);

@@ -3,6 +3,7 @@ import { WaterbearError } from '../../libos-host/errors.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { findMember, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
 import { isLoopback } from '../../replica/config/machine-clashes.js';
+import { COORDINATOR_FAILED_EXIT_CODE } from '../exit-codes.js';
 import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
 import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
 import { ChaosControl } from '../../replica/chaos/chaos-control.js';
@@ -131,10 +132,16 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
     `waterbear witness ${id}: coordinator member of cluster "${options.clusterName}" serving on ${host}:${coordinator.port} ` +
       `(members ${options.members.map((m) => m.id).join(', ')}; store ${resolve(options.dataDir, RAFT_STORE_SUBDIR)})\n`,
   );
+  let code = 0;
+  coordinator.onFatal((err) => {
+    io.err(`waterbear witness ${id}: its coordinator member stopped (${err.message}); exiting so that it is restarted once the fault is fixed\n`);
+    code = COORDINATOR_FAILED_EXIT_CODE;
+    requestStop();
+  });
   await stopRequested;
   await coordinator.close();
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   io.err(`waterbear witness ${id}: stopped\n`);
-  return 0;
+  return code;
 }

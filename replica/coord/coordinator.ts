@@ -79,6 +79,14 @@ export interface Coordinator {
    */
   awaitLeaseExpiry(replicaId: string, signal?: AbortSignal): Promise<void>;
 
+  /**
+   * Calls `listener` once if the coordinator stops for good (the embedded Raft member's store failed,
+   * e.g. a full disk): the member can neither vote nor renew leases again, so the process should exit
+   * and let its supervisor restart it (which retries until the fault is gone). At once if it already
+   * has. Returns an unsubscribe function. etcd's client retries by itself and never calls it.
+   */
+  onFatal(listener: (err: Error) => void): () => void;
+
   /** Stops the coordinator client (and, for the embedded Raft, the local member). Idempotent. */
   close(): Promise<void>;
 }

@@ -264,6 +264,11 @@ export class RaftCoordinator implements Coordinator {
     }
   }
 
+  /** See Coordinator.onFatal: the local member stopped after a store failure. */
+  onFatal(listener: (err: Error) => void): () => void {
+    return this.member.onFatal(listener);
+  }
+
   /** Stops the local member (and our own server in standalone mode). Leases are not released: they run out. Idempotent. */
   close(): Promise<void> {
     this.closed ??= (async () => {

@@ -101,6 +101,9 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
       status: (_call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => { cb(null, this.statusReply()); },
     });
     this.coordinator = await this.coordinatorFactory(this.server);
+    // Its store failed (a full disk): this replica can neither vote nor hold a lease again. The
+    // process should exit (serveReplica does) so its supervisor restarts it once the fault is gone.
+    this.coordinator.onFatal((err) => { if (!this.stopped) this.emit('coordinator-failed', err); });
     const { windowRaised } = await bindWithReceiveWindow(this.server, this.member.address, serverCredentials(this.config.tls));
     if (!windowRaised) this.log.warn('could not raise the HTTP/2 receive window (another @grpc/grpc-js than 1.14?): replication runs with the 64 KiB default, slower');
     this.store = CheckpointStore.open(join(this.member.dataDir, 'store'), this.options.storeFaultHook !== undefined ? { faultHook: this.options.storeFaultHook } : {});

@@ -45,6 +45,8 @@ export async function startTestCluster(o: {
   witness?: boolean;
   /** The members' stderr goes to this file (for a test that reads what they print). */
   stderrFile?: string;
+  /** A member's data folder elsewhere than in the cluster's temp dir (e.g. on a small disk). */
+  dataDirs?: Partial<Record<'a' | 'b' | 'w', string>>;
 } = {}): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-cluster-'));
   const [svc, pa, pb, pw] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -55,9 +57,9 @@ export async function startTestCluster(o: {
 guest: { module: ${o.guest ?? `${REPO}guests/kv.wasm`}${o.guestEnv !== undefined ? `, env: ${JSON.stringify(o.guestEnv)}` : ''} }
 listen: [127.0.0.1:${svc}]
 replicas:
-  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${dir}/a${dash[0]} }
-  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${dir}/b${dash[1]} }
-${o.witness === false ? '' : `witnesses:\n  - { id: w, address: 127.0.0.1:${pw}, dataDir: ${dir}/w }\n`}${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extraYaml ?? ''}`);
+  - { id: a, address: 127.0.0.1:${pa}, dataDir: ${o.dataDirs?.a ?? `${dir}/a`}${dash[0]} }
+  - { id: b, address: 127.0.0.1:${pb}, dataDir: ${o.dataDirs?.b ?? `${dir}/b`}${dash[1]} }
+${o.witness === false ? '' : `witnesses:\n  - { id: w, address: 127.0.0.1:${pw}, dataDir: ${o.dataDirs?.w ?? `${dir}/w`} }\n`}${o.replication !== undefined ? `replication: ${o.replication}\n` : ''}${o.extraYaml ?? ''}`);
   const config = loadClusterConfig(file);
   // WB_TEST_CLUSTER_LOGS=DIR: the members' stderr goes straight to DIR/<cluster dir>.log (one file
   // descriptor shared by the members; no pipe through the test process that could hold them up).

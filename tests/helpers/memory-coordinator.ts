@@ -43,6 +43,7 @@ export class MemoryCoordinatorGroup {
           await new Promise((r) => setTimeout(r, 20));
         }
       },
+      onFatal() { return () => undefined; },
       async close() {},
     };
   }

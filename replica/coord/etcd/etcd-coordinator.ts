@@ -126,6 +126,11 @@ export class EtcdCoordinator implements Coordinator {
     throw viewConflict(this.known?.view ?? null);
   }
 
+  /** See Coordinator.onFatal: the etcd client retries through every failure, so it never stops for good. */
+  onFatal(): () => void {
+    return () => undefined;
+  }
+
   /**
    * Calls `onView` with the current view, then every newer committed view in increasing order, until
    * unsubscribed or closed. Survives etcd restarts and lost connections (re-reads, then re-watches).

@@ -138,6 +138,7 @@ export class RaftMember {
   private scheduled = false;
   private closed = false;
   private failure: WaterbearError | null = null;
+  private readonly fatalListeners = new Set<(err: WaterbearError) => void>();
   private role: Role = 'follower';
   private leadership: Leadership | null = null;
   private readonly proposals = new Map<number, PendingProposal>();
@@ -353,6 +354,21 @@ export class RaftMember {
     this.failure = e;
     channel.publish({ event: 'failed', member: this.id, code: e.code });
     void this.close();
+    for (const l of [...this.fatalListeners]) l(e);
+    this.fatalListeners.clear();
+  }
+
+  /** Calls `listener` once when this member stops after a fatal error (at once if it has). Returns an unsubscribe function. */
+  onFatal(listener: (err: WaterbearError) => void): () => void {
+    if (this.failure !== null) {
+      const failure = this.failure;
+      queueMicrotask(() => listener(failure));
+      return () => undefined;
+    }
+    this.fatalListeners.add(listener);
+    return () => {
+      this.fatalListeners.delete(listener);
+    };
   }
 
   // ---------------------------------------------------------------- views

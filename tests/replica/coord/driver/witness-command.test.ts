@@ -1,6 +1,6 @@
 /**
  * `waterbear witness`: three witnesses form a Raft group over gRPC and commit; SIGTERM and SIGINT stop
- * them cleanly; bad usage exits with code 2.
+ * them cleanly; bad usage exits with code 2; a full disk exits with code 75 (restart me).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import test, { type ExecutionContext } from 'ava';
 import { createCoordClient, header, type ProposeReply, type StatusReply } from '../../../../replica/coord/raft-driver/raft-wire.js';
 import { encodeViewProposal } from '../../../../replica/coord/view-state-machine.js';
 import { freePorts } from './helpers/member-cluster.js';
+import { fillDisk, smallTmpfs } from '../../../helpers/small-disk.js';
 
 const CLI = fileURLToPath(new URL('./fixtures/waterbear-cli.ts', import.meta.url));
 
@@ -117,4 +118,56 @@ test.serial('bad usage exits with code 2 and says what is missing', async (t) =>
   const remote = start(t, ['--id', 'a', '--peers', 'a=10.1.2.3:7000', '--data-dir', '/tmp/x']);
   t.is(await bounded(remote.exited, 20_000), 2);
   t.regex(remote.stderr, /not loopback/);
+});
+
+test.serial('a witness whose disk fills up exits with code 75 so that it is restarted, and rejoins once there is space', async (t) => {
+  const dir = tempDir(t);
+  const small = smallTmpfs(t, '2m');
+  if (small === null) { t.pass('skipped: see the log'); return; }
+  const ports = await freePorts(3);
+  const ids = ['a', 'b', 'w'];
+  const peers = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]}`).join(',');
+  const dataDir = (id: string): string => (id === 'w' ? join(small, 'w') : join(dir, id));
+  const startOne = (id: string): Running => start(t, ['--id', id, '--peers', peers, '--data-dir', dataDir(id), '--cluster', 'wf']);
+  const procs = new Map(ids.map((id) => [id, startOne(id)]));
+  for (const [id, p] of procs) await until(`${id} ready line`, 20_000, () => p.stdout.includes('\n'));
+  const clients = ports.map((port) => createCoordClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()));
+  t.teardown(() => clients.forEach((c) => c.close()));
+  const status = (i: number): Promise<StatusReply> =>
+    new Promise((resolve, reject) => clients[i].status({ header: header('wf', 'test', 2_000) }, { deadline: Date.now() + 2_000 }, (e, r) => (e ? reject(e) : resolve(r!))));
+  const propose = (i: number, expected: number): Promise<ProposeReply> => new Promise((resolve, reject) =>
+    clients[i].propose({ header: header('wf', 'test', 3_000), command: encodeViewProposal(expected, { view: expected + 1, primary: 'a', backups: ['b'] }) }, { deadline: Date.now() + 4_000 }, (e, r) => (e ? reject(e) : resolve(r!))));
+  await until('an agreed leader', 20_000, async () => {
+    const s = await Promise.all([0, 1, 2].map(status));
+    return s[0].leader !== '' && s.every((x) => x.leader === s[0].leader);
+  });
+  const filler = fillDisk(small);
+  // Views keep committing on a and b; w must write each entry (as leader or follower) and cannot.
+  const w = procs.get('w')!;
+  let view = 0;
+  for (let i = 0; i < 2_000 && w.child.exitCode === null; i++) {
+    const leader = ids.indexOf((await status(i % 2).catch(() => null))?.leader ?? '');
+    if (leader < 0) { await new Promise((r) => setTimeout(r, 20)); continue; }
+    const r = await propose(leader, view).catch(() => null);
+    if (r?.result?.ok === true) view++;
+  }
+  // The group goes on without w: one more view through whoever leads now.
+  await until('a view committed by a and b alone', 20_000, async () => {
+    const leader = ids.indexOf((await status(0)).leader);
+    if (leader < 0 || leader > 1) return false;
+    if ((await propose(leader, view)).result?.ok !== true) return false;
+    view++;
+    return true;
+  });
+  t.is(await bounded(w.exited, 20_000), 75, w.stderr);
+  t.regex(w.stderr, /its coordinator member stopped \(.*\); exiting so that it is restarted once the fault is fixed/);
+  // Space is back: the restarted witness catches up with every view committed meanwhile.
+  rmSync(filler);
+  const again = startOne('w');
+  procs.set('w', again);
+  await until('restarted w ready', 20_000, () => again.stdout.includes('\n'));
+  const committed = view;
+  await until(`w applies view ${committed}`, 20_000, async () => (await status(2)).view === committed);
+  for (const p of procs.values()) p.child.kill('SIGTERM');
+  for (const [id, p] of procs) if (p !== w) t.is(await bounded(p.exited, 5_000), 0, `${id}: ${p.stderr}`);
 });
