@@ -14,6 +14,7 @@ import type { Coordinator } from '../coord/coordinator.js';
 import { RepeatedWarning, type Logger } from '../log.js';
 import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
 import type { View } from '../protocol/view.js';
+import { JoinBackoff } from './join-backoff.js';
 import {
   REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream,
   type BackupMessage, type JoinReply, type JoinRequest, type PrecopyMsg, type PrimaryMessage,
@@ -83,6 +84,8 @@ export class BackupDriver extends EventEmitter {
   private readonly proposalFailed: RepeatedWarning;
   /** One per refusal code: a full disk refuses every checkpoint, dozens a second, for as long as it lasts. */
   private readonly refusals = new Map<string, RepeatedWarning>();
+  private readonly stagingFailures = new Map<string, RepeatedWarning>();
+  private readonly joinBackoff = new JoinBackoff();
   private lastHeardMs: number;
   private lastCheckMs: number;
   private watchdog: NodeJS.Timeout | null = null;
@@ -341,7 +344,9 @@ export class BackupDriver extends EventEmitter {
     } catch (err) {
       this.brokenStaging = m.token;
       const code = storeErrorCode(err);
-      this.o.log.warn({ token: m.token, code, err: (err as Error).message }, 'staging pre-copy pages failed');
+      this.noteStoreFailure(code);
+      repeatedWarning(this.stagingFailures, code, () => new RepeatedWarning(this.o.log, 'staging pre-copy pages failed', this.nowMs))
+        .warn({ token: m.token, code, err: (err as Error).message });
       this.send(r.call, r.view, { nack: { epoch: 0, code, reason: `pre-copy ${m.token} could not be staged: ${(err as Error).message}` } });
     }
   }
@@ -398,9 +403,15 @@ export class BackupDriver extends EventEmitter {
     while (this.draining !== null) await this.draining;
   }
 
+  /** A full or failing disk: wait before asking to join again (see JoinBackoff). */
+  private noteStoreFailure(code: string): void {
+    if (code === 'WB_STORE_FULL' || code === 'WB_STORE_IO') this.joinBackoff.failed(this.nowMs());
+  }
+
   /** `v` is in the store. */
   private stored(v: Verified): void {
     const { r } = v;
+    this.joinBackoff.stored();
     if (!v.ackedFromMemory) this.reply(r.call, this.protocol.onApplied(r.epoch, r.full));
     // Written after the commit: a stale record only ever stops a takeover, never allows a wrong one.
     this.record(chainRecordAfterStore(this.recorded, r.from, r.view));
@@ -410,9 +421,9 @@ export class BackupDriver extends EventEmitter {
   /** `r` could not be decoded or stored: nothing of it (or what follows it) is, and the primary is told. */
   private refuse(r: Received, err: unknown): void {
     const code = storeErrorCode(err);
-    let warning = this.refusals.get(code);
-    if (warning === undefined) this.refusals.set(code, warning = new RepeatedWarning(this.o.log, 'checkpoint refused', this.nowMs));
-    warning.warn({ epoch: r.epoch, code, err: (err as Error).message });
+    this.noteStoreFailure(code);
+    repeatedWarning(this.refusals, code, () => new RepeatedWarning(this.o.log, 'checkpoint refused', this.nowMs))
+      .warn({ epoch: r.epoch, code, err: (err as Error).message });
     this.reply(r.call, this.protocol.onApplyFailed(r.epoch, code, (err as Error).message));
   }
 
@@ -521,6 +532,7 @@ export class BackupDriver extends EventEmitter {
     const ask = (): void => {
       const v = this.protocol.currentView;
       if (this.stopped || v === null || v.backups.includes(this.o.self) || v.primary !== primary) return;
+      if (!this.joinBackoff.mayAsk(this.nowMs())) return;
       // Its own connection, closed with the client after each answer: from grpc-js's shared pool
       // every retry got the connection of a request still open, so one wedged connection (flipped
       // bits stalling HTTP/2 flow control) kept the replica out for good (docs/chaos.md, 13).
@@ -543,6 +555,13 @@ export class BackupDriver extends EventEmitter {
     ask();
     this.joinTimer = setInterval(ask, JOIN_RETRY_INTERVAL_MS);
   }
+}
+
+/** The warning of `map` for `code`, made by `make` the first time. */
+function repeatedWarning(map: Map<string, RepeatedWarning>, code: string, make: () => RepeatedWarning): RepeatedWarning {
+  let w = map.get(code);
+  if (w === undefined) map.set(code, w = make());
+  return w;
 }
 
 /** The stable code to report for a failure to decode or store: a WaterbearError's own, else WB_STORE_IO. */
