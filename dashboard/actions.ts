@@ -37,7 +37,7 @@ export function validateActionArgs(name: ActionName, body: unknown, config: Clus
     const v = b[field];
     const ids = config.replicas.map((r) => r.id);
     if (typeof v !== 'string' || !ids.includes(v)) {
-      throw new WaterbearError('WB_BAD_REQUEST', `${name} needs "${field}": one of the cluster's replicas (${ids.join(', ')}): got ${JSON.stringify(v)}`);
+      throw new WaterbearError('WB_BAD_REQUEST', `${name} needs "${field}": one of the cluster's replicas (${ids.join(', ')}): got ${v === undefined ? 'none' : JSON.stringify(v)}`);
     }
     return v;
   };

@@ -232,6 +232,7 @@ export class PrimaryDriver extends EventEmitter {
    * committed view without it (at once when it was not in the view: a joiner just stops).
    */
   async removeBackup(id: string, timeoutMs = SWITCHOVER_TIMEOUT_MS): Promise<View> {
+    this.refuseSelf(id, 'remove-backup', `switch over to another replica first, then remove ${id}`);
     this.apply(this.protocol.onRemoveBackup(id));
     await this.waitWhilePrimary(() => !this.protocol.currentView.backups.includes(id), timeoutMs,
       `lost the primary role before a view without ${id} was committed`,
@@ -240,7 +241,15 @@ export class PrimaryDriver extends EventEmitter {
   }
 
   /** Operator: allow a removed backup to join again. */
-  addBackup(id: string): void { this.apply(this.protocol.onAddBackup(id)); }
+  addBackup(id: string): void {
+    this.refuseSelf(id, 'add-backup', 'it cannot back itself up');
+    this.apply(this.protocol.onAddBackup(id));
+  }
+
+  /** An operator action about a backup that names this primary does nothing: say so (WB_BAD_REQUEST) rather than answer ok. */
+  private refuseSelf(id: string, action: string, hint: string): void {
+    if (id === this.o.self) throw new WaterbearError('WB_BAD_REQUEST', `${action}: ${id} is the primary, not a backup: ${hint}`);
+  }
 
   /**
    * Poll until `done()` while this replica is primary: throws WB_STALE_VIEW (`lost`) if the role

@@ -32,6 +32,13 @@ test('operator actions are reported as they happened', async (t) => {
   await new Promise((r) => setTimeout(r, 1500));
   t.false((await timeline(primary)).some((e) => e.message.startsWith(`planned switchover to ${primary} started`)), 'a refused switchover logged as started');
 
+  // The primary is not a backup: removing or adding it would do nothing, and says so.
+  for (const action of ['remove-backup', 'add-backup']) {
+    const self = await post(primary, action, { replica: primary });
+    t.is(self.status, 400, action);
+    t.is(self.body.error?.code, 'WB_BAD_REQUEST', action);
+  }
+
   // remove-backup answers once the view without the backup is committed, with that view.
   const removed = await post(primary, 'remove-backup', { replica: backup });
   t.is(removed.status, 200);

@@ -68,6 +68,10 @@ test('action arguments are checked against the cluster file with WB_BAD_REQUEST'
     const err = t.throws(() => validateActionArgs(name, body, config));
     t.true(isWaterbearError(err, 'WB_BAD_REQUEST'));
   }
+  // A missing field (or a null body) is named as missing, not as "got undefined".
+  for (const body of [null, {}]) {
+    t.regex(t.throws(() => validateActionArgs('remove-backup', body, config))!.message, /remove-backup needs "replica": one of the cluster's replicas \(a, b\): got none$/);
+  }
 });
 
 test('a dashboard without an admin token refuses actions with 403 and still serves state and health', async (t) => {
