@@ -290,7 +290,7 @@ export class CheckpointStore {
     }
     if (version !== STORE_FORMAT_VERSION) {
       throw new WaterbearError('WB_CHECKPOINT_VERSION',
-        `the checkpoint store ${this.path} has layout version ${String(version)}, this waterbear reads version ${STORE_FORMAT_VERSION}: use the waterbear version that wrote it`);
+        `the checkpoint store ${this.path} has layout version ${JSON.stringify(version)}, this waterbear reads version ${STORE_FORMAT_VERSION}: use the waterbear version that wrote it`);
     }
   }
 

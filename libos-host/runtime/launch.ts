@@ -66,7 +66,7 @@ export interface RestoreLaunchOptions {
  * Prepare the image, restore the library OS (re-binding listeners) and load the captured state
  * into a fresh instance; `lvm.run()` then rewinds the guest into the call it was suspended in.
  * Throws WB_CHECKPOINT_VERSION when the guest prepares to another image than the checkpoint's
- * (another waterbear or binaryen version), WB_CHECKPOINT_CORRUPT when the state does not fit
+ * (another module, or another waterbear or binaryen version), WB_CHECKPOINT_CORRUPT when the state does not fit
  * the image, WB_LISTEN_FAILED when a listener cannot be bound again.
  */
 export async function restoreLvm(o: RestoreLaunchOptions): Promise<LaunchedLvm> {
@@ -77,8 +77,9 @@ export async function restoreLvm(o: RestoreLaunchOptions): Promise<LaunchedLvm> 
   });
   if (o.imageSha256 !== undefined && image.imageSha256 !== o.imageSha256) {
     throw new WaterbearError('WB_CHECKPOINT_VERSION',
-      `the checkpoint was taken from image ${o.imageSha256.slice(0, 12)}… but this waterbear prepares the guest to ${image.imageSha256.slice(0, 12)}…: ` +
-      'restore with the waterbear version that took the checkpoint', { details: { expected: o.imageSha256, actual: image.imageSha256 } });
+      `the checkpoint was taken from image ${o.imageSha256.slice(0, 12)}… but the guest module given prepares to ${image.imageSha256.slice(0, 12)}…: ` +
+      'either the module is not the one the checkpoint was taken from (restore with that module), or another waterbear version ' +
+      'prepared it (restore with the version that took the checkpoint)', { details: { expected: o.imageSha256, actual: image.imageSha256 } });
   }
   const os = await LibOs.restore(o.abi, o.libos);
   try {

@@ -206,11 +206,15 @@ test('a store written with another layout version is refused with WB_CHECKPOINT_
   const dir = tempDir(t);
   CheckpointStore.open(dir).close();
   const env = open({ path: dir, maxDbs: 8 });
-  env.openDB('meta', { encoding: 'binary' }).putSync('format', Buffer.from(JSON.stringify({ version: 99 })));
-  env.close();
+  const meta = env.openDB('meta', { encoding: 'binary' });
+  meta.putSync('format', Buffer.from(JSON.stringify({ version: 99 })));
   const err = t.throws(() => CheckpointStore.open(dir));
   t.is((err as { code?: string }).code, 'WB_CHECKPOINT_VERSION');
   t.true(existsSync(dir));
+  // A version written as text is shown as text, not as "version 1, this waterbear reads version 1".
+  meta.putSync('format', Buffer.from(JSON.stringify({ version: '1' })));
+  t.regex(t.throws(() => CheckpointStore.open(dir))!.message, /has layout version "1", this waterbear reads version 1/);
+  env.close();
 });
 
 test('a batch of consecutive checkpoints commits in one transaction and restores like the same chain committed one by one', (t) => {
