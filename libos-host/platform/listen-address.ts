@@ -14,6 +14,7 @@ export function parseListenUri(text: string): ListenAddress {
     throw new WaterbearError('WB_CONFIG_INVALID',
       `listen address "${text}" ${why}; use host:port such as 127.0.0.1:7000 or [::1]:7000 (port 0 picks a free port)`);
   };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) bad('is a URL: give host:port without a scheme');
   let host: string;
   let portText: string;
   if (raw.startsWith('[')) {

@@ -95,6 +95,7 @@ const BAD: Array<[string, string, RegExp]> = [
   ['two dashboards on one port', BASE.replace('id: a,', 'id: a, dashboard: 127.0.0.1:8080,').replace('id: b,', 'id: b, dashboard: 127.0.0.1:8080,'), /replicas\[1\]\.dashboard 127\.0\.0\.1:8080 takes the port of replicas\[0\]\.dashboard/],
   ['a dashboard on the service port', BASE.replace('id: a,', 'id: a, dashboard: 127.0.0.1:7000,'), /replicas\[0\]\.dashboard 127\.0\.0\.1:7000 takes the port of listen\[0\]/],
   ['a service address twice', BASE.replace('listen: [127.0.0.1:7000]', 'listen: [127.0.0.1:7000, "[::]:7000"]'), /listen\[1\] \[::\]:7000 takes the port of listen\[0\]/],
+  ['address with a scheme', BASE.replace('127.0.0.1:7102', 'http://127.0.0.1:7102'), /replicas\[1\]\.address listen address "http:\/\/127\.0\.0\.1:7102" is a URL: give host:port without a scheme/],
   ['etcd tls missing a file', ETCD + 'coordinator: { backend: etcd, endpoints: [https://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem } }\n', /coordinator\.tls\.key must be a non-empty string/],
 ];
 test('members on different machines may share a dataDir and ports; on one machine they may not', (t) => {
