@@ -4,6 +4,9 @@ import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { findMember, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
 import { isLoopback } from '../../replica/config/machine-clashes.js';
 import { COORDINATOR_FAILED_EXIT_CODE } from '../exit-codes.js';
+
+/** A second SIGINT/SIGTERM this long after the first exits at once, without closing the store cleanly. */
+const SECOND_SIGNAL_FORCES_AFTER_MS = 1_000;
 import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
 import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
 import { ChaosControl } from '../../replica/chaos/chaos-control.js';
@@ -103,11 +106,15 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
   }
 
   // Handlers first: a signal that arrives while the member starts still stops it cleanly.
-  let signals = 0;
+  let firstSignalMs: number | null = null;
   let requestStop: () => void = () => undefined;
   const stopRequested = new Promise<void>((resolve) => { requestStop = resolve; });
   const onSignal = (): void => {
-    if (++signals > 1) {
+    // Ctrl-C under `waterbear up` reaches this process twice: from the terminal (same process
+    // group) and from up stopping its members. Only a signal well after the first forces the exit.
+    const now = performance.now();
+    if (firstSignalMs === null) firstSignalMs = now;
+    else if (now - firstSignalMs >= SECOND_SIGNAL_FORCES_AFTER_MS) {
       io.err(`waterbear witness ${id}: second signal, exiting without closing the store cleanly\n`);
       process.exit(130);
     }
@@ -140,8 +147,8 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
   });
   await stopRequested;
   await coordinator.close();
-  process.off('SIGTERM', onSignal);
-  process.off('SIGINT', onSignal);
+  // The handlers stay: a signal that arrives between here and the process's exit (up's SIGTERM
+  // after the terminal's SIGINT) must not kill it with that signal's default action.
   io.err(`waterbear witness ${id}: stopped\n`);
   return code;
 }
