@@ -83,3 +83,13 @@ test('run: --listen on a busy address fails cleanly with WB_LISTEN_FAILED', asyn
   t.is(r.code, 1);
   t.regex(r.stderr, /WB_LISTEN_FAILED/);
 });
+
+test('run: a setup error after --listen is bound exits with a clear error instead of hanging', async (t) => {
+  const file = join(scratch(), 'a-file');
+  writeFileSync(file, 'not a directory');
+  const r = await runWaterbear(['run', guest('kv'), '--listen', '127.0.0.1:0', '--dir', `/d=${file}`],);
+  t.is(r.signal, null, 'it exited by itself (the bound listener did not keep it alive)');
+  t.is(r.code, 2);
+  t.regex(r.stderr, /a-file is a file, not a directory.*WB_CONFIG_INVALID/);
+  t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
+});
