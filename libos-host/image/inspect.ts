@@ -4,16 +4,19 @@
  * It needs neither binaryen nor a compiled module, so it is fast.
  */
 import { WaterbearError } from '../errors.js';
-import { WASI_FUNCTIONS, WASI_MODULE } from '../wasi/wasi-imports.js';
+import { wasiSignature, WASI_FUNCTIONS, WASI_MODULE, type WasiFunctionName } from '../wasi/wasi-imports.js';
 import { isReservedExportName, MEMORY_EXPORT, START_EXPORT } from './image-names.js';
 import {
   asBufferSource, hasWasmMagic, readStructure, WasmFormatError, WASM_PAGE_BYTES,
-  type WasmImport, type WasmStructure,
+  type FuncType, type WasmImport, type WasmStructure,
 } from './wasm-binary.js';
 
 export interface ModuleReport {
-  /** Every import, in order. `supported` is true only for WASI preview 1 functions the library OS provides. */
-  imports: { module: string; name: string; kind: string; supported: boolean }[];
+  /**
+   * Every import, in order. `supported` is true only for WASI preview 1 functions the library OS
+   * provides, imported with their WASI signature; `signature` is a function import's declared type.
+   */
+  imports: { module: string; name: string; kind: string; supported: boolean; signature?: string }[];
   /** Every export, in order. `kind` is 'function' | 'table' | 'memory' | 'global' | 'tag'. */
   exports: { name: string; kind: string }[];
   /** The module's (first) memory, imported or defined; null when it has none. Sizes in 64 KiB pages. */
@@ -28,9 +31,31 @@ export interface ModuleReport {
 
 const WASI_FUNCTION_SET: ReadonlySet<string> = new Set(WASI_FUNCTIONS);
 
-/** True when waterbear's library OS provides this import. */
-export function isSupportedImport(imp: { module: string; name: string; kind: string }): boolean {
+/** True when this import names a function of WASI preview 1 (whatever its declared signature). */
+function isWasiFunction(imp: { module: string; name: string; kind: string }): boolean {
   return imp.kind === 'function' && imp.module === WASI_MODULE && WASI_FUNCTION_SET.has(imp.name);
+}
+
+/** `(i32, i64) -> i32`: a function type as messages print it. */
+export function formatFuncType(t: FuncType): string {
+  const results = t.results.length === 1 ? t.results[0] : `(${t.results.join(', ')})`;
+  return `(${t.params.join(', ')}) -> ${results}`;
+}
+
+/**
+ * For an import of a WASI function declared with another type than WASI preview 1 gives it, the
+ * expected and the declared type (as formatFuncType prints them); otherwise null.
+ */
+export function wasiSignatureMismatch(imp: WasmImport): { expected: string; declared: string } | null {
+  if (!isWasiFunction(imp) || imp.type === undefined) return null;
+  const expected = formatFuncType(wasiSignature(imp.name as WasiFunctionName));
+  const declared = formatFuncType(imp.type);
+  return expected === declared ? null : { expected, declared };
+}
+
+/** True when waterbear's library OS provides this import, as declared. */
+export function isSupportedImport(imp: WasmImport): boolean {
+  return isWasiFunction(imp) && wasiSignatureMismatch(imp) === null;
 }
 
 /**
@@ -81,7 +106,9 @@ export function readValidStructure(bytes: Uint8Array): WasmStructure {
 
 /** Build the report from an already-validated structure. */
 export function reportFromStructure(s: WasmStructure): ModuleReport {
-  const imports = s.imports.map((i) => ({ module: i.module, name: i.name, kind: i.kind, supported: isSupportedImport(i) }));
+  const imports = s.imports.map((i) => ({
+    module: i.module, name: i.name, kind: i.kind, supported: isSupportedImport(i), ...(i.type !== undefined ? { signature: formatFuncType(i.type) } : {}),
+  }));
   const exports = s.exports.map((e) => ({ name: e.name, kind: e.kind }));
   const importedMemory = s.imports.find((i) => i.kind === 'memory');
   const limits = importedMemory?.memory ?? s.memories[0];
@@ -106,7 +133,11 @@ function structureProblems(s: WasmStructure): string[] {
   const problems: string[] = [];
   const unsupportedFunctions = s.imports.filter((i) => i.kind === 'function' && !isSupportedImport(i));
   for (const i of unsupportedFunctions) {
-    problems.push(i.module === WASI_MODULE
+    const mismatch = wasiSignatureMismatch(i);
+    problems.push(mismatch !== null
+      ? `imports ${importLabel(i)} as ${mismatch.declared}, but WASI preview 1 defines it as ${mismatch.expected}: ` +
+        'fix its declaration, or rebuild the module against wasi-libc for wasm32-wasip1'
+      : i.module === WASI_MODULE
       ? `imports ${importLabel(i)}, which is not a WASI preview 1 function waterbear provides`
       : `imports function ${importLabel(i)}, which waterbear does not provide (only ${WASI_MODULE} functions are available; ` +
         'build for wasm32-wasip1 and link without --allow-undefined so that no symbol is left to the host)');
@@ -163,8 +194,9 @@ function structureProblems(s: WasmStructure): string[] {
 
 /**
  * Throw when the report lists problems: WB_UNSUPPORTED_IMPORT when any import is unsupported (one
- * error naming every unsupported import in its message and in `details.imports`, as "module.name"),
- * otherwise WB_INVALID_MODULE. `details.problems` lists every problem.
+ * error naming every unsupported import in its message and in `details.imports`, as "module.name";
+ * a WASI function declared with another type is in `details.signatures` as { import, expected,
+ * declared }), otherwise WB_INVALID_MODULE. `details.problems` lists every problem.
  */
 export function assertRunnable(report: ModuleReport): void {
   if (report.runnable) return;
@@ -173,10 +205,14 @@ export function assertRunnable(report: ModuleReport): void {
   const list = problems.map((p) => `\n  - ${p}`).join('');
   if (unsupported.length > 0) {
     const names = unsupported.map(importLabel);
+    // A WASI function that is not supported was declared with another signature.
+    const signatures = unsupported.filter(isWasiFunction).map((i) => ({
+      import: importLabel(i), expected: formatFuncType(wasiSignature(i.name as WasiFunctionName)), declared: i.signature ?? 'unknown',
+    }));
     throw new WaterbearError('WB_UNSUPPORTED_IMPORT',
-      `guest imports ${names.length === 1 ? 'an item' : `${names.length} items`} that waterbear does not provide: ${names.join(', ')}. ` +
-      `waterbear provides only the WASI preview 1 functions of ${WASI_MODULE}. Problems:${list}`,
-      { details: { imports: names, unsupported: unsupported.map((i) => ({ module: i.module, name: i.name, kind: i.kind })), problems: report.problems } });
+      `guest imports ${names.length === 1 ? 'an item' : `${names.length} items`} that waterbear does not provide${signatures.length > 0 ? ' as declared' : ''}: ${names.join(', ')}. ` +
+      `waterbear provides only the WASI preview 1 functions of ${WASI_MODULE}, with their WASI signatures. Problems:${list}`,
+      { details: { imports: names, unsupported: unsupported.map((i) => ({ module: i.module, name: i.name, kind: i.kind })), signatures, problems: report.problems } });
   }
   throw new WaterbearError('WB_INVALID_MODULE', `guest module cannot run under waterbear:${list}`, { details: { problems: report.problems } });
 }
@@ -216,7 +252,8 @@ export function formatReport(r: ModuleReport): string {
   const unsupported = r.imports.filter((i) => !i.supported).length;
   lines.push(`imports: ${r.imports.length}${unsupported > 0 ? ` (${unsupported} unsupported)` : ''}`);
   for (const i of r.imports) {
-    lines.push(`  ${i.supported ? 'ok ' : 'NO '} ${importLabel(i)}${i.kind === 'function' ? '' : ` (${i.kind})`}`);
+    const what = i.kind !== 'function' ? ` (${i.kind})` : !i.supported && i.signature !== undefined ? ` ${i.signature}` : '';
+    lines.push(`  ${i.supported ? 'ok ' : 'NO '} ${importLabel(i)}${what}`);
   }
   lines.push(`exports: ${r.exports.length}`);
   for (const e of r.exports) lines.push(`  ${e.name} (${e.kind})`);

@@ -51,6 +51,25 @@ test('run: a module with unsupported imports is refused, naming each one', async
   t.regex(i.stdout, /open_socket/);
 });
 
+test('run and inspect refuse a WASI import declared with the wrong signature, naming both signatures', async (t) => {
+  const binaryen = (await import('binaryen')).default;
+  const m = new binaryen.Module();
+  m.addFunctionImport('fd_write', 'wasi_snapshot_preview1', 'fd_write', binaryen.createType([binaryen.i64]), binaryen.f32);
+  m.setMemory(1, 1, 'memory');
+  m.addFunction('start', binaryen.none, binaryen.none, [], m.drop(m.call('fd_write', [m.i64.const(1n as never)], binaryen.f32)));
+  m.addFunctionExport('start', '_start');
+  const f = join(scratch(), 'bad-signature.wasm');
+  writeFileSync(f, m.emitBinary());
+  const i = await runWaterbear(['inspect', f]);
+  t.is(i.code, 1);
+  t.regex(i.stdout, /runnable: NO/);
+  t.regex(i.stdout, /fd_write as \(i64\) -> f32, but WASI preview 1 defines it as \(i32, i32, i32, i32\) -> i32/);
+  const r = await runWaterbear(['run', f]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /WB_UNSUPPORTED_IMPORT/);
+  t.regex(r.stderr, /\(i32, i32, i32, i32\) -> i32/);
+});
+
 test('run: bad flags get a precise usage error and exit 2', async (t) => {
   for (const args of [
     ['run', guest('test/hello'), '--memory-limit', 'lots'],
