@@ -27,6 +27,11 @@ export interface ModuleReport {
   runnable: boolean;
   /** Why waterbear cannot run the module, each with what to do about it. Empty when runnable. */
   problems: string[];
+  /**
+   * What may still stop it that inspection cannot tell without running guest code (phrased like
+   * problems): a start section, which runs when the module is instantiated.
+   */
+  notes: string[];
 }
 
 const WASI_FUNCTION_SET: ReadonlySet<string> = new Set(WASI_FUNCTIONS);
@@ -121,7 +126,7 @@ export function reportFromStructure(s: WasmStructure): ModuleReport {
   };
   const hasStart = s.exports.some((e) => e.name === START_EXPORT && e.kind === 'function');
   const problems = structureProblems(s);
-  return { imports, exports, memory, hasStart, runnable: problems.length === 0, problems };
+  return { imports, exports, memory, hasStart, runnable: problems.length === 0, problems, notes: structureNotes(s) };
 }
 
 function importLabel(i: { module: string; name: string }): string {
@@ -192,6 +197,15 @@ function structureProblems(s: WasmStructure): string[] {
   return problems;
 }
 
+/** See ModuleReport.notes. */
+function structureNotes(s: WasmStructure): string[] {
+  // (A start function must take and return nothing, which no WASI function does: one that is an
+  // import is an unsupported one, already a problem.)
+  if (s.startFunction === null) return [];
+  return [`has a start section (function ${s.startFunction}), which runs when the module is instantiated, before ${START_EXPORT}: ` +
+    `waterbear refuses the module then if it calls a WASI function (WB_INVALID_MODULE) or traps (WB_GUEST_TRAP); inspection cannot tell whether it does`];
+}
+
 /**
  * Throw when the report lists problems: WB_UNSUPPORTED_IMPORT when any import is unsupported (one
  * error naming every unsupported import in its message and in `details.imports`, as "module.name";
@@ -239,7 +253,7 @@ function formatPages(pages: number): string {
 /** Human-readable report, as printed by `waterbear inspect guest.wasm` (no trailing newline). */
 export function formatReport(r: ModuleReport): string {
   const lines: string[] = [];
-  lines.push(r.runnable ? 'runnable: yes' : `runnable: NO (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'})`);
+  lines.push(r.runnable ? `runnable: yes${r.notes.length > 0 ? ' (see the notes)' : ''}` : `runnable: NO (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'})`);
   if (r.memory === null) {
     lines.push('memory: none');
   } else {
@@ -260,6 +274,10 @@ export function formatReport(r: ModuleReport): string {
   if (r.problems.length > 0) {
     lines.push('problems:');
     for (const p of r.problems) lines.push(`  - the module ${p}`);
+  }
+  if (r.notes.length > 0) {
+    lines.push('notes:');
+    for (const n of r.notes) lines.push(`  - the module ${n}`);
   }
   return lines.join('\n');
 }

@@ -70,6 +70,33 @@ test('run and inspect refuse a WASI import declared with the wrong signature, na
   t.regex(r.stderr, /\(i32, i32, i32, i32\) -> i32/);
 });
 
+test('run: a start function that traps or calls WASI is a typed error, not a stack trace; inspect notes the start section', async (t) => {
+  const binaryen = (await import('binaryen')).default;
+  const build = (body: (m: InstanceType<typeof binaryen.Module>) => number, withFdWrite: boolean): string => {
+    const m = new binaryen.Module();
+    if (withFdWrite) m.addFunctionImport('fd_write', 'wasi_snapshot_preview1', 'fd_write', binaryen.createType([binaryen.i32, binaryen.i32, binaryen.i32, binaryen.i32]), binaryen.i32);
+    m.setMemory(1, 1, 'memory');
+    m.setStart(m.addFunction('init', binaryen.none, binaryen.none, [], body(m)));
+    m.addFunction('main', binaryen.none, binaryen.none, [], m.nop());
+    m.addFunctionExport('main', '_start');
+    const f = join(scratch(), 'start.wasm');
+    writeFileSync(f, m.emitBinary());
+    return f;
+  };
+  const trapping = build((m) => m.unreachable(), false);
+  const i = await runWaterbear(['inspect', trapping]);
+  t.is(i.code, 0);
+  t.regex(i.stdout, /notes:\n {2}- the module has a start section/);
+  const r1 = await runWaterbear(['run', trapping]);
+  t.is(r1.code, 1);
+  t.regex(r1.stderr, /unreachable, in the module's start function.*\[WB_GUEST_TRAP\]/);
+  const calling = build((m) => m.drop(m.call('fd_write', [1, 0, 0, 0].map((v) => m.i32.const(v)), binaryen.i32)), true);
+  const r2 = await runWaterbear(['run', calling]);
+  t.is(r2.code, 1);
+  t.regex(r2.stderr, /start function calls wasi_snapshot_preview1\.fd_write.*\[WB_INVALID_MODULE\]/);
+  for (const r of [r1, r2]) t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
 test('run: bad flags get a precise usage error and exit 2', async (t) => {
   for (const args of [
     ['run', guest('test/hello'), '--memory-limit', 'lots'],
