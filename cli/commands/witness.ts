@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { findMember, isLoopback, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
+import { ensureDataDir } from '../../replica/config/data-dir.js';
 import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
 import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
 import { ChaosControl } from '../../replica/chaos/chaos-control.js';
@@ -100,6 +101,7 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
     };
   }
 
+  ensureDataDir(options.dataDir, values.config !== undefined ? `the dataDir of witness ${id}` : '--data-dir');
   // Handlers first: a signal that arrives while the member starts still stops it cleanly.
   let signals = 0;
   let requestStop: () => void = () => undefined;
