@@ -13,8 +13,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WaterbearError } from '../libos-host/errors.js';
+import { MAX_MEMORY_LIMIT_BYTES, MIN_MEMORY_LIMIT_BYTES } from '../libos-host/image/prepare.js';
 import type { ImageChoices } from '../libos-host/runtime/launch.js';
+import { MAX_CHECKPOINT_INTERVAL_MS, MIN_CHECKPOINT_INTERVAL_MS } from './checkpoint-runner.js';
 import { CheckpointStore, type CheckpointStoreOptions } from './store/checkpoint-store.js';
+import { TRACKER_KINDS, type TrackerKind } from './trackers/dirty-tracker.js';
 
 export const LAUNCH_RECORD_VERSION = 1;
 const GUEST_FILE = 'guest.wasm';
@@ -30,7 +33,7 @@ export interface LaunchRecord {
   memoryLimitBytes: number;
   imageChoices: Required<ImageChoices>;
   /** The tracker kind chosen at launch. */
-  tracker: string;
+  tracker: TrackerKind;
   /** Extension flags of `waterbear run`, so restore composes the same stack. */
   extensionFlags: { trace: string | null; faults: string[]; extensions: string[] };
   /** Checkpoint interval in milliseconds (restore continues with it unless told otherwise). */
@@ -74,7 +77,8 @@ export function initCheckpointDir(dir: string, guest: Uint8Array, record: Omit<L
 /**
  * Read a checkpoint directory's guest and launch record. Throws WB_CONFIG_INVALID when `dir` is
  * not a checkpoint directory, WB_CHECKPOINT_VERSION for a record of another version,
- * WB_CHECKPOINT_CORRUPT when the guest does not match its recorded hash.
+ * WB_CHECKPOINT_CORRUPT when the record is not valid (naming the field) or the guest is missing,
+ * unreadable or does not match its recorded hash.
  */
 export function readCheckpointDir(dir: string): { record: LaunchRecord; guest: Uint8Array } {
   let text: string;
@@ -83,20 +87,74 @@ export function readCheckpointDir(dir: string): { record: LaunchRecord; guest: U
   } catch (err) {
     throw new WaterbearError('WB_CONFIG_INVALID', `${dir} is not a checkpoint directory (no ${LAUNCH_FILE}: ${(err as NodeJS.ErrnoException).code}); give the directory passed to \`waterbear run --checkpoint-dir\``);
   }
-  let record: LaunchRecord;
+  let parsed: unknown;
   try {
-    record = JSON.parse(text) as LaunchRecord;
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `${join(dir, LAUNCH_FILE)} is not valid JSON`, { cause: err });
   }
-  if (record.version !== LAUNCH_RECORD_VERSION) {
-    throw new WaterbearError('WB_CHECKPOINT_VERSION', `${join(dir, LAUNCH_FILE)} has version ${String(record.version)}, this waterbear reads ${LAUNCH_RECORD_VERSION}`);
+  const record = parseLaunchRecord(parsed, join(dir, LAUNCH_FILE));
+  const guestPath = join(dir, GUEST_FILE);
+  let guest: Uint8Array;
+  try {
+    guest = new Uint8Array(readFileSync(guestPath));
+  } catch (err) {
+    throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
+      `cannot read the checkpointed guest ${guestPath} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): the directory is incomplete; ` +
+      `put the module the run was started with (${record.programName}, sha256 ${record.guestSha256}) back there`, { cause: err });
   }
-  const guest = new Uint8Array(readFileSync(join(dir, GUEST_FILE)));
   if (sha256Hex(guest) !== record.guestSha256) {
-    throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `${join(dir, GUEST_FILE)} does not match the sha256 recorded in ${LAUNCH_FILE}`);
+    throw new WaterbearError('WB_CHECKPOINT_CORRUPT', `${guestPath} does not match the sha256 recorded in ${LAUNCH_FILE}`);
   }
   return { record, guest };
+}
+
+/**
+ * Check every field of a parsed launch.json (`file` names it in messages). Throws
+ * WB_CHECKPOINT_VERSION for another version, WB_CHECKPOINT_CORRUPT naming the first field that is
+ * missing or of the wrong type or range.
+ */
+export function parseLaunchRecord(value: unknown, file: string): LaunchRecord {
+  const bad = (field: string, want: string, got: unknown): never => {
+    throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
+      `${file}: ${field} must be ${want}: got ${got === undefined ? 'nothing' : JSON.stringify(got)}. The launch record is damaged: ` +
+      'restore it from a copy of the checkpoint directory (waterbear writes it once, when the run starts)', { details: { field } });
+  };
+  const object = (v: unknown, field: string): Record<string, unknown> =>
+    (typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : bad(field, 'an object', v));
+  const string = (v: unknown, field: string, pattern = /./): string => (typeof v === 'string' && pattern.test(v) ? v : bad(field, 'a non-empty string', v));
+  const number = (v: unknown, field: string, min: number, max: number, unit: string): number =>
+    (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : bad(field, `a number of ${unit} from ${min} to ${max}`, v));
+  const strings = (v: unknown, field: string): string[] =>
+    (Array.isArray(v) && v.every((x) => typeof x === 'string') ? v as string[] : bad(field, 'a list of strings', v));
+  const oneOf = <T extends string>(v: unknown, field: string, allowed: readonly T[]): T =>
+    (allowed.includes(v as T) ? v as T : bad(field, `one of ${allowed.join(', ')}`, v));
+
+  const r = object(value, 'the file');
+  if (typeof r.version !== 'number') bad('version', 'a number', r.version);
+  if (r.version !== LAUNCH_RECORD_VERSION) {
+    throw new WaterbearError('WB_CHECKPOINT_VERSION', `${file} has version ${String(r.version)}, this waterbear reads ${LAUNCH_RECORD_VERSION}`);
+  }
+  const choices = object(r.imageChoices, 'imageChoices');
+  const flags = object(r.extensionFlags, 'extensionFlags');
+  return {
+    version: LAUNCH_RECORD_VERSION,
+    programName: string(r.programName, 'programName'),
+    guestSha256: string(r.guestSha256, 'guestSha256', /^[0-9a-f]{64}$/),
+    memoryLimitBytes: number(r.memoryLimitBytes, 'memoryLimitBytes', MIN_MEMORY_LIMIT_BYTES, MAX_MEMORY_LIMIT_BYTES, 'bytes'),
+    imageChoices: {
+      dirtyTracking: oneOf(choices.dirtyTracking, 'imageChoices.dirtyTracking', ['instrument', 'none'] as const),
+      yieldPoints: typeof choices.yieldPoints === 'boolean' ? choices.yieldPoints : bad('imageChoices.yieldPoints', 'true or false', choices.yieldPoints),
+    },
+    tracker: oneOf(r.tracker, 'tracker', TRACKER_KINDS),
+    extensionFlags: {
+      trace: flags.trace === null ? null : string(flags.trace, 'extensionFlags.trace'),
+      faults: strings(flags.faults, 'extensionFlags.faults'),
+      extensions: strings(flags.extensions, 'extensionFlags.extensions'),
+    },
+    checkpointIntervalMs: number(r.checkpointIntervalMs, 'checkpointIntervalMs', MIN_CHECKPOINT_INTERVAL_MS, MAX_CHECKPOINT_INTERVAL_MS, 'milliseconds'),
+    createdAt: string(r.createdAt, 'createdAt'),
+  };
 }
 
 /** Open the store of a checkpoint directory. */

@@ -4,6 +4,22 @@ import type { CheckpointSession } from './checkpoint-session.js';
 import type { ExtensionStack } from './extension-flags.js';
 import type { CliIo } from './io.js';
 
+/**
+ * Launch (or restore) a guest with `launch`. When that throws, close what the command opened for
+ * it (the checkpoint session, the platform's streams and listeners, the extension stack), so that
+ * nothing keeps the process alive after the error, and rethrow.
+ */
+export async function launchOrClose(launch: () => Promise<LaunchedLvm>, platform: NodePlatform, stack: ExtensionStack, checkpoints: CheckpointSession | null): Promise<LaunchedLvm> {
+  try {
+    return await launch();
+  } catch (err) {
+    await checkpoints?.close();
+    platform.closeAll();
+    await stack.close();
+    throw err;
+  }
+}
+
 /** Exit code for a guest trap (128 + SIGABRT, as a crashed native process). */
 export const TRAP_EXIT_CODE = 134;
 

@@ -2,6 +2,8 @@
 export const TRACK_PAGE_BYTES = 4096;
 
 export type TrackerKind = 'instrument' | 'uffd' | 'shadow';
+/** Every tracker kind. */
+export const TRACKER_KINDS: readonly TrackerKind[] = ['instrument', 'uffd', 'shadow'];
 
 /**
  * Finds the 4 KiB pages of guest memory written since the last checkpoint. Implementations:

@@ -15,7 +15,7 @@
  *   cannot run here (the caller asked for it explicitly, so no silent fallback).
  */
 import { WaterbearError } from '../../libos-host/errors.js';
-import type { TrackerKind, DirtyTracker } from './dirty-tracker.js';
+import { TRACKER_KINDS, type TrackerKind, type DirtyTracker } from './dirty-tracker.js';
 import { InstrumentTracker, type DirtyMapLayout } from './instrument-tracker.js';
 import { ShadowTracker } from './shadow-tracker.js';
 import { UffdTracker, uffdAvailability, type UffdAvailability } from './uffd-tracker.js';
@@ -23,7 +23,7 @@ import { UffdTracker, uffdAvailability, type UffdAvailability } from './uffd-tra
 /** What `--tracker` accepts. */
 export type TrackerChoice = 'auto' | TrackerKind;
 
-export const TRACKER_CHOICES: readonly TrackerChoice[] = ['auto', 'instrument', 'uffd', 'shadow'];
+export const TRACKER_CHOICES: readonly TrackerChoice[] = ['auto', ...TRACKER_KINDS];
 
 /** The image a tracker is created for (a PreparedImage fits). */
 export interface TrackedImage {

@@ -8,7 +8,7 @@ import { CHECKPOINT_FLAG_OPTIONS, CheckpointSession, parseCheckpointInterval, tr
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
 import { applyV8Tuning } from '../v8-tuning.js';
-import { runToExit } from '../run-to-exit.js';
+import { launchOrClose, runToExit } from '../run-to-exit.js';
 
 export const RESTORE_USAGE = `usage: waterbear restore DIR [options]
 
@@ -56,16 +56,11 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
   const stack = await buildExtensionStack(platform, { trace: f.trace ?? undefined, faults: f.faults, extensions: f.extensions });
   let launched;
   try {
-    launched = await restoreFromImage(image, {
+    launched = await launchOrClose(() => restoreFromImage(image, {
       guest, memoryLimitBytes: record.memoryLimitBytes, imageChoices: record.imageChoices, abi: stack.abi, extensions: stack.extensions,
       ...(session !== null ? { hooks: session.hooks } : {}),
       ...(values['no-cache'] === true ? { cacheDir: null } : {}),
-    });
-  } catch (err) {
-    await session?.close();
-    platform.closeAll();
-    await stack.close();
-    throw err;
+    }), platform, stack, session);
   } finally {
     if (session === null) store.close(); // the restore has read the pages it needed
   }

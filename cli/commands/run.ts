@@ -6,7 +6,7 @@ import { parseMemoryLimit } from '../../libos-host/image/memory-limit.js';
 import { parseCommandArgs, parseDirFlag, parseEnvFlag, parseListenFlag } from '../args.js';
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
-import { runToExit } from '../run-to-exit.js';
+import { launchOrClose, runToExit } from '../run-to-exit.js';
 import { applyV8Tuning } from '../v8-tuning.js';
 import { CHECKPOINT_FLAG_OPTIONS, startCheckpointing, type CheckpointSession } from '../checkpoint-session.js';
 
@@ -81,12 +81,12 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const stack = await buildExtensionStack(platform, {
     trace: values.trace, faults: values.fault ?? [], extensions: values.extension ?? [],
   });
-  const launched = await launchLvm({
+  const launched = await launchOrClose(() => launchLvm({
     guest, programName: guestPath, args: [...(values.arg ?? []), ...restArgs], env: (values.env ?? []).map(parseEnvFlag),
     listeners, dirs: (values.dir ?? []).map(parseDirFlag), memoryLimitBytes, abi: stack.abi, imageChoices,
     ...(checkpoints !== null ? { hooks: checkpoints.hooks } : {}),
     ...(values['no-cache'] === true ? { cacheDir: null } : {}),
-  });
+  }), platform, stack, checkpoints);
   const { os } = launched;
   checkpoints?.attach(launched, stack.extensions);
   // The operator asked for "any port": say which one the guest got.

@@ -3,6 +3,7 @@ import { WaterbearError } from '../../libos-host/errors.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { findMember, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
 import { isLoopback } from '../../replica/config/machine-clashes.js';
+import { ensureDataDir } from '../../replica/config/data-dir.js';
 import { COORDINATOR_FAILED_EXIT_CODE } from '../exit-codes.js';
 
 /** A second SIGINT/SIGTERM this long after the first exits at once, without closing the store cleanly. */
@@ -105,6 +106,7 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
     };
   }
 
+  ensureDataDir(options.dataDir, values.config !== undefined ? `the dataDir of witness ${id}` : '--data-dir');
   // Handlers first: a signal that arrives while the member starts still stops it cleanly.
   let firstSignalMs: number | null = null;
   let requestStop: () => void = () => undefined;

@@ -4,16 +4,19 @@
  * It needs neither binaryen nor a compiled module, so it is fast.
  */
 import { WaterbearError } from '../errors.js';
-import { WASI_FUNCTIONS, WASI_MODULE } from '../wasi/wasi-imports.js';
+import { wasiSignature, WASI_FUNCTIONS, WASI_MODULE, type WasiFunctionName } from '../wasi/wasi-imports.js';
 import { isReservedExportName, MEMORY_EXPORT, START_EXPORT } from './image-names.js';
 import {
   asBufferSource, hasWasmMagic, readStructure, WasmFormatError, WASM_PAGE_BYTES,
-  type WasmImport, type WasmStructure,
+  type FuncType, type WasmImport, type WasmStructure,
 } from './wasm-binary.js';
 
 export interface ModuleReport {
-  /** Every import, in order. `supported` is true only for WASI preview 1 functions the library OS provides. */
-  imports: { module: string; name: string; kind: string; supported: boolean }[];
+  /**
+   * Every import, in order. `supported` is true only for WASI preview 1 functions the library OS
+   * provides, imported with their WASI signature; `signature` is a function import's declared type.
+   */
+  imports: { module: string; name: string; kind: string; supported: boolean; signature?: string }[];
   /** Every export, in order. `kind` is 'function' | 'table' | 'memory' | 'global' | 'tag'. */
   exports: { name: string; kind: string }[];
   /** The module's (first) memory, imported or defined; null when it has none. Sizes in 64 KiB pages. */
@@ -24,13 +27,40 @@ export interface ModuleReport {
   runnable: boolean;
   /** Why waterbear cannot run the module, each with what to do about it. Empty when runnable. */
   problems: string[];
+  /**
+   * What may still stop it that inspection cannot tell without running guest code (phrased like
+   * problems): a start section, which runs when the module is instantiated.
+   */
+  notes: string[];
 }
 
 const WASI_FUNCTION_SET: ReadonlySet<string> = new Set(WASI_FUNCTIONS);
 
-/** True when waterbear's library OS provides this import. */
-export function isSupportedImport(imp: { module: string; name: string; kind: string }): boolean {
+/** True when this import names a function of WASI preview 1 (whatever its declared signature). */
+function isWasiFunction(imp: { module: string; name: string; kind: string }): boolean {
   return imp.kind === 'function' && imp.module === WASI_MODULE && WASI_FUNCTION_SET.has(imp.name);
+}
+
+/** `(i32, i64) -> i32`: a function type as messages print it. */
+export function formatFuncType(t: FuncType): string {
+  const results = t.results.length === 1 ? t.results[0] : `(${t.results.join(', ')})`;
+  return `(${t.params.join(', ')}) -> ${results}`;
+}
+
+/**
+ * For an import of a WASI function declared with another type than WASI preview 1 gives it, the
+ * expected and the declared type (as formatFuncType prints them); otherwise null.
+ */
+export function wasiSignatureMismatch(imp: WasmImport): { expected: string; declared: string } | null {
+  if (!isWasiFunction(imp) || imp.type === undefined) return null;
+  const expected = formatFuncType(wasiSignature(imp.name as WasiFunctionName));
+  const declared = formatFuncType(imp.type);
+  return expected === declared ? null : { expected, declared };
+}
+
+/** True when waterbear's library OS provides this import, as declared. */
+export function isSupportedImport(imp: WasmImport): boolean {
+  return isWasiFunction(imp) && wasiSignatureMismatch(imp) === null;
 }
 
 /**
@@ -81,7 +111,9 @@ export function readValidStructure(bytes: Uint8Array): WasmStructure {
 
 /** Build the report from an already-validated structure. */
 export function reportFromStructure(s: WasmStructure): ModuleReport {
-  const imports = s.imports.map((i) => ({ module: i.module, name: i.name, kind: i.kind, supported: isSupportedImport(i) }));
+  const imports = s.imports.map((i) => ({
+    module: i.module, name: i.name, kind: i.kind, supported: isSupportedImport(i), ...(i.type !== undefined ? { signature: formatFuncType(i.type) } : {}),
+  }));
   const exports = s.exports.map((e) => ({ name: e.name, kind: e.kind }));
   const importedMemory = s.imports.find((i) => i.kind === 'memory');
   const limits = importedMemory?.memory ?? s.memories[0];
@@ -94,7 +126,7 @@ export function reportFromStructure(s: WasmStructure): ModuleReport {
   };
   const hasStart = s.exports.some((e) => e.name === START_EXPORT && e.kind === 'function');
   const problems = structureProblems(s);
-  return { imports, exports, memory, hasStart, runnable: problems.length === 0, problems };
+  return { imports, exports, memory, hasStart, runnable: problems.length === 0, problems, notes: structureNotes(s) };
 }
 
 function importLabel(i: { module: string; name: string }): string {
@@ -106,7 +138,11 @@ function structureProblems(s: WasmStructure): string[] {
   const problems: string[] = [];
   const unsupportedFunctions = s.imports.filter((i) => i.kind === 'function' && !isSupportedImport(i));
   for (const i of unsupportedFunctions) {
-    problems.push(i.module === WASI_MODULE
+    const mismatch = wasiSignatureMismatch(i);
+    problems.push(mismatch !== null
+      ? `imports ${importLabel(i)} as ${mismatch.declared}, but WASI preview 1 defines it as ${mismatch.expected}: ` +
+        'fix its declaration, or rebuild the module against wasi-libc for wasm32-wasip1'
+      : i.module === WASI_MODULE
       ? `imports ${importLabel(i)}, which is not a WASI preview 1 function waterbear provides`
       : `imports function ${importLabel(i)}, which waterbear does not provide (only ${WASI_MODULE} functions are available; ` +
         'build for wasm32-wasip1 and link without --allow-undefined so that no symbol is left to the host)');
@@ -161,10 +197,20 @@ function structureProblems(s: WasmStructure): string[] {
   return problems;
 }
 
+/** See ModuleReport.notes. */
+function structureNotes(s: WasmStructure): string[] {
+  // (A start function must take and return nothing, which no WASI function does: one that is an
+  // import is an unsupported one, already a problem.)
+  if (s.startFunction === null) return [];
+  return [`has a start section (function ${s.startFunction}), which runs when the module is instantiated, before ${START_EXPORT}: ` +
+    `waterbear refuses the module then if it calls a WASI function (WB_INVALID_MODULE) or traps (WB_GUEST_TRAP); inspection cannot tell whether it does`];
+}
+
 /**
  * Throw when the report lists problems: WB_UNSUPPORTED_IMPORT when any import is unsupported (one
- * error naming every unsupported import in its message and in `details.imports`, as "module.name"),
- * otherwise WB_INVALID_MODULE. `details.problems` lists every problem.
+ * error naming every unsupported import in its message and in `details.imports`, as "module.name";
+ * a WASI function declared with another type is in `details.signatures` as { import, expected,
+ * declared }), otherwise WB_INVALID_MODULE. `details.problems` lists every problem.
  */
 export function assertRunnable(report: ModuleReport): void {
   if (report.runnable) return;
@@ -173,10 +219,14 @@ export function assertRunnable(report: ModuleReport): void {
   const list = problems.map((p) => `\n  - ${p}`).join('');
   if (unsupported.length > 0) {
     const names = unsupported.map(importLabel);
+    // A WASI function that is not supported was declared with another signature.
+    const signatures = unsupported.filter(isWasiFunction).map((i) => ({
+      import: importLabel(i), expected: formatFuncType(wasiSignature(i.name as WasiFunctionName)), declared: i.signature ?? 'unknown',
+    }));
     throw new WaterbearError('WB_UNSUPPORTED_IMPORT',
-      `guest imports ${names.length === 1 ? 'an item' : `${names.length} items`} that waterbear does not provide: ${names.join(', ')}. ` +
-      `waterbear provides only the WASI preview 1 functions of ${WASI_MODULE}. Problems:${list}`,
-      { details: { imports: names, unsupported: unsupported.map((i) => ({ module: i.module, name: i.name, kind: i.kind })), problems: report.problems } });
+      `guest imports ${names.length === 1 ? 'an item' : `${names.length} items`} that waterbear does not provide${signatures.length > 0 ? ' as declared' : ''}: ${names.join(', ')}. ` +
+      `waterbear provides only the WASI preview 1 functions of ${WASI_MODULE}, with their WASI signatures. Problems:${list}`,
+      { details: { imports: names, unsupported: unsupported.map((i) => ({ module: i.module, name: i.name, kind: i.kind })), signatures, problems: report.problems } });
   }
   throw new WaterbearError('WB_INVALID_MODULE', `guest module cannot run under waterbear:${list}`, { details: { problems: report.problems } });
 }
@@ -203,7 +253,7 @@ function formatPages(pages: number): string {
 /** Human-readable report, as printed by `waterbear inspect guest.wasm` (no trailing newline). */
 export function formatReport(r: ModuleReport): string {
   const lines: string[] = [];
-  lines.push(r.runnable ? 'runnable: yes' : `runnable: NO (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'})`);
+  lines.push(r.runnable ? `runnable: yes${r.notes.length > 0 ? ' (see the notes)' : ''}` : `runnable: NO (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'})`);
   if (r.memory === null) {
     lines.push('memory: none');
   } else {
@@ -216,13 +266,18 @@ export function formatReport(r: ModuleReport): string {
   const unsupported = r.imports.filter((i) => !i.supported).length;
   lines.push(`imports: ${r.imports.length}${unsupported > 0 ? ` (${unsupported} unsupported)` : ''}`);
   for (const i of r.imports) {
-    lines.push(`  ${i.supported ? 'ok ' : 'NO '} ${importLabel(i)}${i.kind === 'function' ? '' : ` (${i.kind})`}`);
+    const what = i.kind !== 'function' ? ` (${i.kind})` : !i.supported && i.signature !== undefined ? ` ${i.signature}` : '';
+    lines.push(`  ${i.supported ? 'ok ' : 'NO '} ${importLabel(i)}${what}`);
   }
   lines.push(`exports: ${r.exports.length}`);
   for (const e of r.exports) lines.push(`  ${e.name} (${e.kind})`);
   if (r.problems.length > 0) {
     lines.push('problems:');
     for (const p of r.problems) lines.push(`  - the module ${p}`);
+  }
+  if (r.notes.length > 0) {
+    lines.push('notes:');
+    for (const n of r.notes) lines.push(`  - the module ${n}`);
   }
   return lines.join('\n');
 }

@@ -35,10 +35,15 @@ export interface MemoryLimits {
   pageSizeLog2: number | null;
 }
 
+/** A function type: parameter and result value types as the text format spells them (i32, i64, f32, f64, v128, funcref, externref…). */
+export interface FuncType { params: string[]; results: string[] }
+
 export interface WasmImport {
   module: string;
   name: string;
   kind: ExternKind;
+  /** Set when kind === 'function' and its type is a plain function type of the type section. */
+  type?: FuncType;
   /** Set when kind === 'memory'. */
   memory?: MemoryLimits;
   /** Set when kind === 'global'. */
@@ -66,6 +71,8 @@ export interface WasmStructure {
   /** Memories defined by the module itself (not imported). */
   memories: MemoryLimits[];
   hasStartSection: boolean;
+  /** The start section's function index (it runs when the module is instantiated), or null. */
+  startFunction: number | null;
   /** Size in bytes of the code section's content (0 when absent). */
   codeBytes: number;
 }
@@ -79,6 +86,13 @@ export class WasmFormatError extends Error {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The value types a WASI guest can use, by their binary encoding. */
+const VALUE_TYPE_NAMES: ReadonlyMap<number, string> = new Map([
+  [0x7f, 'i32'], [0x7e, 'i64'], [0x7d, 'f32'], [0x7c, 'f64'], [0x7b, 'v128'], [0x70, 'funcref'], [0x6f, 'externref'],
+]);
+/** A plain function type in the type section (GC's rec and sub groups are not read). */
+const FUNC_TYPE_FORM = 0x60;
 
 /** The same bytes typed as a BufferSource for the WebAssembly JS API (TS 5.7+ types Uint8Array by its buffer). */
 export function asBufferSource(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -154,16 +168,26 @@ class Reader {
     return { initialPages, maximumPages, shared: (flags & 0x02) !== 0, memory64, pageSizeLog2 };
   }
 
-  /** Skip a value type (number, vector or reference type, with GC heap types). */
-  valType(): void {
+  /** Read a value type (number, vector or reference type, with GC heap types) and name it. */
+  valType(): string {
     const at = this.pos;
     const b = this.u8();
     if (b === 0x63 || b === 0x64) {
-      this.sleb(33); // (ref null? heaptype)
-      return;
+      const heap = this.sleb(33); // (ref null? heaptype)
+      return `(ref${b === 0x63 ? ' null' : ''} ${heap})`;
     }
-    if ((b >= 0x69 && b <= 0x7f) || b === 0x62 || b === 0x61) return;
+    const name = VALUE_TYPE_NAMES.get(b);
+    if (name !== undefined) return name;
+    if ((b >= 0x69 && b <= 0x7f) || b === 0x62 || b === 0x61) return `type 0x${b.toString(16)}`;
     throw new WasmFormatError(`unknown value type 0x${b.toString(16)}`, at);
+  }
+
+  /** A vector of value types. */
+  valTypes(): string[] {
+    const count = this.uleb();
+    const out: string[] = [];
+    for (let i = 0; i < count; i++) out.push(this.valType());
+    return out;
   }
 }
 
@@ -200,11 +224,18 @@ export function readStructure(bytes: Uint8Array): WasmStructure {
   const imports: WasmImport[] = [];
   const exports: WasmExport[] = [];
   const memories: MemoryLimits[] = [];
-  let hasStartSection = false;
+  let startFunction: number | null = null;
   let codeBytes = 0;
+  /** Function types by index; stops at the first entry that is not a plain function type. */
+  const types: FuncType[] = [];
   for (const s of sections) {
     const r = new Reader(bytes, s.contentStart, s.end);
     switch (s.id) {
+      case SectionId.type: {
+        const count = r.uleb();
+        for (let i = 0; i < count && r.u8() === FUNC_TYPE_FORM; i++) types.push({ params: r.valTypes(), results: r.valTypes() });
+        break;
+      }
       case SectionId.import: {
         const count = r.uleb();
         for (let i = 0; i < count; i++) {
@@ -216,7 +247,11 @@ export function readStructure(bytes: Uint8Array): WasmStructure {
           if (kind === undefined) throw new WasmFormatError(`unknown import kind ${kindByte}`, kindAt);
           const imp: WasmImport = { module, name, kind };
           switch (kind) {
-            case 'function': r.uleb(); break;
+            case 'function': {
+              const type = types[r.uleb()];
+              if (type !== undefined) imp.type = type;
+              break;
+            }
             case 'table': r.valType(); r.limits(); break;
             case 'memory': imp.memory = r.limits(); break;
             case 'global': r.valType(); imp.mutable = r.u8() === 1; break;
@@ -244,7 +279,7 @@ export function readStructure(bytes: Uint8Array): WasmStructure {
         break;
       }
       case SectionId.start:
-        hasStartSection = true;
+        startFunction = r.uleb();
         break;
       case SectionId.code:
         codeBytes = s.end - s.contentStart;
@@ -253,7 +288,7 @@ export function readStructure(bytes: Uint8Array): WasmStructure {
         break;
     }
   }
-  return { sections, imports, exports, memories, hasStartSection, codeBytes };
+  return { sections, imports, exports, memories, hasStartSection: startFunction !== null, startFunction, codeBytes };
 }
 
 /** The contents of every custom section called `name`, in order. */

@@ -31,7 +31,10 @@ export interface LaunchedLvm { lvm: Lvm; os: LibOs; image: PreparedImage }
 /** Preparation choices that shape the image (the dirty tracker's needs, yield points). */
 export type ImageChoices = Pick<PrepareOptions, 'dirtyTracking' | 'yieldPoints'>;
 
-/** Prepare the image, build the library OS (binding listeners) and instantiate the guest. */
+/**
+ * Prepare the image, build the library OS (binding listeners) and instantiate the guest. When it
+ * throws (see prepareImage, LibOs.create and Lvm.create), no listener of the guest stays bound.
+ */
 export async function launchLvm(o: LaunchOptions): Promise<LaunchedLvm> {
   const image = await prepareImage(o.guest, {
     memoryLimitBytes: o.memoryLimitBytes,
@@ -41,8 +44,13 @@ export async function launchLvm(o: LaunchOptions): Promise<LaunchedLvm> {
   const os = await LibOs.create(o.abi, {
     args: [basename(o.programName), ...o.args], env: o.env, listeners: o.listeners, dirs: o.dirs,
   });
-  const lvm = Lvm.create(image, os, o.abi, o.hooks ?? {});
-  return { lvm, os, image };
+  try {
+    const lvm = Lvm.create(image, os, o.abi, o.hooks ?? {});
+    return { lvm, os, image };
+  } catch (err) {
+    os.closeAll();
+    throw err;
+  }
 }
 
 /** Everything needed to bring a captured LVM back to life (the state comes from `checkpoint/`). */

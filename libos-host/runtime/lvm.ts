@@ -1,13 +1,29 @@
 import type { HostAbi, Interest } from '../abi/host-abi.js';
 import { WaterbearError } from '../errors.js';
 import type { ExportedGlobal, PreparedImage } from '../image/prepare.js';
-import { WASM_PAGE_BYTES } from '../image/wasm-binary.js';
+import { readSections, SectionId, WASM_PAGE_BYTES } from '../image/wasm-binary.js';
 import { LibOs, type Suspender } from '../wasi/lib-os.js';
 import { ProcExit } from '../wasi/syscall-host.js';
 import { SUSPENDING_WASI_FUNCTIONS, WASI_MODULE, WATERBEAR_MODULE } from '../wasi/wasi-imports.js';
 import { DIRTY_MARK_RANGE_EXPORT, hostWriteMarker } from '../image/dirty-instrument.js';
 import { YIELD_IMPORT, YieldPacer } from '../image/yield-points.js';
 import { CANARY_BYTE, describeTrap } from './trap.js';
+
+/** A WASI call from the module's start function (WB_INVALID_MODULE): the library OS is not attached yet. */
+function wasiCallInStart(name: string): WaterbearError {
+  return new WaterbearError('WB_INVALID_MODULE',
+    `the module's start function calls ${WASI_MODULE}.${name} while the module is instantiated, before _start: ` +
+    'WASI functions can be called only from _start on; build a WASI command without a start section (move that code into main)',
+    { details: { import: `${WASI_MODULE}.${name}` } });
+}
+
+/** A trap in the module's start function (WB_GUEST_TRAP, as describeTrap names it). */
+function startTrap(err: Error): WaterbearError {
+  const trap = describeTrap(err);
+  return new WaterbearError('WB_GUEST_TRAP',
+    `${trap.message}, in the module's start function, while the module was instantiated (before _start): fix or remove its start section`,
+    { cause: err, details: trap.details });
+}
 
 /** Asyncify's state values (binaryen `asyncify_get_state`). */
 const ASYNCIFY_NORMAL = 0;
@@ -123,11 +139,23 @@ export class Lvm implements Suspender {
   private constructor(readonly image: PreparedImage, readonly os: LibOs, readonly abi: HostAbi, private readonly hooks: LvmHooks) {
     const wasi = os.imports();
     const suspending = new Set<string>(SUSPENDING_WASI_FUNCTIONS);
+    // A start section runs guest code inside `new WebAssembly.Instance`, before the library OS has
+    // the guest's memory: its WASI calls are refused (only such modules pay for the check).
+    const start = readSections(image.bytes).some((sec) => sec.id === SectionId.start) ? { running: true } : null;
     const wrapped: Record<string, (...args: never[]) => number> = {};
     for (const [name, fn] of Object.entries(wasi)) {
-      wrapped[name] = suspending.has(name) ? this.suspendable(fn) : fn;
+      const call = suspending.has(name) ? this.suspendable(fn) : fn;
+      wrapped[name] = start === null ? call : (...args: never[]) => {
+        if (start.running) throw wasiCallInStart(name);
+        return call(...args);
+      };
     }
-    this.instance = new WebAssembly.Instance(image.module, { [WASI_MODULE]: wrapped, [WATERBEAR_MODULE]: this.waterbearImports() });
+    try {
+      this.instance = new WebAssembly.Instance(image.module, { [WASI_MODULE]: wrapped, [WATERBEAR_MODULE]: this.waterbearImports() });
+    } catch (err) {
+      throw err instanceof WebAssembly.RuntimeError || err instanceof RangeError ? startTrap(err) : err;
+    }
+    if (start !== null) start.running = false;
     this.exports = this.instance.exports as unknown as AsyncifyExports;
     os.attach(this.exports.memory, this);
     this.markHostWritesIfInstrumented();
@@ -135,7 +163,10 @@ export class Lvm implements Suspender {
     this.fillCanary();
   }
 
-  /** Instantiate `image` over `os` (fresh launch). */
+  /**
+   * Instantiate `image` over `os` (fresh launch). A start section runs here: WB_GUEST_TRAP when it
+   * traps, WB_INVALID_MODULE when it calls a WASI function.
+   */
   static create(image: PreparedImage, os: LibOs, abi: HostAbi, hooks: LvmHooks = {}): Lvm {
     return new Lvm(image, os, abi, hooks);
   }

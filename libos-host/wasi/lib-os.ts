@@ -105,7 +105,9 @@ export class LibOs implements SyscallHost {
 
   /**
    * Build the library OS for a fresh launch: fds 0–2 are the console, listeners take fd 3, 4, …
-   * in order (like `wasmtime --tcplisten`), then the pre-opened directories.
+   * in order (like `wasmtime --tcplisten`), then the pre-opened directories. Throws
+   * WB_LISTEN_FAILED for a listener that cannot be bound, WB_CONFIG_INVALID / WB_HOST_IO for a
+   * directory that cannot be copied in; no listener stays bound then.
    */
   static async create(abi: HostAbi, options: LibOsOptions): Promise<LibOs> {
     const os = new LibOs(abi, [...options.args], [...options.env], options.vfsMaxBytes ?? DEFAULT_VFS_MAX_BYTES);
@@ -119,12 +121,17 @@ export class LibOs implements SyscallHost {
         bound.push(handle);
         os.fds.allocate({ kind: 'listener', handle, uri: l.uri, name: l.name, fdflags: 0, rightsBase: RIGHTS_LISTENER_BASE, rightsInheriting: 0n });
       }
+      for (const d of options.dirs) {
+        const tree = d.hostPath === null ? null : abi.readHostTree(d.hostPath);
+        if (tree !== null && tree.kind !== 'dir') {
+          throw new WaterbearError('WB_CONFIG_INVALID', `${d.hostPath} is a ${tree.kind}, not a directory: only a host directory can be pre-opened (as ${d.guestPath})`);
+        }
+        openPreopen(os, d.guestPath, tree);
+      }
     } catch (err) {
+      // Nothing stays bound after a failed launch (a bad --dir after a --listen kept the process alive).
       for (const h of bound) abi.close(h);
       throw err;
-    }
-    for (const d of options.dirs) {
-      openPreopen(os, d.guestPath, d.hostPath === null ? null : abi.readHostTree(d.hostPath));
     }
     return os;
   }

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RestoreImage } from '../../checkpoint/restore-image.js';
 import { CheckpointStore, type StoreFault } from '../../checkpoint/store/checkpoint-store.js';
@@ -8,6 +8,7 @@ import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import type { LvmHooks, MemoryContents } from '../../libos-host/runtime/lvm.js';
 import { BackupDriver } from '../backup/backup-driver.js';
 import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cluster-config.js';
+import { ensureDataDir } from '../config/data-dir.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import type { MonotonicClock } from '../coord/lease.js';
 import { createLogger, type Logger } from '../log.js';
@@ -85,7 +86,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   /** Start serving: bind the gRPC server, join the coordinator, take the role the view gives. */
   async start(): Promise<void> {
     assertGuestReadable(this.config);
-    mkdirSync(this.member.dataDir, { recursive: true });
+    ensureDataDir(this.member.dataDir, `the dataDir of replica ${this.self}`);
     this.server.addService(replicaService, {
       replicate: (call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>) => {
         if (this.backup === null) { refuseStream(call, grpc.status.FAILED_PRECONDITION, `${this.self} is ${this.role}, not a backup`); return; }

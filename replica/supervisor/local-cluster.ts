@@ -47,7 +47,7 @@ export interface LocalClusterOptions {
 export class LocalCluster extends EventEmitter {
   readonly members = new Map<string, MemberProcess>();
   private stopping = false;
-  /** One channel per replica for status requests (opened at the first one, closed by stop). */
+  /** One channel per replica for status requests (made by start, opened at the first request, closed by stop). */
   private statusClient: StatusClient | null = null;
 
   constructor(private readonly o: LocalClusterOptions) {
@@ -56,7 +56,12 @@ export class LocalCluster extends EventEmitter {
     for (const w of o.config.witnesses) this.members.set(w.id, { id: w.id, kind: 'witness', child: null, restarts: 0, startedAt: 0 });
   }
 
+  /**
+   * Start every member. The status client is made first: it reads and checks the cluster's TLS
+   * files, so a bad one is a WB_CONFIG_INVALID here instead of members that fail and are restarted.
+   */
   start(): void {
+    this.statusClient ??= new StatusClient(this.o.config.tls, STATUS_TIMEOUT_MS);
     for (const m of this.members.values()) this.spawnMember(m);
   }
 

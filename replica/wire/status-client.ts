@@ -34,14 +34,19 @@ export class StatusClient {
   /** Channels replaced because every request on them timed out. */
   wedgedReconnects = 0;
 
-  constructor(private readonly tls: TlsConfig | null, private readonly timeoutMs = STATUS_REQUEST_TIMEOUT_MS) {}
+  private readonly credentials: grpc.ChannelCredentials;
+
+  /** Reads and checks the TLS files now: WB_CONFIG_INVALID for a bad one (see channelCredentials). */
+  constructor(tls: TlsConfig | null, private readonly timeoutMs = STATUS_REQUEST_TIMEOUT_MS) {
+    this.credentials = channelCredentials(tls);
+  }
 
   /** Never throws: a member that does not answer gives `{ ok: false }`. */
   probe(address: string): Promise<StatusProbe> {
     if (this.closed) return Promise.resolve({ ok: false, answered: false, code: grpc.status.CANCELLED, message: 'status client closed' });
     let m = this.members.get(address);
     if (m === undefined) {
-      m = { client: new ReplicaClient(address, channelCredentials(this.tls), OWN_SUBCHANNEL_OPTIONS) as unknown as StatusStub, wedge: new WedgeDetector() };
+      m = { client: new ReplicaClient(address, this.credentials, OWN_SUBCHANNEL_OPTIONS) as unknown as StatusStub, wedge: new WedgeDetector() };
       this.members.set(address, m);
     }
     const member = m;

@@ -51,6 +51,52 @@ test('run: a module with unsupported imports is refused, naming each one', async
   t.regex(i.stdout, /open_socket/);
 });
 
+test('run and inspect refuse a WASI import declared with the wrong signature, naming both signatures', async (t) => {
+  const binaryen = (await import('binaryen')).default;
+  const m = new binaryen.Module();
+  m.addFunctionImport('fd_write', 'wasi_snapshot_preview1', 'fd_write', binaryen.createType([binaryen.i64]), binaryen.f32);
+  m.setMemory(1, 1, 'memory');
+  m.addFunction('start', binaryen.none, binaryen.none, [], m.drop(m.call('fd_write', [m.i64.const(1n as never)], binaryen.f32)));
+  m.addFunctionExport('start', '_start');
+  const f = join(scratch(), 'bad-signature.wasm');
+  writeFileSync(f, m.emitBinary());
+  const i = await runWaterbear(['inspect', f]);
+  t.is(i.code, 1);
+  t.regex(i.stdout, /runnable: NO/);
+  t.regex(i.stdout, /fd_write as \(i64\) -> f32, but WASI preview 1 defines it as \(i32, i32, i32, i32\) -> i32/);
+  const r = await runWaterbear(['run', f]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /WB_UNSUPPORTED_IMPORT/);
+  t.regex(r.stderr, /\(i32, i32, i32, i32\) -> i32/);
+});
+
+test('run: a start function that traps or calls WASI is a typed error, not a stack trace; inspect notes the start section', async (t) => {
+  const binaryen = (await import('binaryen')).default;
+  const build = (body: (m: InstanceType<typeof binaryen.Module>) => number, withFdWrite: boolean): string => {
+    const m = new binaryen.Module();
+    if (withFdWrite) m.addFunctionImport('fd_write', 'wasi_snapshot_preview1', 'fd_write', binaryen.createType([binaryen.i32, binaryen.i32, binaryen.i32, binaryen.i32]), binaryen.i32);
+    m.setMemory(1, 1, 'memory');
+    m.setStart(m.addFunction('init', binaryen.none, binaryen.none, [], body(m)));
+    m.addFunction('main', binaryen.none, binaryen.none, [], m.nop());
+    m.addFunctionExport('main', '_start');
+    const f = join(scratch(), 'start.wasm');
+    writeFileSync(f, m.emitBinary());
+    return f;
+  };
+  const trapping = build((m) => m.unreachable(), false);
+  const i = await runWaterbear(['inspect', trapping]);
+  t.is(i.code, 0);
+  t.regex(i.stdout, /notes:\n {2}- the module has a start section/);
+  const r1 = await runWaterbear(['run', trapping]);
+  t.is(r1.code, 1);
+  t.regex(r1.stderr, /unreachable, in the module's start function.*\[WB_GUEST_TRAP\]/);
+  const calling = build((m) => m.drop(m.call('fd_write', [1, 0, 0, 0].map((v) => m.i32.const(v)), binaryen.i32)), true);
+  const r2 = await runWaterbear(['run', calling]);
+  t.is(r2.code, 1);
+  t.regex(r2.stderr, /start function calls wasi_snapshot_preview1\.fd_write.*\[WB_INVALID_MODULE\]/);
+  for (const r of [r1, r2]) t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
 test('run: bad flags get a precise usage error and exit 2', async (t) => {
   for (const args of [
     ['run', guest('test/hello'), '--memory-limit', 'lots'],
@@ -86,4 +132,14 @@ test('run: --listen on a busy address fails cleanly with WB_LISTEN_FAILED', asyn
   s.close();
   t.is(r.code, 1);
   t.regex(r.stderr, /WB_LISTEN_FAILED/);
+});
+
+test('run: a setup error after --listen is bound exits with a clear error instead of hanging', async (t) => {
+  const file = join(scratch(), 'a-file');
+  writeFileSync(file, 'not a directory');
+  const r = await runWaterbear(['run', guest('kv'), '--listen', '127.0.0.1:0', '--dir', `/d=${file}`],);
+  t.is(r.signal, null, 'it exited by itself (the bound listener did not keep it alive)');
+  t.is(r.code, 2);
+  t.regex(r.stderr, /a-file is a file, not a directory.*WB_CONFIG_INVALID/);
+  t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
 });

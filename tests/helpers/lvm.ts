@@ -37,6 +37,8 @@ export interface TestLvmOptions {
   stdin?: NodeJS.ReadableStream | null;
   wrapAbi?: (platform: NodePlatform) => HostAbi;
   hooks?: LvmHooks;
+  /** The module to launch instead of the bundled guest `name` (which then only names it). */
+  bytes?: Uint8Array;
 }
 
 /** Launch a bundled guest in-process with captured console output. */
@@ -51,7 +53,7 @@ export async function startGuest(name: string, o: TestLvmOptions = {}): Promise<
   const abi = o.wrapAbi ? o.wrapAbi(platform) : platform;
   const listeners: ListenSpec[] = o.listeners ?? Array.from({ length: o.listen ?? 0 }, () => ({ uri: 'tcp.srv:127.0.0.1:0' as const, name: null }));
   const launched = await launchLvm({
-    guest: guestBytes(name), programName: `${name}.wasm`, args: o.args ?? [], env: o.env ?? [],
+    guest: o.bytes ?? guestBytes(name), programName: `${name}.wasm`, args: o.args ?? [], env: o.env ?? [],
     listeners, dirs: o.dirs ?? [], memoryLimitBytes: o.memoryLimitBytes ?? 256 * 1024 * 1024, abi,
     cacheDir: TEST_CACHE_DIR, ...(o.hooks ? { hooks: o.hooks } : {}),
   });

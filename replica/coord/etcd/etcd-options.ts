@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { WaterbearError } from '../../../libos-host/errors.js';
+import { checkTlsFiles, type TlsFile } from '../../wire/tls-files.js';
 import { resolveLeaseTiming, SYSTEM_MONOTONIC_CLOCK, type LeaseTiming, type MonotonicClock } from '../lease.js';
 
 /** Bound on one coordinator operation (readView, proposeView, keepAlive), retries included. */
@@ -150,10 +151,10 @@ export function etcdEndpointsSecure(urls: readonly URL[]): boolean {
   return secure;
 }
 
-function readPem(name: string, path: unknown): Buffer {
+function readPem(name: string, path: unknown): TlsFile {
   if (typeof path !== 'string' || path === '') throw invalid(`etcd option tls.${name} must be a file path: got ${String(path)}`);
   try {
-    return readFileSync(path);
+    return { bytes: readFileSync(path), name: `etcd option tls.${name} ${path}` };
   } catch (cause) {
     throw invalid(`etcd option tls.${name}: cannot read ${path}: ${(cause as Error).message}`, cause);
   }
@@ -162,7 +163,7 @@ function readPem(name: string, path: unknown): Buffer {
 /**
  * Validates options, fills in defaults and reads the TLS files.
  * @throws WaterbearError WB_CONFIG_INVALID naming the bad option (unknown key, malformed or mixed
- *   endpoints, unreadable TLS file, TLS with http endpoints, out-of-range duration, bad lease timing).
+ *   endpoints, unreadable or non-PEM TLS file, a key that is not the certificate's, TLS with http endpoints, out-of-range duration, bad lease timing).
  */
 export function resolveEtcdOptions(options: EtcdCoordinatorOptions): ResolvedEtcdOptions {
   if (options === null || typeof options !== 'object') throw invalid(`etcd options must be an object: got ${String(options)}`);
@@ -184,9 +185,12 @@ export function resolveEtcdOptions(options: EtcdCoordinatorOptions): ResolvedEtc
     if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
       throw invalid('etcd options tls.certFile and tls.keyFile go together: give both or neither');
     }
+    const ca = readPem('caFile', tls.caFile);
+    const identity = tls.certFile !== undefined ? { cert: readPem('certFile', tls.certFile), key: readPem('keyFile', tls.keyFile) } : null;
+    checkTlsFiles(ca, identity);
     credentials = {
-      rootCertificate: readPem('caFile', tls.caFile),
-      ...(tls.certFile !== undefined ? { certChain: readPem('certFile', tls.certFile), privateKey: readPem('keyFile', tls.keyFile) } : {}),
+      rootCertificate: ca.bytes,
+      ...(identity !== null ? { certChain: identity.cert.bytes, privateKey: identity.key.bytes } : {}),
     };
   }
 

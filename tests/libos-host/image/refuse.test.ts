@@ -1,7 +1,10 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import { isWaterbearError, WaterbearError } from '../../../libos-host/errors.js';
 import { formatReport, inspectModule } from '../../../libos-host/image/inspect.js';
 import { prepareImage } from '../../../libos-host/image/prepare.js';
+import { REPO } from '../../helpers/lvm.js';
 import { wat } from './helpers.js';
 
 const START = '(func (export "_start"))';
@@ -140,5 +143,38 @@ test('bad options are refused with WB_CONFIG_INVALID', async (t) => {
   for (const memoryLimitBytes of [0, 1000, -1, Number.NaN, 5 * 1024 ** 3]) {
     const err = await prepareImage(bytes, { cacheDir: null, memoryLimitBytes }).catch((e: unknown) => e);
     t.true(isWaterbearError(err, 'WB_CONFIG_INVALID'), `memoryLimitBytes ${memoryLimitBytes}`);
+  }
+});
+
+test('a WASI function imported with the wrong signature is refused with WB_UNSUPPORTED_IMPORT naming both signatures', async (t) => {
+  const bytes = await wat(`(module
+    (import "wasi_snapshot_preview1" "clock_time_get" (func (param i32 i64 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_write" (func (param i64) (result f32)))
+    (import "wasi_snapshot_preview1" "proc_exit" (func (param i32) (result i32)))
+    ${MEMORY} ${START})`);
+  const err = await refusal(bytes);
+  t.is(err.code, 'WB_UNSUPPORTED_IMPORT');
+  t.deepEqual(err.details?.imports, ['wasi_snapshot_preview1.fd_write', 'wasi_snapshot_preview1.proc_exit']);
+  t.deepEqual(err.details?.signatures, [
+    { import: 'wasi_snapshot_preview1.fd_write', expected: '(i32, i32, i32, i32) -> i32', declared: '(i64) -> f32' },
+    { import: 'wasi_snapshot_preview1.proc_exit', expected: '(i32) -> ()', declared: '(i32) -> i32' },
+  ]);
+  t.regex(err.message, /fd_write as \(i64\) -> f32, but WASI preview 1 defines it as \(i32, i32, i32, i32\) -> i32/);
+
+  const report = inspectModule(bytes);
+  t.false(report.runnable);
+  t.deepEqual(report.imports.map((i) => i.supported), [true, false, false]);
+  t.regex(formatReport(report), /NO +wasi_snapshot_preview1\.fd_write \(i64\) -> f32/);
+  t.regex(formatReport(report), /ok +wasi_snapshot_preview1\.clock_time_get\n/);
+});
+
+test('every bundled guest imports its WASI functions with their WASI signatures', (t) => {
+  const dir = join(REPO, 'guests');
+  const files = [...readdirSync(dir).map((f) => join(dir, f)), ...readdirSync(join(dir, 'test')).map((f) => join(dir, 'test', f))].filter((f) => f.endsWith('.wasm'));
+  t.true(files.length >= 5, files.join(', '));
+  for (const f of files) {
+    const report = inspectModule(new Uint8Array(readFileSync(f)));
+    t.true(report.runnable, `${f}:\n${formatReport(report)}`);
+    t.true(report.imports.every((i) => i.signature !== undefined), f);
   }
 });

@@ -1,4 +1,10 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
+import { freePort } from '../../../bench/support/servers.js';
+import { WaterbearError } from '../../../libos-host/errors.js';
 import { startGuest } from '../../helpers/lvm.js';
 
 test('a guest sees its args and env, writes stdout and stderr, and its exit code is reported', async (t) => {
@@ -47,4 +53,17 @@ test('a CPU-bound guest runs to completion with deterministic output', async (t)
   t.deepEqual(await b.run(), { kind: 'exit', code: 0 });
   t.regex(a.stdout(), /done /);
   t.is(a.stdout(), b.stdout());
+});
+
+test('a launch that fails after binding its listeners leaves none bound', async (t) => {
+  const port = await freePort();
+  const file = join(mkdtempSync(join(tmpdir(), 'wb-launch-')), 'not-a-dir');
+  writeFileSync(file, 'x');
+  await t.throwsAsync(startGuest('kv', { listeners: [{ uri: `tcp.srv:127.0.0.1:${port}`, name: null }], dirs: [{ guestPath: '/d', hostPath: file }] }),
+    { instanceOf: WaterbearError, message: /not-a-dir is a file, not a directory/ });
+  // The address is free again: nothing of the failed launch holds it.
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(port, '127.0.0.1', resolve); });
+  await new Promise((resolve) => server.close(resolve));
+  t.pass();
 });

@@ -13,6 +13,8 @@ import {
   resolveEtcdOptions,
   type EtcdCoordinatorOptions,
 } from '../../../../replica/coord/etcd/etcd-options.js';
+import { makeTestPki } from '../../../helpers/tls-certs.js';
+import { toolAvailable } from '../../../helpers/tools.js';
 
 test('defaults: one endpoint is enough; keys live under /waterbear/default/', (t) => {
   const o = resolveEtcdOptions({ endpoints: ['http://127.0.0.1:2379/'] });
@@ -40,6 +42,8 @@ test('constructing a coordinator does not connect', async (t) => {
 const dir = mkdtempSync(join(tmpdir(), 'wb-etcd-opts-'));
 const pem = join(dir, 'ca.pem');
 writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
+const notPem = join(dir, 'not-pem.txt');
+writeFileSync(notPem, 'not a certificate\n');
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 const BAD: Array<[string, unknown]> = [
@@ -54,6 +58,8 @@ const BAD: Array<[string, unknown]> = [
   ['mixed http and https', { endpoints: ['http://a:1', 'https://b:1'] }],
   ['tls with http endpoints', { endpoints: ['http://a:1'], tls: { caFile: pem } }],
   ['unreadable CA file', { endpoints: ['https://a:1'], tls: { caFile: join(dir, 'missing.pem') } }],
+  ['CA file that is not PEM', { endpoints: ['https://a:1'], tls: { caFile: notPem } }],
+  ['CA file with an empty certificate', { endpoints: ['https://a:1'], tls: { caFile: pem } }],
   ['cert without key', { endpoints: ['https://a:1'], tls: { caFile: pem, certFile: pem } }],
   ['unknown option', { endpoints: ['http://a:1'], requestTimeout: 5 }],
   ['keyPrefix without leading slash', { endpoints: ['http://a:1'], keyPrefix: 'waterbear/' }],
@@ -78,12 +84,21 @@ for (const [name, options] of BAD) {
   });
 }
 
-test('TLS files are read at construction', (t) => {
-  const o = resolveEtcdOptions({ endpoints: ['https://etcd-1:2379', 'https://etcd-2:2379'], tls: { caFile: pem, certFile: pem, keyFile: pem } });
+const withOpenssl = toolAvailable('openssl', 'makes the test certificates') ? test : test.skip;
+
+withOpenssl('TLS files are read and checked at construction', (t) => {
+  const pki = makeTestPki('etcd');
+  const o = resolveEtcdOptions({ endpoints: ['https://etcd-1:2379', 'https://etcd-2:2379'], tls: { caFile: pki.ca, certFile: pki.cert, keyFile: pki.key } });
   t.true(o.secure);
   t.true(o.credentials?.rootCertificate.toString().includes('BEGIN CERTIFICATE'));
   t.truthy(o.credentials?.certChain);
   t.truthy(o.credentials?.privateKey);
+  // A key that is not the certificate's, and a CA file that is not PEM, are refused naming the option.
+  const other = makeTestPki('etcd-other');
+  t.throws(() => resolveEtcdOptions({ endpoints: ['https://e:1'], tls: { caFile: pki.ca, certFile: pki.cert, keyFile: other.key } }),
+    { code: 'WB_CONFIG_INVALID', message: /etcd option tls\.keyFile .* is not the key of the certificate etcd option tls\.certFile/ } as never);
+  t.throws(() => resolveEtcdOptions({ endpoints: ['https://e:1'], tls: { caFile: pki.key } }),
+    { code: 'WB_CONFIG_INVALID', message: /etcd option tls\.caFile .* is not a PEM certificate/ } as never);
 });
 
 test('bad proposals and replica ids are refused before any request', async (t) => {
