@@ -645,6 +645,9 @@ export class CheckpointStore {
       out.push({ key, bytes });
     }
     if (out.length > 0 && out[0].key !== 0) throw storeCorrupt('the VFS base image is missing');
+    // As for pages (copyPagesInto): a damaged B-tree page can hide deltas, and the VFS would come back old.
+    const recorded = entryCount(this.vfs);
+    if (out.length !== recorded) throw storeCorrupt(`the VFS database lists ${recorded} records but ${out.length} could be read`);
     return out;
   }
 
