@@ -40,6 +40,7 @@
  * in other processes concurrently.
  */
 import { mkdirSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
 import { Vfs } from '../../libos-host/wasi/vfs.js';
@@ -49,6 +50,7 @@ import { crc32c, verifyPageChecksums } from '../format/crc32c.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../format/checkpoint-codec.js';
 import type { MemoryContents } from '../../libos-host/runtime/lvm.js';
 import { populateWhile } from '../memory-populate.js';
+import { lmdbFileProblem } from './lmdb-file-check.js';
 import type { RestoreImage } from '../restore-image.js';
 
 /** Version of the on-disk layout; a store written by another version is refused. */
@@ -72,6 +74,8 @@ type PageDbName = typeof PAGE_DB_NAMES[number];
 const otherPageDb = (name: PageDbName): PageDbName => (name === 'pages' ? 'pages-b' : 'pages');
 const META_PAGES_DB = 'pagesDb';
 const META_STAGING = 'staging';
+/** The file lmdb keeps an environment in, inside the store directory. */
+const LMDB_DATA_FILE = 'data.mdb';
 
 /** One epoch as `inspect` shows it. */
 export interface EpochSummary {
@@ -146,6 +150,26 @@ function storeFull(path: string, what: string, needed: number, limit: number, la
     `the checkpoint store ${path} is full: ${what} needs ${needed} bytes, the limit is ${limit}; ` +
     `it was not applied (the store still holds epoch ${latest}): raise the store limit or give the guest less memory`,
     { details: { needed, limit, latest } });
+}
+
+/**
+ * Refuse an LMDB data file that lmdb would crash on (SIGBUS/SIGSEGV) or misread: cut short, a
+ * damaged meta page, a damaged B-tree page (see lmdb-file-check.ts). Before lmdb opens it.
+ */
+function checkDataFile(dir: string): void {
+  const file = join(dir, LMDB_DATA_FILE);
+  let problem: string | null;
+  try {
+    problem = lmdbFileProblem(file);
+  } catch (err) {
+    throw storeIo(`cannot read ${file}: ${(err as Error).message}`, err);
+  }
+  if (problem === null) return;
+  throw new WaterbearError('WB_CHECKPOINT_CORRUPT',
+    `the checkpoint store file ${file} is damaged (${problem}); it was not opened and is left as it is: ` +
+    'put back a copy of the store directory, or, for a replica while another replica serves, ' +
+    'move the directory aside and start the replica again (it receives a full image from the primary)',
+    { details: { file, problem } });
 }
 
 /** Refuse a staging token that is not 1 to MAX_STAGING_TOKEN_CHARS characters. */
@@ -243,6 +267,7 @@ export class CheckpointStore {
     this.vfsCompactMinBytes = options.vfsCompactMinBytes ?? VFS_COMPACT_MIN_BYTES;
     this.faultHook = options.faultHook ?? null;
     if (!(this.maxBytes > 0)) throw new WaterbearError('WB_CONFIG_INVALID', `checkpoint store maxBytes must be > 0: got ${this.maxBytes}`);
+    checkDataFile(path);
     try {
       if (!this.readOnly) mkdirSync(path, { recursive: true });
       // eventTurnBatching off: every write here is an awaited child transaction, and with it on
@@ -262,7 +287,9 @@ export class CheckpointStore {
 
   /**
    * Open (creating when missing, unless read-only) the store in directory `path`. Throws
-   * WB_CHECKPOINT_VERSION for a store of another layout version, WB_STORE_IO when it cannot be opened.
+   * WB_CHECKPOINT_CORRUPT for a damaged LMDB file (cut short, a damaged meta or B-tree page:
+   * checked before lmdb maps it, which would crash the process), WB_CHECKPOINT_VERSION for a
+   * store of another layout version, WB_STORE_IO when it cannot be opened.
    */
   static open(path: string, options: CheckpointStoreOptions = {}): CheckpointStore {
     const store = new CheckpointStore(path, options);
@@ -651,6 +678,9 @@ export class CheckpointStore {
       out.push({ key, bytes });
     }
     if (out.length > 0 && out[0].key !== 0) throw storeCorrupt('the VFS base image is missing');
+    // As for pages (copyPagesInto): a damaged B-tree page can hide deltas, and the VFS would come back old.
+    const recorded = entryCount(this.vfs);
+    if (out.length !== recorded) throw storeCorrupt(`the VFS database lists ${recorded} records but ${out.length} could be read`);
     return out;
   }
 

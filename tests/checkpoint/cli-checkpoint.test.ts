@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -71,4 +71,24 @@ test('checkpoint inspect prints epochs, sizes and page counts; restore and run r
   t.regex(corrupt.err, /WB_CHECKPOINT_CORRUPT/);
   const verify = await cli(['checkpoint', 'inspect', dir, '--verify']);
   t.is(verify.code, 1);
+});
+
+test('restore and checkpoint inspect refuse a store whose LMDB file was cut short, with WB_CHECKPOINT_CORRUPT, not a crash', async (t) => {
+  // They crashed with SIGBUS inside lmdb (found by an audit). Run in child processes, so that a crash shows as one.
+  const dir = join(tempDir(t), 'cp');
+  const run = watch(spawnTs(CLI, ['run', 'guests/test/compute.wasm', '--env', 'ROUNDS=5', '--checkpoint-dir', dir, '--checkpoint-interval', '5ms', '--tracker', 'shadow']));
+  t.is(await run.exited, 0, run.stderr());
+  const file = join(dir, 'store', 'data.mdb');
+  const bytes = statSync(file).size;
+  const cut = Math.floor(bytes / 2 / 65536) * 65536; // whole pages, whatever their size
+  t.true(cut > 0);
+  truncateSync(file, cut);
+  for (const args of [['restore', dir], ['checkpoint', 'inspect', dir]]) {
+    const child = spawnTs(CLI, args);
+    const w = watch(child);
+    const code = await w.exited;
+    t.is(child.signalCode, null, `${args[0]} crashed: ${w.stderr()}`);
+    t.is(code, 1, w.stderr());
+    t.true(w.stderr().includes(`WB_CHECKPOINT_CORRUPT`) && w.stderr().includes(`${file} is damaged`), w.stderr());
+  }
 });
