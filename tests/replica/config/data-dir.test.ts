@@ -27,16 +27,17 @@ test('ensureDataDir creates missing directories, keeps existing ones, and refuse
 
 test('replica and witness refuse a dataDir that is a file with a clear error and exit 2', async (t) => {
   const { file, dir } = await clusterFileNotRunning('data-dir-file');
-  const inTheWay = join(dir, 'in-the-way');
-  writeFileSync(inTheWay, 'not a directory');
+  // One file each: two members on one machine may not share a dataDir (refused at parse).
+  const inTheWay = (id: string): string => join(dir, `in-the-way-${id}`);
+  for (const id of ['a', 'w']) writeFileSync(inTheWay(id), 'not a directory');
   const cluster = JSON.parse(readFileSync(file, 'utf8')) as { replicas: Array<{ dataDir: string }>; witnesses: Array<{ dataDir: string }> };
-  cluster.replicas[0].dataDir = inTheWay;
-  cluster.witnesses[0].dataDir = inTheWay;
+  cluster.replicas[0].dataDir = inTheWay('a');
+  cluster.witnesses[0].dataDir = inTheWay('w');
   writeFileSync(file, JSON.stringify(cluster));
   for (const [kind, id] of [['replica', 'a'], ['witness', 'w']]) {
     const r = await runWaterbear([kind, '--config', file, '--id', id], { timeoutMs: 30_000 });
     t.is(r.code, 2, `${kind}: ${r.stderr}`);
-    t.regex(r.stderr, new RegExp(`the dataDir of ${kind} ${id} .*in-the-way is not a directory.*\\[WB_CONFIG_INVALID\\]`));
+    t.regex(r.stderr, new RegExp(`the dataDir of ${kind} ${id} .*in-the-way-${id} is not a directory.*\\[WB_CONFIG_INVALID\\]`));
     t.notRegex(r.stderr, /\n\s+at /, `${kind}: no stack trace`);
   }
 });
