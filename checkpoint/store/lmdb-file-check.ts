@@ -26,9 +26,12 @@
  * only a page in use past the end is a cut file.
  *
  * A writer committing while this runs can reuse pages of the snapshot being walked (this reads
- * without LMDB's reader registration): a problem is reported only when the meta pages and the
- * file size were the same before and after the walk; otherwise the walk is repeated, and a store
- * that is written all the while is left to LMDB (its writer evidently has it open).
+ * without LMDB's reader registration), and writes them before its meta page: a problem is
+ * reported only when the meta pages and the file size stayed the same from before the walk until
+ * QUIET_BEFORE_REPORT_MS after it; otherwise the walk is repeated, and a store that is written
+ * all the while is left to LMDB (its writer evidently has it open). A walk that found nothing
+ * costs no wait. (Without the wait, `checkpoint inspect` of a live store could report damage:
+ * a CI run's kv-kill-restore test read the store while `waterbear run` wrote it.)
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
@@ -56,7 +59,9 @@ const META = { magic: 0, version: 4, mapBytes: 16, freeDb: 24, mainDb: 72, lastP
 /** Offsets inside a database record. */
 const DB = { pad: 0, entries: 32, root: 40 } as const;
 /** How often the walk is repeated when a writer commits meanwhile. */
-const MAX_WALKS = 3;
+const MAX_WALKS = 5;
+/** A problem is reported only if no commit happened this long after the walk (a live writer checkpoints far more often). */
+const QUIET_BEFORE_REPORT_MS = 500;
 
 interface Meta { index: number; magic: number; version: number; pageBytes: number; mapBytes: number; lastPage: number; txnid: bigint; freeDb: DbRecord; mainDb: DbRecord }
 interface DbRecord { entries: number; root: number }
@@ -279,7 +284,13 @@ export function lmdbFileProblem(file: string): string | null {
     for (let walk = 1; walk <= MAX_WALKS; walk++) {
       const before = metaSnapshot(fd);
       const problem = inspectOnce(fd);
-      if (problem === null || metaSnapshot(fd).equals(before)) return problem;
+      if (problem === null) return null;
+      // A writer writes a transaction's pages (reusing freed ones this walk may have read) before
+      // its meta page: a walk between the two sees damage that its commit then replaces. Report
+      // only what stays while no commit happens for a while (a live writer commits within it).
+      if (!metaSnapshot(fd).equals(before)) continue;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, QUIET_BEFORE_REPORT_MS);
+      if (metaSnapshot(fd).equals(before)) return problem;
     }
     return null; // a writer commits all the while: the file is in use, LMDB's readers are safe
   } finally {
