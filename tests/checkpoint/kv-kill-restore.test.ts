@@ -8,6 +8,8 @@ import { killHard, spawnTs, watch } from './helpers/child.js';
 
 const CLI = 'tests/checkpoint/helpers/waterbear-cli.ts';
 const KEYS = 300;
+/** Many checkpoint intervals (20 ms): the INCRBY's own checkpoint is in the store by then. */
+const SETTLE_MS = 500;
 
 /** Wait until DIR's store holds a checkpoint captured after `afterMs` (wall clock); returns its epoch. */
 async function checkpointAfter(dir: string, afterMs: number, timeoutMs = 20_000): Promise<number> {
@@ -34,10 +36,15 @@ test('the KV guest: keys written by a client survive kill -9 and waterbear resto
   const [, address, port] = await w.until(/fd 3 listening on ((?:\d+\.){3}\d+:(\d+))/);
   const client = await RespClient.connect(Number(port));
   for (let i = 0; i < KEYS; i++) t.is(await client.call('SET', `key:${i}`, `value:${i}`), 'OK');
+  const lastSentAt = Date.now();
   t.is(await client.call('INCRBY', 'counter', 41), 41);
-  const lastReplyAt = Date.now();
-  // The client stays connected: its connection is open in the checkpoint.
-  const epoch = await checkpointAfter(dir, lastReplyAt);
+  // The client stays connected: its connection is open in the checkpoint. An idle guest takes no
+  // more checkpoints, and the one after the INCRBY can be captured before this process reads the
+  // reply (a busy CI machine: waiting for one captured after the reply timed out). So: one
+  // captured after the INCRBY was sent, then many checkpoint intervals for the one after it.
+  await checkpointAfter(dir, lastSentAt);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  const epoch = await checkpointAfter(dir, lastSentAt);
   await killHard(run);
   client.close();
 
