@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WaterbearError } from '../libos-host/errors.js';
-import { MAX_MEMORY_LIMIT_BYTES, MIN_MEMORY_LIMIT_BYTES } from '../libos-host/image/prepare.js';
+import { MAX_MEMORY_LIMIT_BYTES, MIN_MEMORY_LIMIT_BYTES } from '../libos-host/image/memory-limit.js';
 import type { ImageChoices } from '../libos-host/runtime/launch.js';
 import { MAX_CHECKPOINT_INTERVAL_MS, MIN_CHECKPOINT_INTERVAL_MS } from './checkpoint-runner.js';
 import { CheckpointStore, type CheckpointStoreOptions } from './store/checkpoint-store.js';

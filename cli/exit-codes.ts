@@ -4,3 +4,8 @@
  * Restart=always) starts it again, and it rejoins once the fault is fixed.
  */
 export const COORDINATOR_FAILED_EXIT_CODE = 75;
+
+/** What a member prints before it exits with COORDINATOR_FAILED_EXIT_CODE. */
+export function coordinatorFailedMessage(err: Error): string {
+  return `its coordinator member stopped (${err.message}); exiting so that it is restarted once the fault is fixed`;
+}

@@ -6,7 +6,7 @@ import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { ReplicaNode } from '../../replica/node/replica-node.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
-import { COORDINATOR_FAILED_EXIT_CODE } from '../exit-codes.js';
+import { COORDINATOR_FAILED_EXIT_CODE, coordinatorFailedMessage } from '../exit-codes.js';
 import { applyV8Tuning } from '../v8-tuning.js';
 import { ReplicaCollector } from '../../dashboard/replica-collector.js';
 import { adminTokenFrom, startReplicaDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
@@ -62,7 +62,7 @@ export async function serveReplica(o: ServeReplicaOptions, io: CliIo): Promise<n
   process.once('SIGINT', () => stop('SIGINT'));
   node.on('guest-exit', (exit: { kind: string; code?: number }) => finish(exit.kind === 'exit' ? exit.code ?? 0 : 134));
   node.on('coordinator-failed', (err: Error) => {
-    io.err(`waterbear: replica ${o.id}: its coordinator member stopped (${err.message}); exiting so that it is restarted once the fault is fixed\n`);
+    io.err(`waterbear: replica ${o.id}: ${coordinatorFailedMessage(err)}\n`);
     finish(COORDINATOR_FAILED_EXIT_CODE);
   });
   o.watch?.(node, finish);

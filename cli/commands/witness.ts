@@ -4,10 +4,7 @@ import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { findMember, loadClusterConfig, plaintextLinks } from '../../replica/config/cluster-config.js';
 import { isLoopback } from '../../replica/config/machine-clashes.js';
 import { ensureDataDir } from '../../replica/config/data-dir.js';
-import { COORDINATOR_FAILED_EXIT_CODE } from '../exit-codes.js';
-
-/** A second SIGINT/SIGTERM this long after the first exits at once, without closing the store cleanly. */
-const SECOND_SIGNAL_FORCES_AFTER_MS = 1_000;
+import { COORDINATOR_FAILED_EXIT_CODE, coordinatorFailedMessage } from '../exit-codes.js';
 import { RAFT_STORE_SUBDIR, type RaftPeer } from '../../replica/coord/raft-driver/raft-driver-options.js';
 import { createRaftCoordinator, type RaftCoordinatorOptions } from '../../replica/coord/raft-coordinator.js';
 import { ChaosControl } from '../../replica/chaos/chaos-control.js';
@@ -15,6 +12,9 @@ import { channelCredentials, serverCredentials } from '../../replica/wire/creden
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
 import { warnPlaintext } from '../plaintext-warning.js';
+
+/** A second SIGINT/SIGTERM this long after the first exits at once, without closing the store cleanly. */
+const SECOND_SIGNAL_FORCES_AFTER_MS = 1_000;
 
 export const WITNESS_USAGE = `usage: waterbear witness --config waterbear.yaml --id ID
        waterbear witness --id ID --data-dir DIR --peers ID=HOST:PORT,ID=HOST:PORT,… [--listen HOST:PORT] [--cluster NAME]
@@ -143,7 +143,7 @@ export async function witnessCommand(argv: string[], io: CliIo): Promise<number>
   );
   let code = 0;
   coordinator.onFatal((err) => {
-    io.err(`waterbear witness ${id}: its coordinator member stopped (${err.message}); exiting so that it is restarted once the fault is fixed\n`);
+    io.err(`waterbear witness ${id}: ${coordinatorFailedMessage(err)}\n`);
     code = COORDINATOR_FAILED_EXIT_CODE;
     requestStop();
   });

@@ -6,8 +6,6 @@ import { checkEtcdEndpoint, ETCD_CLUSTER_NAME_RULE, ETCD_KEY_PREFIX_RULE, etcdEn
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { checkRange, parseDurationMs, parseSize } from '../../libos-host/units.js';
 import { DEFAULT_MEMORY_LIMIT_BYTES, parseMemoryLimit } from '../../libos-host/image/memory-limit.js';
-
-export { DEFAULT_MEMORY_LIMIT_BYTES };
 import { firstMachineClash, isLoopback } from './machine-clashes.js';
 
 /** Defaults, each with its unit in the name. Chosen from bench:replication (see docs/replication.md). */
