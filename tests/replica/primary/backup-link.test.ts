@@ -5,6 +5,8 @@ import {
   REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream,
   type BackupMessage, type PrimaryMessage,
 } from '../../../replica/wire/replication-wire.js';
+import { WaterbearError } from '../../../libos-host/errors.js';
+import { refusalStatus } from '../../../replica/wire/refused-message.js';
 import { replicaServer, type ReplicateCall } from '../../helpers/replica-server.js';
 
 /** Acknowledges every checkpoint and answers heartbeats, like a healthy backup. */
@@ -138,6 +140,37 @@ test('a peer that answers as someone else fails the link at once', async (t) => 
   l.start();
   t.true(await until(() => log.some((x) => x.startsWith('failed'))));
   t.regex(log.find((x) => x.startsWith('failed'))!, /peer says it is mallory, expected b/);
+});
+
+test('a link to a backup that answers in another protocol version fails at once, saying which versions and what to do', async (t) => {
+  // An old backup's acknowledgement: its deserializer used to throw, which grpc-js swallowed.
+  const s = await replicaServer((call) => {
+    call.on('data', (m: PrimaryMessage) => call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION - 1, view: m.view, backupId: 'b', heartbeat: { sentAtMs: 0, epoch: 0 } }));
+  });
+  t.teardown(() => s.close());
+  const { link: l, log } = link(s.address, 5000);
+  t.teardown(() => l.close());
+  l.start();
+  t.true(await until(() => log.some((x) => x.startsWith('failed'))));
+  t.deepEqual(log, [`failed: b speaks replication protocol ${REPLICATION_PROTOCOL_VERSION - 1}, a speaks replication protocol ${REPLICATION_PROTOCOL_VERSION}: upgrade b, the older member, so that every replica and witness runs the same waterbear version`]);
+});
+
+test('a link that the backup refuses for its protocol version fails at once with the backup\'s reason, without retrying', async (t) => {
+  let streams = 0;
+  const reason = `a speaks replication protocol ${REPLICATION_PROTOCOL_VERSION}, b speaks replication protocol ${REPLICATION_PROTOCOL_VERSION + 1}: upgrade a, the older member`;
+  const s = await replicaServer((call) => {
+    streams++;
+    const status = refusalStatus(new WaterbearError('WB_PROTOCOL', reason));
+    refuseStream(call, status.code, status.details, status.metadata);
+  });
+  t.teardown(() => s.close());
+  const { link: l, log } = link(s.address, 5000);
+  t.teardown(() => l.close());
+  l.start();
+  t.true(await until(() => log.some((x) => x.startsWith('failed'))));
+  await new Promise((r) => setTimeout(r, 100)); // five heartbeat intervals: no reconnection
+  t.deepEqual(log, [`failed: ${reason}`]);
+  t.is(streams, 1);
 });
 
 test('a backup still applying checkpoints we sent gets more time before the link fails: 30 ms per MiB', async (t) => {
