@@ -39,3 +39,26 @@ export class RepeatedWarning {
     this.folded = 0;
   }
 }
+
+/** How many keys a WarningOncePerKey remembers; past that it forgets them all (each may warn once more). */
+export const MAX_WARNED_KEYS = 256;
+
+/**
+ * A warning logged once per key — e.g. once per peer that speaks another protocol version, which
+ * reconnects every heartbeat interval: the first time at warn, repeats at debug.
+ */
+export class WarningOncePerKey {
+  private readonly warned = new Set<string>();
+
+  constructor(private readonly log: Logger, private readonly msg: string) {}
+
+  warn(key: string, fields: Record<string, unknown>): void {
+    if (this.warned.has(key)) {
+      this.log.debug(fields, this.msg);
+      return;
+    }
+    if (this.warned.size >= MAX_WARNED_KEYS) this.warned.clear();
+    this.warned.add(key);
+    this.log.warn(fields, this.msg);
+  }
+}

@@ -11,15 +11,16 @@ import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cl
 import { ensureDataDir } from '../config/data-dir.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import type { MonotonicClock } from '../coord/lease.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, type Logger, type WarningOncePerKey } from '../log.js';
 import { PrimaryDriver, type PrimaryEnd, type PrimaryGuestSnapshot, type PrimaryStats } from '../primary/primary-driver.js';
 import { formatView, type View } from '../protocol/view.js';
 import { channelCredentials, serverCredentials } from '../wire/credentials.js';
 import { bindWithReceiveWindow } from '../wire/receive-window.js';
 import {
-  MAX_MESSAGE_BYTES, refuseStream, replicaService,
+  MAX_MESSAGE_BYTES, refuseStream, refuseVersion, replicaService, versionWarnings,
   type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage, type StatusReply,
 } from '../wire/replication-wire.js';
+import { peerHost, refusalOf, type OrRefused } from '../wire/refused-message.js';
 import { assertGuestReadable, startPrimaryLvm } from './primary-lvm.js';
 
 /** Marker written when this replica started the guest fresh: it must never do so twice. */
@@ -52,6 +53,8 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   readonly member: ReplicaConfig;
   readonly log: Logger;
   private readonly server: grpc.Server;
+  /** Peers of another replication protocol version that asked to join or for status: warned about once each. */
+  private readonly versionWarnings: WarningOncePerKey;
   private coordinator: Coordinator | null = null;
   private store: CheckpointStore | null = null;
   private primary: PrimaryDriver | null = null;
@@ -69,6 +72,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     if (witness) throw new Error(`${self} is a witness: run \`waterbear witness\` for it`);
     this.member = member;
     this.log = log ?? createLogger('replica', { replica: self });
+    this.versionWarnings = versionWarnings(this.log);
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES * 2, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES * 2 });
   }
 
@@ -92,14 +96,18 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
         if (this.backup === null) { refuseStream(call, grpc.status.FAILED_PRECONDITION, `${this.self} is ${this.role}, not a backup`); return; }
         this.backup.handleStream(call);
       },
-      join: (call: grpc.ServerUnaryCall<JoinRequest, JoinReply>, cb: grpc.sendUnaryData<JoinReply>) => {
+      join: (call: grpc.ServerUnaryCall<OrRefused<JoinRequest>, JoinReply>, cb: grpc.sendUnaryData<JoinReply>) => {
+        if (this.refusedVersion(call, cb)) return;
         const v = this.primary?.currentView;
         if (this.primary === null || v === undefined) { cb(null, { accepted: false, view: 0, primaryId: '', reason: `${this.self} is not the primary` }); return; }
-        if (!this.config.replicas.some((r) => r.id === call.request.replicaId)) { cb(null, { accepted: false, view: v.view, primaryId: this.self, reason: 'not a replica of this cluster' }); return; }
-        const r = this.primary.join(call.request.replicaId);
+        const request = call.request as JoinRequest;
+        if (!this.config.replicas.some((r) => r.id === request.replicaId)) { cb(null, { accepted: false, view: v.view, primaryId: this.self, reason: 'not a replica of this cluster' }); return; }
+        const r = this.primary.join(request.replicaId);
         cb(null, { accepted: r.accepted, view: v.view, primaryId: this.self, reason: r.reason, removed: r.removed });
       },
-      status: (_call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => { cb(null, this.statusReply()); },
+      status: (call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => {
+        if (!this.refusedVersion(call, cb)) cb(null, this.statusReply());
+      },
     });
     this.coordinator = await this.coordinatorFactory(this.server);
     // Its store failed (a full disk): this replica can neither vote nor hold a lease again. The
@@ -118,6 +126,17 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     } else {
       this.becomeBackup(view);
     }
+  }
+
+  /**
+   * Answer a call whose request its deserializer refused (a peer of another replication protocol
+   * version) with the reason, logged once per peer; false for a request to serve.
+   */
+  private refusedVersion(call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<never>): boolean {
+    const refusal = refusalOf(call.request);
+    if (refusal === null) return false;
+    cb(refuseVersion(this.self, refusal, peerHost(call), this.versionWarnings));
+    return true;
   }
 
   /** The current view, creating view 1 (first replica primary, the others backups) if none exists. */

@@ -2,9 +2,10 @@ import * as grpc from '@grpc/grpc-js';
 import { CHECKPOINT_PAGE_BYTES } from '../../checkpoint/checkpoint-data.js';
 import { PRECOPY_SLICE_PAGES, type Precopy, type PrecopySlice } from './precopy.js';
 import {
-  CHECKPOINT_CHUNK_BYTES, REPLICATION_PROTOCOL_VERSION, ReplicaClient,
+  CHECKPOINT_CHUNK_BYTES, REPLICATION_PROTOCOL_VERSION, ReplicaClient, protocolMismatch,
   type BackupMessage, type PrimaryMessage,
 } from '../wire/replication-wire.js';
+import { refusalError, refusalOf, type OrRefused } from '../wire/refused-message.js';
 
 /** A tick this many intervals late means our own process stalled, not the peer. */
 export const STALL_FACTOR = 3;
@@ -154,8 +155,17 @@ export class BackupLink {
   private connect(): void {
     const stream = this.client.replicate();
     this.stream = stream;
-    stream.on('data', (m: BackupMessage) => { if (stream === this.stream) this.onMessage(m); });
-    stream.on('error', (err: Error & { code?: number }) => {
+    stream.on('data', (m: OrRefused<BackupMessage>) => {
+      if (stream !== this.stream) return;
+      // A backup of another protocol version will not understand us either: no use retrying.
+      const refusal = refusalOf(m);
+      if (refusal === null) this.onMessage(m as BackupMessage);
+      else this.fail(protocolMismatch(this.o.self, refusal, this.o.address).message);
+    });
+    stream.on('error', (err: grpc.ServiceError) => {
+      // The backup refused us for our protocol version (its message says which it speaks).
+      const refused = refusalError(err);
+      if (refused !== null && stream === this.stream) { this.fail(refused.message); return; }
       if (err.code === grpc.status.FAILED_PRECONDITION) this.refused();
       this.streamLost(stream, `stream error: ${err.message}`);
     });

@@ -18,7 +18,10 @@ export function sealFrame(message: Uint8Array): Buffer {
   return out;
 }
 
-/** Verify and strip the trailer. Throws WB_PROTOCOL for a short or corrupt frame. */
+/**
+ * Verify and strip the trailer. Throws WB_PROTOCOL for a short or corrupt frame, and for a frame
+ * of a peer too old to speak this framing (`sealedBeforeProtocol3` tells that one apart).
+ */
 export function openFrame(frame: Uint8Array, what: string): Uint8Array {
   if (frame.length < FRAME_CHECKSUM_BYTES) throw new WaterbearError('WB_PROTOCOL', `${what}: a ${frame.length}-byte message is too short to carry its checksum`);
   const body = frame.subarray(0, frame.length - FRAME_CHECKSUM_BYTES);
@@ -26,7 +29,13 @@ export function openFrame(frame: Uint8Array, what: string): Uint8Array {
   if ((crc32(body) >>> 0) === want) return body;
   // Waterbear before replication protocol 3 sealed frames with CRC-32C: name the real problem.
   if ((crc32c(body) >>> 0) === want) {
-    throw new WaterbearError('WB_PROTOCOL', `${what}: the peer seals messages with CRC-32C, as waterbear before replication protocol 3 did; the message was refused: run the same waterbear version on every replica and witness`);
+    throw new WaterbearError('WB_PROTOCOL', `${what}: the peer seals messages with CRC-32C, as waterbear before replication protocol 3 did; the message was refused: run the same waterbear version on every replica and witness`,
+      { details: { sealedBeforeProtocol3: true } });
   }
   throw new WaterbearError('WB_PROTOCOL', `${what}: checksum mismatch (corrupted in transit); the message was refused`);
+}
+
+/** True for the error of `openFrame` on a frame sealed as waterbear before replication protocol 3 did (another version, not corruption). */
+export function sealedBeforeProtocol3(err: unknown): boolean {
+  return err instanceof WaterbearError && err.details?.sealedBeforeProtocol3 === true;
 }

@@ -3,7 +3,9 @@ import protobuf from 'protobufjs';
 import { encodeReusing } from '../../checkpoint/format/reused-writer.js';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { packageFile } from '../../libos-host/platform/package-files.js';
-import { openFrame, sealFrame } from './frame-checksum.js';
+import { openFrame, sealFrame, sealedBeforeProtocol3 } from './frame-checksum.js';
+import { WarningOncePerKey, type Logger } from '../log.js';
+import { refusalStatus, refusedMessage, type VersionRefusal } from './refused-message.js';
 
 /** Version of the replication protocol; a peer speaking another is refused with WB_PROTOCOL. */
 export const REPLICATION_PROTOCOL_VERSION = 4;
@@ -49,29 +51,73 @@ function loadTypes(): NonNullable<typeof types> {
   return types;
 }
 
-/** Serializers for one message type; decoding a malformed message throws WB_PROTOCOL. */
-function codec<T>(name: keyof NonNullable<typeof types>): { serialize: (m: T) => Buffer; deserialize: (b: Buffer) => T } {
+/** Who sent a message of one of the versioned types (the id it gives). */
+const senderOf = (m: Partial<PrimaryMessage & BackupMessage & JoinRequest>): string | null => m.primaryId ?? m.backupId ?? m.replicaId ?? null;
+
+/**
+ * Serializers for one message type; decoding a malformed or corrupt message throws WB_PROTOCOL.
+ * A message of `refusing` types (those a handler reads: PrimaryMessage, JoinRequest, StatusRequest
+ * on the server, BackupMessage on the client) from a peer that speaks another protocol version is
+ * not thrown, which grpc-js would swallow, but returned as a RefusedMessage (refused-message.ts):
+ * the reader must check `refusalOf` first (read it as `OrRefused<T>`) and answer the peer.
+ */
+function codec<T>(name: keyof NonNullable<typeof types>, refusing: boolean): { serialize: (m: T) => Buffer; deserialize: (b: Buffer) => T } {
   return {
     serialize: (m: T) => encodeReusing(loadTypes()[name], m as object, sealFrame),
     deserialize: (b: Buffer) => {
+      let msg: T & { protocolVersion?: number };
       try {
         const type = loadTypes()[name];
-        const msg = type.toObject(type.decode(openFrame(b, name)), DECODE) as T & { protocolVersion?: number };
-        if (msg.protocolVersion !== undefined && name !== 'JoinReply' && name !== 'StatusReply' && msg.protocolVersion !== REPLICATION_PROTOCOL_VERSION) {
-          throw new WaterbearError('WB_PROTOCOL', `peer speaks replication protocol ${msg.protocolVersion}, this replica speaks ${REPLICATION_PROTOCOL_VERSION}: run the same waterbear version on every replica`);
-        }
-        return msg;
+        msg = type.toObject(type.decode(openFrame(b, name)), DECODE) as T & { protocolVersion?: number };
       } catch (err) {
+        if (refusing && sealedBeforeProtocol3(err)) return refusedMessage<T>({ peerVersion: null, peerId: null });
         if (err instanceof WaterbearError) throw err;
         throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from peer: ${(err as Error).message}`, { cause: err });
       }
+      // Only refusing types carry a version (JoinReply and StatusReply have none).
+      if (msg.protocolVersion !== undefined && msg.protocolVersion !== REPLICATION_PROTOCOL_VERSION) {
+        return refusedMessage<T>({ peerVersion: msg.protocolVersion, peerId: senderOf(msg) });
+      }
+      return msg;
     },
   };
 }
 
+/**
+ * The error for a peer that speaks another replication protocol (`peer.peerId`, or `address`
+ * when the message did not say), as `self` refuses it: which version each speaks, and what to
+ * do — upgrade the older member. The peer receives the message (refusalStatus), `self` logs it.
+ */
+export function protocolMismatch(self: string, peer: VersionRefusal, address: string): WaterbearError {
+  const who = peer.peerId !== null && peer.peerId !== '' ? peer.peerId : `the peer at ${address}`;
+  const theirs = peer.peerVersion === null ? 'a replication protocol before 3' : `replication protocol ${peer.peerVersion}`;
+  const older = peer.peerVersion === null || peer.peerVersion < REPLICATION_PROTOCOL_VERSION ? who : self;
+  return new WaterbearError('WB_PROTOCOL',
+    `${who} speaks ${theirs}, ${self} speaks replication protocol ${REPLICATION_PROTOCOL_VERSION}: ` +
+    `upgrade ${older}, the older member, so that every replica and witness runs the same waterbear version`,
+    { details: { peer: who, peerVersion: peer.peerVersion, self, version: REPLICATION_PROTOCOL_VERSION } });
+}
+
+/** The log of peers refused for their protocol version: a warning once per peer and version. */
+export function versionWarnings(log: Logger): WarningOncePerKey {
+  return new WarningOncePerKey(log, 'a peer speaks another replication protocol version');
+}
+
+/**
+ * Refuse a message of `refusal`'s peer (connected from `address`) as `self`: the status to answer
+ * it with (protocolMismatch's message, WB_PROTOCOL in metadata), after a warning logged once per
+ * peer and version on `warnings`.
+ */
+export function refuseVersion(self: string, refusal: VersionRefusal, address: string, warnings: WarningOncePerKey): grpc.StatusObject {
+  const err = protocolMismatch(self, refusal, address);
+  warnings.warn(`${String(err.details?.peer)} ${String(refusal.peerVersion)}`, { ...err.details, err: err.message });
+  return refusalStatus(err);
+}
+
 function method<Req, Res>(name: string, req: keyof NonNullable<typeof types>, res: keyof NonNullable<typeof types>, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Req, Res> {
-  const a = codec<Req>(req);
-  const b = codec<Res>(res);
+  // Requests are read by our handlers; of the responses, only BackupMessage is (the primary's link).
+  const a = codec<Req>(req, true);
+  const b = codec<Res>(res, res === 'BackupMessage');
   return {
     path: `/waterbear.replication.v1.Replica/${name}`, requestStream, responseStream,
     requestSerialize: a.serialize, requestDeserialize: a.deserialize,
@@ -89,10 +135,11 @@ export const replicaService = {
 export const ReplicaClient = grpc.makeGenericClientConstructor(replicaService, 'Replica');
 
 /**
- * End a server stream with an error status the client sees. Not `call.destroy(err)`: grpc-js
- * then never sends a status, and the client's stream hangs with no error (a primary opening its
- * link while the backup was still starting waited a whole heartbeat timeout on it).
+ * End a server stream with an error status the client sees (with `metadata`, e.g. our error code:
+ * refusalStatus). Not `call.destroy(err)`: grpc-js then never sends a status, and the client's
+ * stream hangs with no error (a primary opening its link while the backup was still starting
+ * waited a whole heartbeat timeout on it).
  */
-export function refuseStream(call: grpc.ServerDuplexStream<unknown, unknown>, code: grpc.status, message: string): void {
-  call.emit('error', Object.assign(new Error(message), { code }));
+export function refuseStream(call: grpc.ServerDuplexStream<unknown, unknown>, code: grpc.status, message: string, metadata?: grpc.Metadata): void {
+  call.emit('error', Object.assign(new Error(message), { code, details: message, ...(metadata === undefined ? {} : { metadata }) }));
 }

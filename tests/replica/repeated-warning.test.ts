@@ -1,5 +1,5 @@
 import test from 'ava';
-import { RepeatedWarning, type Logger } from '../../replica/log.js';
+import { MAX_WARNED_KEYS, RepeatedWarning, WarningOncePerKey, type Logger } from '../../replica/log.js';
 
 function recorder(): { log: Logger; lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> } {
   const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
@@ -37,4 +37,20 @@ test('a clock that steps back does not silence the warning', (t) => {
   now -= 30_000;
   w.warn({ err: 'b' });
   t.deepEqual(lines.map((l) => l.level), ['warn', 'warn']);
+});
+
+test('a warning once per key is logged at warn the first time for each key, repeats at debug', (t) => {
+  const { log, lines } = recorder();
+  const w = new WarningOncePerKey(log, 'a peer speaks another replication protocol version');
+  for (let i = 0; i < 3; i++) { w.warn('a 5', { peer: 'a' }); w.warn('c 3', { peer: 'c' }); }
+  t.deepEqual(lines.filter((l) => l.level === 'warn').map((l) => l.fields), [{ peer: 'a' }, { peer: 'c' }]);
+  t.is(lines.filter((l) => l.level === 'debug').length, 4);
+});
+
+test('a warning once per key forgets its keys past MAX_WARNED_KEYS rather than grow without bound', (t) => {
+  const { log, lines } = recorder();
+  const w = new WarningOncePerKey(log, 'x');
+  for (let i = 0; i <= MAX_WARNED_KEYS; i++) w.warn(`peer ${i}`, {});
+  w.warn('peer 0', {});
+  t.is(lines.filter((l) => l.level === 'warn').length, MAX_WARNED_KEYS + 2, 'peer 0 was forgotten and warned again');
 });

@@ -7,8 +7,10 @@ import * as grpc from '@grpc/grpc-js';
 import { isWaterbearError, WaterbearError } from '../../../libos-host/errors.js';
 import { MAX_COORD_MESSAGE_BYTES } from './raft-driver-options.js';
 import type { RaftMember } from './raft-member.js';
+import { peerHost, refusalOf, type OrRefused } from '../../wire/refused-message.js';
 import {
   coordRaftService,
+  oldMemberRefusal,
   WB_CODE_METADATA_KEY,
   type KeepAliveReply,
   type KeepAliveRequest,
@@ -32,10 +34,24 @@ function refusal(err: unknown): Partial<grpc.StatusObject> {
   return { code: grpc.status.INTERNAL, details: (err as Error)?.message ?? String(err), metadata };
 }
 
-function unary<Req, Res>(serve: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> {
+/**
+ * The error refusing a request its deserializer handed over as refused (a member too old to seal
+ * frames as we do; replica/wire/refused-message.ts), or null for a request to serve.
+ */
+function refusedRequest(member: RaftMember, call: { getPeer(): string }, request: unknown): WaterbearError | null {
+  return refusalOf(request) === null ? null : oldMemberRefusal(member.id, peerHost(call));
+}
+
+function unary<Req, Res>(member: RaftMember, logRefusal: (err: unknown) => void, serve: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<OrRefused<Req>, Res> {
   return (call, callback) => {
+    const refused = refusedRequest(member, call, call.request);
+    if (refused !== null) {
+      logRefusal(refused);
+      callback(refusal(refused));
+      return;
+    }
     Promise.resolve()
-      .then(() => serve(call.request))
+      .then(() => serve(call.request as Req))
       .then(
         (res) => callback(null, res),
         (err: unknown) => callback(refusal(err)),
@@ -69,10 +85,12 @@ export function registerRaftService(server: grpc.Server, member: RaftMember): vo
         if (err === null) callback(null, {});
         else callback(err);
       };
-      call.on('data', (batch: RaftBatch) => {
+      call.on('data', (batch: OrRefused<RaftBatch>) => {
         if (done) return;
         try {
-          member.receiveBatch(batch);
+          const refused = refusedRequest(member, call, batch);
+          if (refused !== null) throw refused;
+          member.receiveBatch(batch as RaftBatch);
         } catch (err) {
           logRefusal(err);
           finish(refusal(err));
@@ -81,11 +99,11 @@ export function registerRaftService(server: grpc.Server, member: RaftMember): vo
       call.on('end', () => finish(null));
       call.on('error', () => finish(null));
     },
-    propose: unary<ProposeRequest, ProposeReply>((req) => member.serveProposal(req)),
-    readIndex: unary<ReadIndexRequest, ReadIndexReply>((req) => member.serveReadIndex(req)),
-    keepAlive: unary<KeepAliveRequest, KeepAliveReply>((req) => member.serveKeepAlive(req)),
-    leaseExpiry: unary<LeaseExpiryRequest, LeaseExpiryReply>((req) => member.serveLeaseExpiry(req)),
-    status: unary<StatusRequest, StatusReply>((req) => member.serveStatus(req)),
+    propose: unary<ProposeRequest, ProposeReply>(member, logRefusal, (req) => member.serveProposal(req)),
+    readIndex: unary<ReadIndexRequest, ReadIndexReply>(member, logRefusal, (req) => member.serveReadIndex(req)),
+    keepAlive: unary<KeepAliveRequest, KeepAliveReply>(member, logRefusal, (req) => member.serveKeepAlive(req)),
+    leaseExpiry: unary<LeaseExpiryRequest, LeaseExpiryReply>(member, logRefusal, (req) => member.serveLeaseExpiry(req)),
+    status: unary<StatusRequest, StatusReply>(member, logRefusal, (req) => member.serveStatus(req)),
   });
 }
 

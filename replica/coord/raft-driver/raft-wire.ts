@@ -8,7 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { encodeReusing } from '../../../checkpoint/format/reused-writer.js';
 import { WaterbearError, type ErrorCode, ERROR_CODES } from '../../../libos-host/errors.js';
-import { openFrame, sealFrame } from '../../wire/frame-checksum.js';
+import { openFrame, sealFrame, sealedBeforeProtocol3 } from '../../wire/frame-checksum.js';
+import { refusedMessage } from '../../wire/refused-message.js';
 import { OWN_SUBCHANNEL_OPTIONS } from '../../wire/wedged-connection.js';
 import { packageFile } from '../../../libos-host/platform/package-files.js';
 import type { ApplyResult } from '../view-state-machine.js';
@@ -17,8 +18,7 @@ import { MESSAGE_TYPES, type Entry, type Message, type Snapshot } from '../raft/
 
 /** Version of the coordination wire format; every batch and request carries it and a receiver refuses others. */
 export const COORD_FORMAT_VERSION = 1;
-/** gRPC metadata key carrying a WaterbearError code on a refused stream. */
-export const WB_CODE_METADATA_KEY = 'wb-code';
+export { WB_CODE_METADATA_KEY } from '../../wire/refused-message.js';
 
 // ---------------------------------------------------------------- wire types (camelCase, as protobufjs gives them)
 
@@ -87,13 +87,36 @@ export function decodeWire<T>(name: TypeName, b: Uint8Array): T {
   }
 }
 
+/**
+ * Decodes a request for a handler: a request from a member too old to seal frames as we do is
+ * not thrown (grpc-js would swallow it and answer a bare "Error deserializing request") but
+ * handed over as a RefusedMessage (replica/wire/refused-message.ts), which the handler answers
+ * with `oldMemberRefusal`. Any other bad request throws as in decodeWire.
+ */
+function decodeRequest<T>(name: TypeName, b: Uint8Array): T {
+  try {
+    return decodeWire<T>(name, b);
+  } catch (err) {
+    if (sealedBeforeProtocol3(err)) return refusedMessage<T>({ peerVersion: null, peerId: null });
+    throw err;
+  }
+}
+
+/** The error refusing a member at `address` that seals frames as waterbear before replication protocol 3 did. */
+export function oldMemberRefusal(self: string, address: string): WaterbearError {
+  return new WaterbearError('WB_PROTOCOL',
+    `the member at ${address} seals coordination messages with CRC-32C, as waterbear before replication protocol 3 did; ` +
+    `${self} speaks coordination format ${COORD_FORMAT_VERSION} and seals them with CRC-32: upgrade the member at ${address}, the older one, ` +
+    'so that every replica and witness runs the same waterbear version');
+}
+
 function method<Req, Res>(name: string, req: TypeName, res: TypeName, requestStream: boolean): grpc.MethodDefinition<Req, Res> {
   return {
     path: `/waterbear.coord.v1.CoordRaft/${name}`,
     requestStream,
     responseStream: false,
     requestSerialize: (m: Req) => encodeWire(req, m),
-    requestDeserialize: (b: Buffer) => decodeWire<Req>(req, b),
+    requestDeserialize: (b: Buffer) => decodeRequest<Req>(req, b),
     responseSerialize: (m: Res) => encodeWire(res, m),
     responseDeserialize: (b: Buffer) => decodeWire<Res>(res, b),
   };

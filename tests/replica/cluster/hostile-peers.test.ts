@@ -1,6 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import test from 'ava';
-import { REPLICATION_PROTOCOL_VERSION, ReplicaClient, type BackupMessage, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
+import { refusalError } from '../../../replica/wire/refused-message.js';
+import { REPLICATION_PROTOCOL_VERSION, ReplicaClient, type BackupMessage, type JoinRequest, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
 import { RespClient } from '../../../chaos/clients/resp-client.js';
 import { startTestCluster, until } from '../../helpers/cluster.js';
 
@@ -17,7 +21,9 @@ function rogueStream(address: string): { stream: Duplex; replies: BackupMessage[
 }
 
 test('corrupt, truncated, replayed, wrong-view and wrong-version messages are refused without harm', async (t) => {
-  const c = await startTestCluster();
+  const stderrFile = join(mkdtempSync(join(tmpdir(), 'wb-hostile-')), 'members.log');
+  t.teardown(() => rmSync(dirname(stderrFile), { recursive: true, force: true }));
+  const c = await startTestCluster({ stderrFile, env: { WATERBEAR_LOG_LEVEL: 'warn' } });
   t.teardown(() => c.stop());
   const p = await c.protectedPrimary();
   const backupId = p.backups[0];
@@ -40,11 +46,33 @@ test('corrupt, truncated, replayed, wrong-view and wrong-version messages are re
   t.true(codes.includes('WB_CHECKPOINT_CORRUPT') || codes.includes('WB_CHECKPOINT_TRUNCATED'), codes.join(','));
   t.false(r.replies.some((m) => m.ack != null), 'nothing a rogue sent was acknowledged');
   r.close();
-  // A peer speaking another protocol version is cut off.
-  const v = rogueStream(address);
-  v.stream.write({ ...base, protocolVersion: 99, heartbeat: { sentAtMs: 1, epoch: 1 } });
-  await until('the stream fails', () => v.errors.length > 0, 10_000);
-  v.close();
+  // A peer speaking another protocol version is cut off and told which versions and what to do
+  // (it got grpc-js's bare "Error deserializing request"), however often it tries; the backup
+  // logs it once. Likewise a join request to the primary.
+  const versions = (from: string, to: string): RegExp => new RegExp(`${from} speaks replication protocol 99, ${to} speaks replication protocol ${REPLICATION_PROTOCOL_VERSION}: upgrade ${to}, the older member`);
+  for (let i = 0; i < 3; i++) {
+    const v = rogueStream(address);
+    v.stream.write({ ...base, protocolVersion: 99, heartbeat: { sentAtMs: 1, epoch: 1 } });
+    await until('the stream fails', () => v.errors.length > 0, 10_000);
+    const err = v.errors[0] as grpc.ServiceError;
+    t.is(err.code, grpc.status.FAILED_PRECONDITION);
+    t.regex(err.details, versions(p.replicaId, backupId));
+    t.is(refusalError(err)?.code, 'WB_PROTOCOL');
+    v.close();
+  }
+  const primaryAddress = c.config.replicas.find((r) => r.id === p.replicaId)!.address;
+  const joiner = new ReplicaClient(primaryAddress, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+    join(req: JoinRequest, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): void;
+  };
+  const joinErr = await new Promise<grpc.ServiceError | null>((resolve) => {
+    joiner.join({ protocolVersion: 99, replicaId: backupId, replicationAddress: address }, { deadline: Date.now() + 5_000 }, (err) => resolve(err));
+  });
+  joiner.close();
+  t.is(joinErr?.code, grpc.status.FAILED_PRECONDITION);
+  t.regex(joinErr?.details ?? '', versions(backupId, p.replicaId));
+  const warnings = readFileSync(stderrFile, 'utf8').split('\n').filter((l) => l.includes('a peer speaks another replication protocol version'))
+    .map((l) => JSON.parse(l) as { replica: string; peer: string; peerVersion: number });
+  t.deepEqual(warnings.map((w) => [w.replica, w.peer, w.peerVersion]), [[backupId, p.replicaId, 99], [p.replicaId, backupId, 99]]);
 
   // The cluster is unharmed: it serves, and the backup still takes over with every write.
   for (let i = 21; i <= 30; i++) t.is(await client.call('INCR', 'n'), i);

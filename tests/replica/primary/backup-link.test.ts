@@ -2,26 +2,15 @@ import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { BackupLink, REFUSAL_GRACE_TIMEOUTS, type BackupLinkEvents } from '../../../replica/primary/backup-link.js';
 import {
-  REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream, replicaService,
+  REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream,
   type BackupMessage, type PrimaryMessage,
 } from '../../../replica/wire/replication-wire.js';
-
-type Stream = grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>;
-
-/** A real gRPC Replica server whose Replicate handler the test supplies. */
-async function server(replicate: (call: Stream) => void): Promise<{ address: string; close(): void }> {
-  const s = new grpc.Server();
-  s.addService(replicaService, {
-    replicate,
-    join: (_c: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED }),
-    status: (_c: unknown, cb: grpc.sendUnaryData<never>) => cb({ code: grpc.status.UNIMPLEMENTED }),
-  });
-  const port = await new Promise<number>((resolve, reject) => s.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e === null ? resolve(p) : reject(e))));
-  return { address: `127.0.0.1:${port}`, close: () => s.forceShutdown() };
-}
+import { WaterbearError } from '../../../libos-host/errors.js';
+import { refusalStatus } from '../../../replica/wire/refused-message.js';
+import { replicaServer, type ReplicateCall } from '../../helpers/replica-server.js';
 
 /** Acknowledges every checkpoint and answers heartbeats, like a healthy backup. */
-function healthyBackup(call: Stream): void {
+function healthyBackup(call: ReplicateCall): void {
   call.on('data', (m: PrimaryMessage) => {
     const reply = (body: Partial<BackupMessage>): void => { call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: m.view, backupId: 'b', ...body }); };
     if (m.heartbeat != null) reply({ heartbeat: { sentAtMs: 0, epoch: 0 } });
@@ -52,7 +41,7 @@ const until = async (f: () => boolean, ms = 5000): Promise<boolean> => {
 };
 
 test('refuseStream ends the client stream with its status at once (call.destroy would leave it hanging)', async (t) => {
-  const s = await server((call) => refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is starting, not a backup'));
+  const s = await replicaServer((call) => refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is starting, not a backup'));
   t.teardown(() => s.close());
   const client = new ReplicaClient(s.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & { replicate(): grpc.ClientDuplexStream<PrimaryMessage, BackupMessage> };
   t.teardown(() => client.close());
@@ -70,7 +59,7 @@ test('refuseStream ends the client stream with its status at once (call.destroy 
 
 test('a backup that refuses while starting is not a failure: the link reopens and sends the full image on the new stream', async (t) => {
   let streams = 0;
-  const s = await server((call) => {
+  const s = await replicaServer((call) => {
     if (++streams <= 2) { refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is starting, not a backup'); return; }
     healthyBackup(call);
   });
@@ -94,7 +83,7 @@ test('a backup that refuses while starting is not a failure: the link reopens an
 test('a backup that refuses while starting for longer than the heartbeat timeout is answering, not silent: the link holds', async (t) => {
   // Found at cluster start under load: b took > 300 ms to start, refusing meanwhile, and was dropped.
   let refusing = true;
-  const s = await server((call) => {
+  const s = await replicaServer((call) => {
     if (refusing) { refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is starting, not a backup'); return; }
     healthyBackup(call);
   });
@@ -115,7 +104,7 @@ test('a backup that refuses while starting for longer than the heartbeat timeout
 });
 
 test(`a backup that keeps refusing fails the link after ${REFUSAL_GRACE_TIMEOUTS} heartbeat timeouts`, async (t) => {
-  const s = await server((call) => refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is primary, not a backup'));
+  const s = await replicaServer((call) => refuseStream(call, grpc.status.FAILED_PRECONDITION, 'b is primary, not a backup'));
   t.teardown(() => s.close());
   const { link: l, log } = link(s.address, 300);
   t.teardown(() => l.close());
@@ -127,7 +116,7 @@ test(`a backup that keeps refusing fails the link after ${REFUSAL_GRACE_TIMEOUTS
 });
 
 test('a backup nobody listens for fails the link after the heartbeat timeout, not before', async (t) => {
-  const s = await server(healthyBackup);
+  const s = await replicaServer(healthyBackup);
   const address = s.address;
   s.close(); // nothing listens there any more: every connection attempt is refused
   const { link: l, log } = link(address, 300);
@@ -142,7 +131,7 @@ test('a backup nobody listens for fails the link after the heartbeat timeout, no
 });
 
 test('a peer that answers as someone else fails the link at once', async (t) => {
-  const s = await server((call) => {
+  const s = await replicaServer((call) => {
     call.on('data', (m: PrimaryMessage) => call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: m.view, backupId: 'mallory', heartbeat: { sentAtMs: 0, epoch: 0 } }));
   });
   t.teardown(() => s.close());
@@ -153,8 +142,39 @@ test('a peer that answers as someone else fails the link at once', async (t) => 
   t.regex(log.find((x) => x.startsWith('failed'))!, /peer says it is mallory, expected b/);
 });
 
+test('a link to a backup that answers in another protocol version fails at once, saying which versions and what to do', async (t) => {
+  // An old backup's acknowledgement: its deserializer used to throw, which grpc-js swallowed.
+  const s = await replicaServer((call) => {
+    call.on('data', (m: PrimaryMessage) => call.write({ protocolVersion: REPLICATION_PROTOCOL_VERSION - 1, view: m.view, backupId: 'b', heartbeat: { sentAtMs: 0, epoch: 0 } }));
+  });
+  t.teardown(() => s.close());
+  const { link: l, log } = link(s.address, 5000);
+  t.teardown(() => l.close());
+  l.start();
+  t.true(await until(() => log.some((x) => x.startsWith('failed'))));
+  t.deepEqual(log, [`failed: b speaks replication protocol ${REPLICATION_PROTOCOL_VERSION - 1}, a speaks replication protocol ${REPLICATION_PROTOCOL_VERSION}: upgrade b, the older member, so that every replica and witness runs the same waterbear version`]);
+});
+
+test('a link that the backup refuses for its protocol version fails at once with the backup\'s reason, without retrying', async (t) => {
+  let streams = 0;
+  const reason = `a speaks replication protocol ${REPLICATION_PROTOCOL_VERSION}, b speaks replication protocol ${REPLICATION_PROTOCOL_VERSION + 1}: upgrade a, the older member`;
+  const s = await replicaServer((call) => {
+    streams++;
+    const status = refusalStatus(new WaterbearError('WB_PROTOCOL', reason));
+    refuseStream(call, status.code, status.details, status.metadata);
+  });
+  t.teardown(() => s.close());
+  const { link: l, log } = link(s.address, 5000);
+  t.teardown(() => l.close());
+  l.start();
+  t.true(await until(() => log.some((x) => x.startsWith('failed'))));
+  await new Promise((r) => setTimeout(r, 100)); // five heartbeat intervals: no reconnection
+  t.deepEqual(log, [`failed: ${reason}`]);
+  t.is(streams, 1);
+});
+
 test('a backup still applying checkpoints we sent gets more time before the link fails: 30 ms per MiB', async (t) => {
-  const s = await server(() => { /* reads, never answers: as busy applying */ });
+  const s = await replicaServer(() => { /* reads, never answers: as busy applying */ });
   t.teardown(() => s.close());
   const { link: l, log } = link(s.address, 300);
   t.teardown(() => l.close());

@@ -3,6 +3,7 @@ import test from 'ava';
 import { crc32c } from '../../../checkpoint/format/crc32c.js';
 import { crc32, crc32Js } from '../../../replica/wire/crc32.js';
 import { FRAME_CHECKSUM_BYTES, openFrame, sealFrame } from '../../../replica/wire/frame-checksum.js';
+import { refusalOf } from '../../../replica/wire/refused-message.js';
 import { replicaService, REPLICATION_PROTOCOL_VERSION } from '../../../replica/wire/replication-wire.js';
 
 test('crc32 and its portable fallback match the published check value and zlib, aligned or not, across calls', (t) => {
@@ -37,6 +38,9 @@ test('a frame from a peer that seals with CRC-32C (protocol 2) is refused with a
   old.set(body, 0);
   old.writeUInt32LE(crc32c(body), body.length);
   t.throws(() => openFrame(old, 'PrimaryMessage'), { code: 'WB_PROTOCOL', message: /CRC-32C.*same waterbear version/ });
-  t.throws(() => replicaService.replicate.requestDeserialize(old), { code: 'WB_PROTOCOL', message: /same waterbear version/ });
+  // A handler reads such a message as refused, and answers the peer with the versions (protocol-version.test.ts).
+  t.deepEqual(refusalOf(replicaService.replicate.requestDeserialize(old)), { peerVersion: null, peerId: null });
+  // A reply nobody handles still throws (grpc-js passes the message on to the caller).
+  t.throws(() => replicaService.join.responseDeserialize(old), { code: 'WB_PROTOCOL', message: /same waterbear version/ });
   t.is(REPLICATION_PROTOCOL_VERSION, 4);
 });

@@ -26,6 +26,8 @@ import {
 import { makeMembership } from '../../../../replica/coord/raft/raft-membership.js';
 import { makeMessage, type Message } from '../../../../replica/coord/raft/raft-types.js';
 import { encodeViewProposal } from '../../../../replica/coord/view-state-machine.js';
+import { recordingLogger } from '../../../helpers/recording-logger.js';
+import { sealedBeforeProtocol3 } from '../../../helpers/wire-frames.js';
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'wb-coord-wire-'));
@@ -110,6 +112,35 @@ test('a member refuses raft batches of another format version, another cluster o
     t.is(err?.metadata.get(WB_CODE_METADATA_KEY)[0], 'WB_PROTOCOL', what);
   }
   t.is(await sendBatch(client, { formatVersion: COORD_FORMAT_VERSION, clusterId: 'k', from: 'b', messages: [hb] }), null, 'a good batch is accepted');
+});
+
+test('a member too old to seal frames as we do is told so and what to do, not "Error deserializing request", and the refusal is logged', async (t) => {
+  // Its frames used to be refused in the deserializer, whose error grpc-js discards (found by an audit).
+  const lines: Array<Record<string, unknown>> = [];
+  const { c } = await lonelyMember(t, { log: recordingLogger(lines) });
+  const raw = new grpc.Client(`127.0.0.1:${c.port}`, grpc.credentials.createInsecure());
+  t.teardown(() => raw.close());
+  const same = (b: Buffer): Buffer => b;
+  const hb = messageToWire(makeMessage({ type: 'heartbeat', from: 'b', to: 'a', term: 1 }));
+  const batch = sealedBeforeProtocol3(encodeWire('RaftBatch', { formatVersion: COORD_FORMAT_VERSION, clusterId: 'k', from: 'b', messages: [hb] }));
+  const status = sealedBeforeProtocol3(encodeWire('StatusRequest', { header: header('k', 'b', 1_000) }));
+  const errors: Array<[string, grpc.ServiceError | null]> = [
+    ['Send', await new Promise((resolve) => {
+      const call = raw.makeClientStreamRequest('/waterbear.coord.v1.CoordRaft/Send', same, same, (err) => resolve(err));
+      call.write(batch);
+    })],
+    ['Status', await new Promise((resolve) => {
+      raw.makeUnaryRequest('/waterbear.coord.v1.CoordRaft/Status', same, same, status, (err) => resolve(err));
+    })],
+  ];
+  for (const [what, err] of errors) {
+    t.is(err?.code, grpc.status.FAILED_PRECONDITION, what);
+    t.is(err?.metadata.get(WB_CODE_METADATA_KEY)[0], 'WB_PROTOCOL', what);
+    t.regex(err?.details ?? '', /^the member at 127\.0\.0\.1 seals coordination messages with CRC-32C, as waterbear before replication protocol 3 did; a speaks coordination format \d+ .*: upgrade the member at 127\.0\.0\.1, the older one/, what);
+  }
+  const warned = lines.filter((l) => l.level === 40 && l.msg === 'refused a coordination stream');
+  t.is(warned.length, 1, 'the same refusal is logged once');
+  t.regex(String(warned[0]?.err), /seals coordination messages with CRC-32C/);
 });
 
 test('client requests of another version or cluster are refused with WB_PROTOCOL; a non-leader answers WB_NOT_LEADER', async (t) => {
