@@ -8,6 +8,7 @@ import { CHECKPOINT_FLAG_OPTIONS, CheckpointSession, parseCheckpointInterval, tr
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
 import { applyV8Tuning } from '../v8-tuning.js';
+import { EventLoopTurns } from '../event-loop-turns.js';
 import { launchOrClose, runToExit } from '../run-to-exit.js';
 
 export const RESTORE_USAGE = `usage: waterbear restore DIR [options]
@@ -54,11 +55,13 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
   const platform = new NodePlatform();
   const f = record.extensionFlags;
   const stack = await buildExtensionStack(platform, { trace: f.trace ?? undefined, faults: f.faults, extensions: f.extensions });
+  // Without checkpoints, the event-loop turns interrupt a busy guest (see run).
+  const turns = session === null ? new EventLoopTurns() : null;
   let launched;
   try {
     launched = await launchOrClose(() => restoreFromImage(image, {
       guest, memoryLimitBytes: record.memoryLimitBytes, imageChoices: record.imageChoices, abi: stack.abi, extensions: stack.extensions,
-      ...(session !== null ? { hooks: session.hooks } : {}),
+      hooks: session?.hooks ?? turns?.hooks,
       ...(values['no-cache'] === true ? { cacheDir: null } : {}),
     }), platform, stack, session);
   } finally {
@@ -66,6 +69,7 @@ export async function restoreCommand(argv: string[], io: CliIo): Promise<number>
   }
   const { os } = launched;
   session?.attach(launched, stack.extensions, image.epoch);
+  turns?.attach(launched.lvm);
   io.err(`waterbear: restored epoch ${image.epoch} from ${dir} in ${(performance.now() - started).toFixed(1)} ms\n`);
   for (const l of os.listeners()) io.err(`waterbear: fd ${l.fd} listening on ${l.address}\n`);
   return runToExit(launched, platform, stack, session, io);

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { NodePlatform } from '../../libos-host/platform/node-platform.js';
-import { launchLvm } from '../../libos-host/runtime/launch.js';
+import { launchLvm, type ImageChoices } from '../../libos-host/runtime/launch.js';
 import { parseMemoryLimit } from '../../libos-host/image/memory-limit.js';
 import { parseCommandArgs, parseDirFlag, parseEnvFlag, parseListenFlag } from '../args.js';
 import { buildExtensionStack } from '../extension-flags.js';
 import type { CliIo } from '../io.js';
+import { EventLoopTurns } from '../event-loop-turns.js';
 import { launchOrClose, runToExit } from '../run-to-exit.js';
 import { applyV8Tuning } from '../v8-tuning.js';
 import { CHECKPOINT_FLAG_OPTIONS, startCheckpointing, type CheckpointSession } from '../checkpoint-session.js';
@@ -67,7 +68,8 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
     throw new WaterbearError('WB_CONFIG_INVALID', 'run: --checkpoint-interval, --tracker and --checkpoint-store-limit need --checkpoint-dir DIR');
   }
   let checkpoints: CheckpointSession | null = null;
-  let imageChoices = {};
+  // Yield points let the event-loop turns (or the checkpointer) interrupt a guest that computes.
+  let imageChoices: ImageChoices = { yieldPoints: true };
   if (values['checkpoint-dir'] !== undefined) {
     const started = startCheckpointing({
       dir: values['checkpoint-dir'], guest, programName: guestPath, memoryLimitBytes,
@@ -81,14 +83,17 @@ export async function runCommand(argv: string[], io: CliIo): Promise<number> {
   const stack = await buildExtensionStack(platform, {
     trace: values.trace, faults: values.fault ?? [], extensions: values.extension ?? [],
   });
+  // Without checkpoints, the event-loop turns interrupt a busy guest (the checkpointer does it otherwise).
+  const turns = checkpoints === null ? new EventLoopTurns() : null;
   const launched = await launchOrClose(() => launchLvm({
     guest, programName: guestPath, args: [...(values.arg ?? []), ...restArgs], env: (values.env ?? []).map(parseEnvFlag),
     listeners, dirs: (values.dir ?? []).map(parseDirFlag), memoryLimitBytes, abi: stack.abi, imageChoices,
-    ...(checkpoints !== null ? { hooks: checkpoints.hooks } : {}),
+    hooks: checkpoints?.hooks ?? turns?.hooks,
     ...(values['no-cache'] === true ? { cacheDir: null } : {}),
   }), platform, stack, checkpoints);
   const { os } = launched;
   checkpoints?.attach(launched, stack.extensions);
+  turns?.attach(launched.lvm);
   // The operator asked for "any port": say which one the guest got.
   for (const l of os.listeners()) {
     if (/:0$/.test(l.uri)) io.err(`waterbear: fd ${l.fd} listening on ${l.address}\n`);

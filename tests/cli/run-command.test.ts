@@ -2,7 +2,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { runWaterbear } from '../helpers/cli.js';
+import { runWaterbear, startWaterbear, type RunningWaterbear } from '../helpers/cli.js';
+import { until } from '../helpers/cluster.js';
 import { REPO } from '../helpers/lvm.js';
 
 const guest = (name: string): string => join(REPO, 'guests', `${name}.wasm`);
@@ -142,4 +143,49 @@ test('run: a setup error after --listen is bound exits with a clear error instea
   t.is(r.code, 2);
   t.regex(r.stderr, /a-file is a file, not a directory.*WB_CONFIG_INVALID/);
   t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+/** A guest that prints "spinning" and then loops forever without a system call. */
+async function spinningGuest(): Promise<string> {
+  const binaryen = (await import('binaryen')).default;
+  const m = new binaryen.Module();
+  m.addFunctionImport('fd_write', 'wasi_snapshot_preview1', 'fd_write', binaryen.createType([binaryen.i32, binaryen.i32, binaryen.i32, binaryen.i32]), binaryen.i32);
+  m.setMemory(1, 1, 'memory', [{ offset: m.i32.const(16), data: new TextEncoder().encode('spinning\n'), passive: false }]);
+  m.addFunction('main', binaryen.none, binaryen.none, [], m.block(null, [
+    m.i32.store(0, 4, m.i32.const(0), m.i32.const(16)),
+    m.i32.store(0, 4, m.i32.const(4), m.i32.const(9)),
+    m.drop(m.call('fd_write', [1, 0, 1, 8].map((v) => m.i32.const(v)), binaryen.i32)),
+    m.loop('spin', m.br('spin')),
+  ]));
+  m.addFunctionExport('main', '_start');
+  const f = join(scratch(), 'spin.wasm');
+  writeFileSync(f, m.emitBinary());
+  return f;
+}
+
+/** Signal a running waterbear once its guest printed `ready`; it must stop within a few seconds. */
+async function stopsOn(t: import('ava').ExecutionContext, w: RunningWaterbear, ready: RegExp, signal: NodeJS.Signals): Promise<void> {
+  t.teardown(() => { if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL'); });
+  await until(`the guest to print ${String(ready)}`, () => ready.test(w.out() + w.err()), 60_000);
+  await new Promise((r) => setTimeout(r, 200)); // well inside the loop
+  w.child.kill(signal);
+  const code = await Promise.race([w.exited, new Promise((r) => setTimeout(() => r('still running'), 5_000))]);
+  t.is(code, 0, `${signal}: ${w.err()}`);
+  t.regex(w.err(), new RegExp(`waterbear: ${signal}, stopping the guest`));
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`run: ${signal} stops a guest that loops without a system call`, async (t) => {
+    await stopsOn(t, startWaterbear(['run', await spinningGuest()]), /spinning/, signal);
+  });
+}
+
+test('restore --no-checkpoint: SIGTERM stops a restored guest that loops without a system call', async (t) => {
+  const dir = join(scratch(), 'cp');
+  const first = startWaterbear(['run', await spinningGuest(), '--checkpoint-dir', dir]);
+  t.teardown(() => { if (first.child.exitCode === null) first.child.kill('SIGKILL'); });
+  await until('a checkpoint', () => /checkpoint epoch 1 written/.test(first.err()), 60_000);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  await stopsOn(t, startWaterbear(['restore', dir, '--no-checkpoint']), /restored epoch/, 'SIGTERM');
 });
