@@ -39,7 +39,7 @@
  * WB_CHECKPOINT_CORRUPT / _VERSION / _TRUNCATED. One writer process at a time; readers may run
  * in other processes concurrently.
  */
-import { mkdirSync, statfsSync } from 'node:fs';
+import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
@@ -66,6 +66,33 @@ export const MAX_STAGING_TOKEN_CHARS = 256;
 /** Per-page bytes in the store: CRC-32C, epoch, data. */
 const PAGE_HEADER_BYTES = 8;
 const STORED_PAGE_BYTES = PAGE_HEADER_BYTES + CHECKPOINT_PAGE_BYTES;
+/** LMDB (lmdb-js's mdb.c): page header, leaf node header, and a leaf's u16 offset per node. */
+const LMDB_PAGE_HEADER_BYTES = 24;
+const LMDB_NODE_HEADER_BYTES = 8;
+const LMDB_NODE_OFFSET_BYTES = 2;
+/** A page record's key (uint32) and an overflow node's u64 first-page number. */
+const PAGE_KEY_BYTES = 4;
+const LMDB_OVERFLOW_POINTER_BYTES = 8;
+
+/**
+ * The bytes of an LMDB file of `lmdbPageBytes` pages that one page record takes (at most). A value
+ * too big for half a leaf goes to overflow pages of its own, which it fills only in part: on 4 KiB
+ * LMDB pages (lmdb-js uses the OS page size) a 4,104-byte record (a 4 KiB page and its header)
+ * takes two, so the store on disk is about twice the guest memory it holds, and the byte limit
+ * counts that, not the record's length. (Larger LMDB pages would pack pages tighter but rewrite a
+ * whole leaf of them for every dirty page: session 27 in docs/checkpoint.md.)
+ */
+export function storedPageFootprint(lmdbPageBytes: number): number {
+  const nodeMax = (((lmdbPageBytes - LMDB_PAGE_HEADER_BYTES) / 2) & ~1) - LMDB_NODE_OFFSET_BYTES;
+  const inline = LMDB_NODE_HEADER_BYTES + PAGE_KEY_BYTES + STORED_PAGE_BYTES;
+  if (inline <= nodeMax) {
+    // Records in the leaves (LMDB pages of 16 KiB and more): a split leaves a leaf half full.
+    const perLeaf = Math.floor((lmdbPageBytes - LMDB_PAGE_HEADER_BYTES) / (inline + LMDB_NODE_OFFSET_BYTES));
+    return Math.ceil(lmdbPageBytes / Math.ceil(perLeaf / 2));
+  }
+  const overflowPages = Math.floor((LMDB_PAGE_HEADER_BYTES - 1 + STORED_PAGE_BYTES) / lmdbPageBytes) + 1;
+  return overflowPages * lmdbPageBytes + LMDB_NODE_HEADER_BYTES + PAGE_KEY_BYTES + LMDB_OVERFLOW_POINTER_BYTES + LMDB_NODE_OFFSET_BYTES;
+}
 /** Page indices a wasm32 memory can have (4 GiB / 4 KiB). */
 const MAX_PAGE_INDEX_EXCLUSIVE = 65536 * 65536 / CHECKPOINT_PAGE_BYTES;
 /** The two page databases; meta "pagesDb" names the active one, absent meaning the first. */
@@ -102,16 +129,24 @@ export interface StoreStats {
   pages: number;
   /** Pages in the staging area (0 when none is open). */
   stagedPages: number;
-  /** Bytes held by pages (staged ones too), VFS images/deltas and the head record. */
+  /**
+   * Bytes the store's records take in its LMDB file: pages (staged ones too) as LMDB lays them
+   * out (`storedPageFootprint`: about twice their size on 4 KiB LMDB pages), VFS images/deltas and
+   * the head record. What `maxBytes` limits.
+   */
   bytes: number;
+  /** Size of the LMDB data file: `bytes`, plus free pages LMDB keeps for reuse and its bookkeeping. */
+  fileBytes: number;
   vfsBytes: number;
   memoryBytes: number;
 }
 
 export interface CheckpointStoreOptions {
   /**
-   * Most bytes the store may hold (pages, VFS, head); a commit that would exceed it is refused
-   * with WB_STORE_FULL before anything is written. Default: no limit besides the disk.
+   * Most bytes the store may hold (`StoreStats.bytes`: pages as laid out on disk, VFS, head); a
+   * commit that would exceed it is refused with WB_STORE_FULL before anything is written. The data
+   * file can be larger by the free pages LMDB keeps for reuse (about what recent commits
+   * rewrote). Default: no limit besides the disk.
    */
   maxBytes?: number;
   /** Open for reading only (inspect, tests): commit throws. */
@@ -253,6 +288,8 @@ export class CheckpointStore {
   private readonly vfs: Database<Buffer, number>;
   private readonly epochs: Database<EpochSummary, number>;
   private readonly maxBytes: number;
+  /** `storedPageFootprint` of this store's LMDB page size. */
+  private readonly pageFootprint: number;
   private readonly readOnly: boolean;
   private readonly vfsCompactMinBytes: number;
   private readonly faultHook: (() => StoreFault | null) | null;
@@ -280,6 +317,7 @@ export class CheckpointStore {
       this.pageDbs = { pages: pageDb('pages'), 'pages-b': pageDb('pages-b') };
       this.vfs = this.env.openDB<Buffer, number>('vfs', { keyEncoding: 'uint32', encoding: 'binary' });
       this.epochs = this.env.openDB<EpochSummary, number>('epochs', { keyEncoding: 'uint32', encoding: 'json' });
+      this.pageFootprint = storedPageFootprint((this.env.getStats() as { pageSize: number }).pageSize);
     } catch (err) {
       throw storeIo(`cannot open ${path}: ${(err as Error).message}`, err);
     }
@@ -442,7 +480,7 @@ export class CheckpointStore {
         const before = this.stats();
         const added = new Set<number>();
         for (const r of records) if (!staging.doesExist(r.index)) added.add(r.index);
-        at.neededBytes = added.size * STORED_PAGE_BYTES;
+        at.neededBytes = added.size * this.pageFootprint;
         if (before.bytes + at.neededBytes > this.maxBytes) {
           throw storeFull(this.path, `staging ${added.size} more pages for "${token}"`, before.bytes + at.neededBytes, this.maxBytes, before.latestEpoch);
         }
@@ -573,7 +611,7 @@ export class CheckpointStore {
     // three database stats were ~7% of a backup's CPU under load.
     let stagedPagesAfter = 0;
     // At most this much is added (every page new); the exact figure where it was counted.
-    let neededBytes = cp.pages.length * STORED_PAGE_BYTES + vfsWrite.bytes.length + headBytes;
+    let neededBytes = cp.pages.length * this.pageFootprint + vfsWrite.bytes.length + headBytes;
     if (this.maxBytes !== Infinity || staged) {
       const before = this.statsOf(headBefore, sizes);
       // Pages already in the target are overwritten; a superseded page is counted where it is written.
@@ -586,7 +624,7 @@ export class CheckpointStore {
       const vfsAfter = vfsWrite.replace ? vfsWrite.bytes.length : before.vfsBytes + vfsWrite.bytes.length;
       const activeAfter = (staged ? before.stagedPages : cp.full ? 0 : before.pages) + newPages;
       const stagedAfter = staged ? 0 : before.stagedPages;
-      const bytesAfter = (activeAfter + stagedAfter) * STORED_PAGE_BYTES + vfsAfter + headBytes;
+      const bytesAfter = (activeAfter + stagedAfter) * this.pageFootprint + vfsAfter + headBytes;
       if (bytesAfter > this.maxBytes) throw storeFull(this.path, `epoch ${cp.epoch}`, bytesAfter, this.maxBytes, before.latestEpoch);
       stagedPagesAfter = before.stagedPages - overwritten;
       neededBytes = bytesAfter - before.bytes;
@@ -780,17 +818,17 @@ export class CheckpointStore {
   /** What the store holds now. */
   stats(): StoreStats {
     const head = this.headSummary();
-    return this.statsOf(head, this.vfsSizes(head?.epoch ?? 0));
+    return { ...this.statsOf(head, this.vfsSizes(head?.epoch ?? 0)), fileBytes: statSync(join(this.path, 'data.mdb')).size };
   }
 
   /** `stats()` from a head summary and VFS sizes the caller already read (a commit reads both first). */
-  private statsOf(head: HeadSummary | null, vfs: VfsSizes): StoreStats {
+  private statsOf(head: HeadSummary | null, vfs: VfsSizes): Omit<StoreStats, 'fileBytes'> {
     const vfsBytes = vfs.baseBytes + vfs.deltaBytes;
     const pages = entryCount(this.pageDb(this.activeName()));
     const stagedPages = this.stagedCount();
     return {
       latestEpoch: head?.epoch ?? 0, pages, stagedPages, vfsBytes, memoryBytes: head?.memoryBytes ?? 0,
-      bytes: (pages + stagedPages) * STORED_PAGE_BYTES + vfsBytes + (head?.bytes ?? 0),
+      bytes: (pages + stagedPages) * this.pageFootprint + vfsBytes + (head?.bytes ?? 0),
     };
   }
 

@@ -42,7 +42,7 @@ export async function checkpointCommand(argv: string[], io: CliIo): Promise<numb
       `  guest          ${record.programName} (sha256 ${record.guestSha256.slice(0, 16)}…), memory limit ${record.memoryLimitBytes} bytes`,
       `  tracker        ${record.tracker}; image ${record.imageChoices.dirtyTracking === 'instrument' ? 'instrumented' : 'plain'}${record.imageChoices.yieldPoints ? ' with yield points' : ''}; interval ${record.checkpointIntervalMs} ms`,
       `  latest epoch   ${stats.latestEpoch}`,
-      `  store          ${stats.pages} pages (${kib(stats.pages * 4096)}), VFS ${kib(stats.vfsBytes)}, ${kib(stats.bytes)} in all; guest memory ${kib(stats.memoryBytes)}`,
+      `  store          ${stats.pages} pages (${kib(stats.pages * 4096)}), VFS ${kib(stats.vfsBytes)}; ${kib(stats.bytes)} on disk, data file ${kib(stats.fileBytes)}; guest memory ${kib(stats.memoryBytes)}`,
     ];
     if (verified !== null) lines.push(`  verify         ${verified}`);
     lines.push('', '  epoch  kind         pages  tracker-pages  page-bytes    vfs-bytes  pause-ms  captured-at');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { open } from 'lmdb';
 import type { CheckpointData, CheckpointPage } from '../../checkpoint/checkpoint-data.js';
-import { CheckpointStore, type CheckpointStoreOptions, type StoreFault } from '../../checkpoint/store/checkpoint-store.js';
+import { CheckpointStore, storedPageFootprint, type CheckpointStoreOptions, type StoreFault } from '../../checkpoint/store/checkpoint-store.js';
 import { isWaterbearError } from '../../libos-host/errors.js';
 import {
   SYNTH_MEMORY_BYTES, SyntheticVfs, commitChain, expectedMemory, imagePages, pageContent, syntheticCheckpoint, vfsOf,
@@ -81,7 +81,7 @@ test('a full image staged in slices and completed by a stagedFrom checkpoint res
   t.is(store.stagingToken(), 'view2-epoch4');
   await stage(store, 'view2-epoch4', image, range(0, 48));
   t.is(store.stats().stagedPages, 48);
-  t.is(store.stats().bytes, chainBytes + 48 * (4096 + 8), 'staged pages are counted');
+  t.is(store.stats().bytes, chainBytes + 48 * storedPageFootprint(4096), 'staged pages are counted');
   assertChain(t, store, 3, 'while staging');
 
   // The final checkpoint: overrides three staged pages and adds one that was not staged.
@@ -241,7 +241,7 @@ test('staged pages count against the store limit: a slice over it is refused wit
   commitChain(probe, 1, 2, vfs);
   const chainBytes = probe.stats().bytes;
   probe.close();
-  const page = 4096 + 8;
+  const page = storedPageFootprint(4096);
   // Room for 30 staged pages beside the chain, not 31.
   const store = CheckpointStore.open(dir, { maxBytes: chainBytes + 30 * page + page / 2 });
   t.teardown(() => store.close());

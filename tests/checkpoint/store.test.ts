@@ -131,7 +131,8 @@ test('a corrupt page in the store is refused on load with WB_CHECKPOINT_CORRUPT,
 });
 
 test('a store over its byte limit refuses the epoch with WB_STORE_FULL and keeps the previous one', (t) => {
-  const store = CheckpointStore.open(tempDir(t), { maxBytes: 300 * 1024 });
+  // 64 pages take ~520 KiB on disk (two LMDB pages each); 128 do not fit.
+  const store = CheckpointStore.open(tempDir(t), { maxBytes: 700 * 1024 });
   t.teardown(() => store.close());
   const vfs = new SyntheticVfs();
   commitChain(store, 1, 2, vfs);
@@ -144,6 +145,35 @@ test('a store over its byte limit refuses the epoch with WB_STORE_FULL and keeps
   t.regex(err!.message, /store still holds epoch 2/);
   t.is(store.latestEpoch(), 2);
   t.is(Buffer.compare(store.loadImage()!.lvm.memory, expectedMemory(2)), 0);
+});
+
+test('the byte limit bounds the data file: pages are counted as LMDB lays them out, not by their length', (t) => {
+  const dir = tempDir(t);
+  const limit = 2 * 1024 * 1024;
+  const store = CheckpointStore.open(dir, { maxBytes: limit });
+  t.teardown(() => store.close());
+  const vfs = new SyntheticVfs();
+  let refusedAt = 0;
+  for (let e = 1; e < 1000; e++) {
+    // 16 new pages an epoch (memory grows by 64 KiB).
+    const cp = syntheticCheckpoint(e, vfs.step(e));
+    cp.memoryBytes += e * 65536;
+    cp.pages = [...cp.pages, ...Array.from({ length: 16 }, (_, i) => ({ index: 64 + (e - 1) * 16 + i, data: new Uint8Array(4096).fill(e & 0xff) }))];
+    try {
+      store.commit(cp);
+    } catch (err) {
+      t.true(isWaterbearError(err, 'WB_STORE_FULL'), String(err));
+      refusedAt = cp.epoch;
+      break;
+    }
+  }
+  t.true(refusedAt > 2, `refused at epoch ${refusedAt}`);
+  const stats = store.stats();
+  t.true(stats.bytes <= limit, `${stats.bytes} counted`);
+  t.is(stats.fileBytes, statSync(join(dir, 'data.mdb')).size);
+  // Beyond the counted bytes the file holds LMDB's own pages (meta, branches, free pages kept for reuse).
+  t.true(stats.fileBytes <= limit + 512 * 1024, `data file ${stats.fileBytes} bytes under a ${limit}-byte limit`);
+  t.true(stats.pages * 4096 * 1.9 < stats.bytes, `${stats.pages} pages counted as ${stats.bytes} bytes`);
 });
 
 /** Checkpoints of a synthetic chain that grow memory by 16 written pages per epoch, so a small disk fills up. */
@@ -262,7 +292,9 @@ test('a batch that rewrites pages, with a full checkpoint inside it, stores what
   t.is(Buffer.compare(vfsOf(b.libos.vfs), vfsOf(a.libos.vfs)), 0);
   t.deepEqual(batched.head(), one.head());
   t.deepEqual(batched.pageIndices(), one.pageIndices());
-  t.deepEqual(batched.stats(), one.stats());
+  const { fileBytes: _a, ...batchedStats } = batched.stats();
+  const { fileBytes: _b, ...oneStats } = one.stats();
+  t.deepEqual(batchedStats, oneStats, 'what the stores hold (their files differ by free pages)');
   t.deepEqual(batched.epochSummaries().map((s) => [s.epoch, s.full, s.pages]), one.epochSummaries().map((s) => [s.epoch, s.full, s.pages]));
 });
 
