@@ -164,6 +164,7 @@ export class DashboardServer {
       if (req.method === 'POST') {
         if (path.startsWith('/api/actions/')) return await this.action(path.slice('/api/actions/'.length), req, res);
         if (path === '/api/events') return await this.postEvent(req, res);
+        if (path === '/api/admin/check') return this.checkToken(req, res);
       }
       throw new HttpError(req.method === 'GET' || req.method === 'POST' ? 404 : 405, 'WB_BAD_REQUEST', `no route ${req.method} ${path}; see docs/dashboard.md`);
     } catch (err) {
@@ -219,6 +220,17 @@ export class DashboardServer {
     } catch {
       throw new WaterbearError('WB_BAD_REQUEST', 'the body is not valid JSON');
     }
+  }
+
+  /** POST /api/admin/check: the page asks as soon as it has a token, so a wrong one is said before the first action. */
+  private checkToken(req: http.IncomingMessage, res: http.ServerResponse): void {
+    try {
+      this.authorize(req);
+    } catch (err) {
+      if ((err as WaterbearError).code === 'WB_UNAUTHORIZED') this.o.log.warn({ remote: req.socket.remoteAddress }, 'admin token refused (token check)');
+      throw err;
+    }
+    this.json(res, 200, { ok: true });
   }
 
   private async action(name: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -31,6 +31,8 @@ const RECONNECT_FIRST_MS = 1000;
 const RECONNECT_MAX_MS = 10_000;
 /** How often the page checks for staleness and updates its "… ago" texts. */
 const WATCHDOG_INTERVAL_MS = 250;
+/** A token typed in is checked with the server once typing paused this long. */
+const TOKEN_CHECK_DELAY_MS = 300;
 /** Characters of a member's error shown in its health cell (the whole text is its tooltip). */
 const HEALTH_ERROR_CHARS = 60;
 
@@ -55,21 +57,53 @@ const token = (): string => tokenInput.value.trim();
 let tokenRefused: string | null = null;
 const refusedToken = sessionStorage.getItem(REFUSED_TOKEN_KEY);
 if (refusedToken !== null && refusedToken === token() && token() !== '') tokenRefused = 'the server refused it earlier';
-function setToken(value: string): void {
+/** The token the server is being asked about (POST api/admin/check), or null. */
+let tokenChecking: string | null = null;
+let tokenCheckTimer = 0;
+function setToken(value: string, checkAfterMs: number): void {
   sessionStorage.setItem(TOKEN_KEY, value);
   if (value.trim() !== sessionStorage.getItem(REFUSED_TOKEN_KEY)) { tokenRefused = null; sessionStorage.removeItem(REFUSED_TOKEN_KEY); }
+  scheduleTokenCheck(checkAfterMs);
   if (state !== null) renderCluster(state.cluster);
+}
+/** The server refused `sent` (401): said, and remembered across reloads, while it is the token given. */
+function refuseToken(sent: string, why: string): void {
+  if (token() !== sent) return;
+  tokenRefused = why;
+  sessionStorage.setItem(REFUSED_TOKEN_KEY, sent);
+}
+/** Asks the server about the token given, so that a wrong one is said before any action is tried. */
+function scheduleTokenCheck(afterMs: number): void {
+  clearTimeout(tokenCheckTimer);
+  const sent = token();
+  tokenChecking = sent === '' || tokenRefused !== null ? null : sent;
+  if (tokenChecking !== null) tokenCheckTimer = window.setTimeout(() => { void checkToken(sent); }, afterMs);
+}
+async function checkToken(sent: string): Promise<void> {
+  try {
+    const res = await fetch('api/admin/check', { method: 'POST', headers: { authorization: `Bearer ${sent}` } });
+    if (res.status === 401) {
+      const j = await res.json().catch(() => ({})) as { error?: { code: string; message: string } };
+      refuseToken(sent, httpProblem(res.status, j.error, `${res.status}: ${res.statusText}`));
+    }
+    // 200: accepted; 403: actions are disabled (the state says so); anything else: an action will say.
+  } catch {
+    // No answer: the link state says so, and an action refused later still says why.
+  } finally {
+    if (tokenChecking === sent) { tokenChecking = null; rerender(); }
+  }
 }
 function tokenFromHash(): void {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
   if (fromHash === null || fromHash === '') return;
   history.replaceState(null, '', location.pathname + location.search);
   tokenInput.value = fromHash;
-  setToken(fromHash);
+  setToken(fromHash, 0);
 }
 tokenFromHash();
+if (tokenChecking === null) scheduleTokenCheck(0); // a token kept in session storage
 window.addEventListener('hashchange', tokenFromHash);
-tokenInput.addEventListener('input', () => setToken(tokenInput.value));
+tokenInput.addEventListener('input', () => setToken(tokenInput.value, TOKEN_CHECK_DELAY_MS));
 
 // ---- the link to the server: is what the page shows current? ----
 
@@ -140,6 +174,7 @@ function actionsBlocked(c: ClusterState): string | null {
   if (!fresh()) return 'no live data from the dashboard server: actions are disabled until it reconnects';
   if (running !== null) return `${running.action} running (sent ${fmtAge(Date.now() - running.at)} ago): wait for it to finish`;
   if (token() === '') return 'enter the admin token to enable actions';
+  if (tokenChecking !== null) return 'checking the admin token…';
   if (tokenRefused !== null) return `the admin token was refused (${tokenRefused}): enter the right one, or open the page with #token=…`;
   return null;
 }
@@ -335,10 +370,7 @@ async function runAction(action: ActionName, body: Record<string, string>, confi
     const sentToken = token();
     const res = await fetch(`api/actions/${action}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${sentToken}` }, body: JSON.stringify(body) });
     const j = await res.json().catch(() => ({})) as { ok?: boolean; result?: unknown; error?: { code: string; message: string } };
-    if (res.status === 401 && token() === sentToken) {
-      tokenRefused = httpProblem(res.status, j.error, `${res.status}: ${res.statusText}`);
-      sessionStorage.setItem(REFUSED_TOKEN_KEY, sentToken);
-    }
+    if (res.status === 401) refuseToken(sentToken, httpProblem(res.status, j.error, `${res.status}: ${res.statusText}`));
     if (!res.ok) toast(`${action} failed: ${j.error?.message ?? `HTTP ${res.status}`} [${j.error?.code ?? res.status}]`, true);
     else toast(describeResult(action, j.result));
   } catch (err) {

@@ -6,8 +6,9 @@ import { browserTest, browserTestSerial, openPage, startDashboardProcess, type D
 
 // A real browser on a `waterbear dashboard` process serving a real local cluster (shared by the
 // tests of this file, which run one after another):
-// - a wrong admin token: after the server's 401 the page says the token was refused and keeps the
-//   actions disabled until another token is given (#token=… in the URL);
+// - a wrong admin token: the page asks the server as soon as it has a token (or after an action's
+//   401), says the token was refused and keeps the actions disabled until another token is given
+//   (#token=… in the URL, or typed in);
 // - while an action is in flight every action button is disabled (no double submit), and the
 //   result reads as text, not JSON;
 // - the dashboard process frozen with SIGSTOP: the page stops claiming PROTECTED and says NO DATA
@@ -49,11 +50,18 @@ async function protectedPage(t: ExecutionContext, token: string): Promise<{ page
   return { page, pageErrors };
 }
 
-browserTestSerial('a refused admin token is said for good and keeps the actions disabled until another token is given', async (t) => {
-  const { page, pageErrors } = await protectedPage(t, 'wrong-token');
-  await page.click('[data-testid=action-checkpoint]');
-  await page.click('[data-testid=confirm-ok]');
-  await page.waitForFunction(() => document.querySelector('[data-testid=admin-state]')?.getAttribute('data-refused') === 'true', null, { timeout: 10_000 });
+const waitRefused = (page: Page): Promise<unknown> =>
+  page.waitForFunction(() => document.querySelector('[data-testid=admin-state]')?.getAttribute('data-refused') === 'true', null, { timeout: 10_000 });
+
+browserTestSerial('a wrong admin token is said as soon as the page has it, before any action is tried, and keeps the actions disabled until another token is given', async (t) => {
+  const { browser, page, pageErrors } = await openPage(t);
+  t.teardown(() => browser.close());
+  const actionsSent: string[] = [];
+  page.on('request', (r) => { if (r.url().includes('/api/actions/')) actionsSent.push(r.url()); });
+  await page.goto(`${dashboard!.url}#token=wrong-token`);
+  await waitState(page, 'PROTECTED', 20_000);
+  await waitRefused(page);
+  t.deepEqual(actionsSent, [], 'no action was needed to find out');
   t.regex(await page.locator('[data-testid=admin-state]').innerText(), /admin token was refused.*401 WB_UNAUTHORIZED: wrong admin token/);
   for (const b of await buttons(page)) {
     t.true(b.disabled, `${b.id} is disabled after the 401`);
@@ -68,6 +76,27 @@ browserTestSerial('a refused admin token is said for good and keeps the actions 
   await page.waitForFunction(() => document.querySelector('[data-testid=admin-state]')?.textContent === 'actions enabled', null, { timeout: 5000 });
   t.is(new URL(page.url()).hash, '');
   t.true((await buttons(page)).some((b) => !b.disabled));
+  // Typed in: checked once typing pauses.
+  await page.fill('[data-testid=token]', 'typed-wrong');
+  await waitRefused(page);
+  t.regex(await page.locator('[data-testid=admin-state]').innerText(), /admin token was refused.*wrong admin token/);
+  t.deepEqual(actionsSent, []);
+  t.deepEqual(pageErrors, []);
+});
+
+browserTestSerial('an action answered 401 (the servers\' token changed after the page checked its own) marks the token refused too', async (t) => {
+  const { browser, page, pageErrors } = await openPage(t);
+  t.teardown(() => browser.close());
+  // The check passes as it did before the change; the action meets the server's real answer.
+  await page.route('**/api/admin/check', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"ok":true}' }));
+  await page.goto(`${dashboard!.url}#token=changed-token`);
+  await waitState(page, 'PROTECTED', 20_000);
+  await page.waitForSelector('[data-testid=action-checkpoint]:not([disabled])', { timeout: 10_000 });
+  await page.click('[data-testid=action-checkpoint]');
+  await page.click('[data-testid=confirm-ok]');
+  await waitRefused(page);
+  t.regex(await page.locator('[data-testid=admin-state]').innerText(), /admin token was refused.*401 WB_UNAUTHORIZED: wrong admin token/);
+  t.true((await buttons(page)).every((b) => b.disabled));
   t.deepEqual(pageErrors, []);
 });
 

@@ -84,6 +84,7 @@ test('a dashboard without an admin token refuses actions with 403 and still serv
   t.is(((await action.json()) as { error: { code: string } }).error.code, 'WB_ADMIN_DISABLED');
   const events = await fetch(`${d.url}api/events`, { method: 'POST', body: JSON.stringify({ message: 'x' }) });
   t.is(events.status, 403);
+  t.is((await fetch(`${d.url}api/admin/check`, { method: 'POST', headers: { authorization: 'Bearer x' } })).status, 403);
   await d.monitor.pollOnce();
   await d.monitor.pollOnce();
   const state = (await (await fetch(`${d.url}api/state`)).json()) as { cluster: ClusterState };
@@ -97,4 +98,21 @@ test('a dashboard without an admin token refuses actions with 403 and still serv
   t.regex(metrics, /waterbear_cluster_protected\{cluster="offline"\} 0/);
   t.regex(metrics, /waterbear_cluster_member_up\{member="a",kind="replica",cluster="offline"\} 0/);
   t.is((await fetch(`${d.url}nope`)).status, 404);
+});
+
+test('the token check answers 200 for the admin token, 401 for another or none, and adds nothing to the timeline', async (t) => {
+  const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const config = parseClusterConfig(CONFIG(ports), 'offline.yaml');
+  const d = await startClusterDashboard(config, { listen: '127.0.0.1:0', adminToken: 'right', pollIntervalMs: 50 });
+  t.teardown(() => d.stop());
+  const check = (headers: Record<string, string>): Promise<Response> => fetch(`${d.url}api/admin/check`, { method: 'POST', headers });
+  const before = d.monitor.timeline().length;
+  const ok = await check({ authorization: 'Bearer right' });
+  t.is(ok.status, 200);
+  t.deepEqual(await ok.json(), { ok: true });
+  const wrong = await check({ authorization: 'Bearer wrong' });
+  t.is(wrong.status, 401);
+  t.deepEqual(((await wrong.json()) as { error: unknown }).error, { code: 'WB_UNAUTHORIZED', message: 'wrong admin token' });
+  t.is((await check({})).status, 401);
+  t.is(d.monitor.timeline().length, before, 'a check is not an action');
 });
