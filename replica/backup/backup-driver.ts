@@ -408,7 +408,8 @@ export class BackupDriver extends EventEmitter {
       this.recorded = next;
     } catch (err) {
       // The old record stays: it can only stop a takeover after a whole-cluster restart.
-      this.o.log.warn({ err: (err as Error).message }, 'cannot update the chain record');
+      this.o.log.warn({ err: (err as Error).message, dataDir: this.o.dataDir },
+        'cannot update the chain record (chain.json): replication goes on, nothing acknowledged is lost; until it is written, this replica may not take over after a restart of the whole cluster. Free space or fix permissions in the data folder');
     }
   }
 
