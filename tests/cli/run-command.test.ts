@@ -145,6 +145,18 @@ test('run: a setup error after --listen is bound exits with a clear error instea
   t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
 });
 
+test('run: a --checkpoint-dir that is a file (or lies under one) is a usage error naming it, exit 2', async (t) => {
+  const file = join(scratch(), 'a-file');
+  writeFileSync(file, 'not a directory');
+  for (const dir of [file, join(file, 'below')]) {
+    const r = await runWaterbear(['run', guest('test/hello'), '--checkpoint-dir', dir]);
+    t.is(r.code, 2, r.stderr);
+    t.true(r.stderr.includes(`--checkpoint-dir ${dir} is not a directory (a file is in the way)`), r.stderr);
+    t.regex(r.stderr, /\[WB_CONFIG_INVALID\]/);
+  }
+  t.is(readFileSync(file, 'utf8'), 'not a directory');
+});
+
 /** A guest that prints "spinning" and then loops forever without a system call. */
 async function spinningGuest(): Promise<string> {
   const binaryen = (await import('binaryen')).default;
