@@ -133,6 +133,24 @@ test('run: --listen on a busy address fails cleanly with WB_LISTEN_FAILED', asyn
   s.close();
   t.is(r.code, 1);
   t.regex(r.stderr, /WB_LISTEN_FAILED/);
+  t.regex(r.stderr, /EADDRINUSE.*stop the process using it/);
+});
+
+test('run: --listen on an address that is not on this machine says so, not to stop a process using it', async (t) => {
+  // 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
+  const r = await runWaterbear(['run', guest('kv'), '--listen', '192.0.2.1:7000']);
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /cannot listen on 192\.0\.2\.1:7000: EADDRNOTAVAIL, .*not an address of this machine.*\[WB_LISTEN_FAILED\]/);
+  t.notRegex(r.stderr, /stop the process/);
+});
+
+test('run: --listen with an invalid IPv4 address is a usage error at the flag, exit 2', async (t) => {
+  for (const address of ['256.1.1.1', '1.2.3', '127.0.0.01']) {
+    const r = await runWaterbear(['run', guest('kv'), '--listen', `${address}:7000`]);
+    t.is(r.code, 2, `${address}: ${r.stderr}`);
+    t.true(r.stderr.includes(`listen address "${address}:7000" has an invalid IPv4 address`), r.stderr);
+    t.regex(r.stderr, /\[WB_CONFIG_INVALID\]/);
+  }
 });
 
 test('run: a setup error after --listen is bound exits with a clear error instead of hanging', async (t) => {
