@@ -157,7 +157,16 @@ export function parseLaunchRecord(value: unknown, file: string): LaunchRecord {
   };
 }
 
-/** Open the store of a checkpoint directory. */
+/**
+ * Open the store of a checkpoint directory (see CheckpointStore.open). Read-only (`checkpoint
+ * inspect`, `restore --no-checkpoint`), a directory without a store is a WB_CONFIG_INVALID naming
+ * it and what a checkpoint directory holds, and nothing is created there.
+ */
 export function openDirStore(dir: string, options: CheckpointStoreOptions = {}): CheckpointStore {
+  if (options.readOnly === true && !CheckpointStore.exists(storePath(dir))) {
+    throw new WaterbearError('WB_CONFIG_INVALID',
+      `${dir} is not a complete checkpoint directory: it has no checkpoint store (${storePath(dir)} is missing or empty). ` +
+      `A checkpoint directory holds ${GUEST_FILE}, ${LAUNCH_FILE} and ${STORE_DIR}/, as \`waterbear run --checkpoint-dir\` writes them: give that directory`);
+  }
   return CheckpointStore.open(storePath(dir), options);
 }

@@ -13,6 +13,7 @@ import { Checkpointer } from '../checkpoint/checkpointer.js';
 import { CheckpointRunner, DEFAULT_CHECKPOINT_INTERVAL_MS, checkCheckpointInterval } from '../checkpoint/checkpoint-runner.js';
 import type { CheckpointStore } from '../checkpoint/store/checkpoint-store.js';
 import { parseTrackerChoice, selectTracker, type TrackerSelection } from '../checkpoint/trackers/select-tracker.js';
+import { ensureDataDir } from '../replica/config/data-dir.js';
 import type { CliIo } from './io.js';
 
 /** The checkpoint flags shared by `run` and `restore`. */
@@ -98,13 +99,16 @@ export interface StartCheckpointingOptions {
 /**
  * For `waterbear run --checkpoint-dir DIR`: validate the flags, choose the tracker, write the
  * guest and launch record into DIR and open its store. Returns the image choices to prepare the
- * guest with and the session.
+ * guest with and the session. Throws WB_CONFIG_INVALID when DIR (or a parent) is a file or
+ * already holds checkpoints.
  */
 export function startCheckpointing(o: StartCheckpointingOptions, io: CliIo): { imageChoices: Required<ImageChoices>; session: CheckpointSession } {
   const intervalMs = parseCheckpointInterval(o.intervalText);
   const selection = selectTracker(parseTrackerChoice(o.trackerText ?? 'auto'));
   const maxBytes = o.storeLimitText === undefined ? undefined : parseSize(o.storeLimitText, '--checkpoint-store-limit');
   const imageChoices: Required<ImageChoices> = { dirtyTracking: selection.dirtyTracking, yieldPoints: true };
+  // A file in the way is the operator's to fix (WB_CONFIG_INVALID naming the path), not an EEXIST.
+  ensureDataDir(o.dir, '--checkpoint-dir');
   initCheckpointDir(o.dir, o.guest, {
     programName: o.programName, memoryLimitBytes: o.memoryLimitBytes, imageChoices, tracker: selection.kind,
     extensionFlags: o.extensionFlags, checkpointIntervalMs: intervalMs,

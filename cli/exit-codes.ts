@@ -9,3 +9,14 @@ export const COORDINATOR_FAILED_EXIT_CODE = 75;
 export function coordinatorFailedMessage(err: Error): string {
   return `its coordinator member stopped (${err.message}); exiting so that it is restarted once the fault is fixed`;
 }
+
+/**
+ * Exit code for a guest trap (128 + SIGABRT, as a crashed native process): in _start or later
+ * (run-to-exit.ts), and in the module's start function, which traps while the guest is launched.
+ */
+export const TRAP_EXIT_CODE = 134;
+
+/** What the CLI prints for a guest trap (a WB_GUEST_TRAP: the trap and the guest function), wherever it trapped. */
+export function guestTrapMessage(err: Error): string {
+  return `waterbear: ${err.message}\n`;
+}

@@ -5,6 +5,7 @@ import { restoreCommand } from './commands/restore.js';
 import { runCommand } from './commands/run.js';
 import { replicaCommand } from './commands/replica.js';
 import { upCommand } from './commands/up.js';
+import { guestTrapMessage, TRAP_EXIT_CODE } from './exit-codes.js';
 import { processIo, type CliIo } from './io.js';
 
 export { muteKnownWarnings } from './known-warnings.js';
@@ -51,6 +52,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   try {
     return await cmd.run(rest, io);
   } catch (err) {
+    // A trap that escapes a command happened while the guest was launched (its start function):
+    // it ends the process as a trap in _start does.
+    if (isWaterbearError(err, 'WB_GUEST_TRAP')) {
+      io.err(guestTrapMessage(err));
+      return TRAP_EXIT_CODE;
+    }
     if (isWaterbearError(err)) {
       io.err(`waterbear: ${err.message} [${err.code}]\n`);
       return err.code === 'WB_CONFIG_INVALID' ? USAGE_EXIT_CODE : 1;

@@ -2,6 +2,7 @@ import type { NodePlatform } from '../libos-host/platform/node-platform.js';
 import type { LaunchedLvm } from '../libos-host/runtime/launch.js';
 import type { CheckpointSession } from './checkpoint-session.js';
 import type { ExtensionStack } from './extension-flags.js';
+import { guestTrapMessage, TRAP_EXIT_CODE } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
 /**
@@ -20,9 +21,6 @@ export async function launchOrClose(launch: () => Promise<LaunchedLvm>, platform
   }
 }
 
-/** Exit code for a guest trap (128 + SIGABRT, as a crashed native process). */
-export const TRAP_EXIT_CODE = 134;
-
 /**
  * Run a launched guest until it exits (SIGINT or SIGTERM stop it), then close everything it
  * holds. Returns the guest's exit code, TRAP_EXIT_CODE after a trap, or 1 when the checkpoint
@@ -37,7 +35,7 @@ export async function runToExit(launched: LaunchedLvm, platform: NodePlatform, s
     const exit = await lvm.run();
     if (checkpoints !== null && (await checkpoints.close()) !== null) return 1;
     if (exit.kind === 'trap') {
-      io.err(`waterbear: ${exit.error.message}\n`);
+      io.err(guestTrapMessage(exit.error));
       return TRAP_EXIT_CODE;
     }
     return exit.code;

@@ -39,7 +39,7 @@
  * WB_CHECKPOINT_CORRUPT / _VERSION / _TRUNCATED. One writer process at a time; readers may run
  * in other processes concurrently.
  */
-import { mkdirSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
@@ -321,6 +321,11 @@ export class CheckpointStore {
     } catch (err) {
       throw storeIo(`cannot open ${path}: ${(err as Error).message}`, err);
     }
+  }
+
+  /** Whether directory `path` holds a store (its LMDB file), without opening or creating anything. */
+  static exists(path: string): boolean {
+    return existsSync(join(path, LMDB_DATA_FILE));
   }
 
   /**

@@ -6,7 +6,7 @@ import { ChaosControl } from '../../replica/chaos/chaos-control.js';
 import { ReplicaNode } from '../../replica/node/replica-node.js';
 import { parseCommandArgs } from '../args.js';
 import type { CliIo } from '../io.js';
-import { COORDINATOR_FAILED_EXIT_CODE, coordinatorFailedMessage } from '../exit-codes.js';
+import { COORDINATOR_FAILED_EXIT_CODE, coordinatorFailedMessage, TRAP_EXIT_CODE } from '../exit-codes.js';
 import { applyV8Tuning } from '../v8-tuning.js';
 import { ReplicaCollector } from '../../dashboard/replica-collector.js';
 import { adminTokenFrom, startReplicaDashboard, type RunningDashboard } from '../../dashboard/start-dashboard.js';
@@ -44,7 +44,7 @@ export interface ServeReplicaOptions {
 
 /**
  * Run one replica in this process until SIGTERM/SIGINT (exit code 0), the guest's exit (its exit
- * code, 134 for a trap) or `finish`. A failure to start stops what was started and throws.
+ * code, TRAP_EXIT_CODE for a trap) or `finish`. A failure to start stops what was started and throws.
  */
 export async function serveReplica(o: ServeReplicaOptions, io: CliIo): Promise<number> {
   const config = loadClusterConfig(o.configPath);
@@ -60,7 +60,7 @@ export async function serveReplica(o: ServeReplicaOptions, io: CliIo): Promise<n
   const stop = (sig: string): void => { node.log.info(`${sig}: stopping`); finish(0); };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  node.on('guest-exit', (exit: { kind: string; code?: number }) => finish(exit.kind === 'exit' ? exit.code ?? 0 : 134));
+  node.on('guest-exit', (exit: { kind: string; code?: number }) => finish(exit.kind === 'exit' ? exit.code ?? 0 : TRAP_EXIT_CODE));
   node.on('coordinator-failed', (err: Error) => {
     io.err(`waterbear: replica ${o.id}: ${coordinatorFailedMessage(err)}\n`);
     finish(COORDINATOR_FAILED_EXIT_CODE);

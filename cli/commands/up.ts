@@ -32,12 +32,14 @@ export async function upCommand(argv: string[], io: CliIo): Promise<number> {
   if (values.help === true) { io.out(UP_USAGE + '\n'); return 0; }
   const configPath = values.config ?? packageFile('deploy/local/waterbear.yaml');
   const config = loadClusterConfig(configPath);
-  if (values['keep-data'] !== true) {
-    for (const m of [...config.replicas, ...config.witnesses]) rmSync(m.dataDir, { recursive: true, force: true });
-  }
   // The replicas read the token from their environment (argv would show it in ps).
   const adminToken = adminTokenFrom(values['admin-token']) ?? randomBytes(UP_TOKEN_BYTES).toString('hex');
   const cluster = new LocalCluster({ configPath, config, env: { [ADMIN_TOKEN_ENV]: adminToken } });
+  // Every check that can refuse the start comes before the data folders are cleared: a refused start loses nothing.
+  cluster.check();
+  if (values['keep-data'] !== true) {
+    for (const m of [...config.replicas, ...config.witnesses]) rmSync(m.dataDir, { recursive: true, force: true });
+  }
   const dashboards = config.replicas.filter((r) => r.dashboard !== null).map((r) => `http://${r.dashboard}/#token=${adminToken}  (${r.id})`);
   cluster.on('restart', (id: string, code: number | null, signal: string | null) => {
     io.err(`waterbear: ${id} exited (${signal ?? `code ${code}`}); restarted it — it rejoins as a backup\n`);

@@ -6,7 +6,7 @@ export interface ListenAddress { host: string; port: number }
 
 /**
  * Parse `host:port`, `[v6]:port` or a `tcp.srv:` URI of either. Throws WB_CONFIG_INVALID with
- * the accepted forms when the address is malformed.
+ * the accepted forms when the address is malformed (an invalid IPv4 or IPv6 literal included).
  */
 export function parseListenUri(text: string): ListenAddress {
   const raw = text.startsWith('tcp.srv:') ? text.slice('tcp.srv:'.length) : text;
@@ -29,6 +29,8 @@ export function parseListenUri(text: string): ListenAddress {
     host = raw.slice(0, colon);
     portText = raw.slice(colon + 1);
     if (host.includes(':')) bad('looks like IPv6 without brackets');
+    // The resolver would read "1.2.3" as 1.2.0.3 and "010" as octal, and "256.1.1.1" as a host name.
+    if (/^[\d.]+$/.test(host) && isIP(host) !== 4) bad('has an invalid IPv4 address (four numbers from 0 to 255, no leading zeros)');
   }
   if (!/^\d{1,5}$/.test(portText)) bad('has an invalid port');
   const port = Number(portText);

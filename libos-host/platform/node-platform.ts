@@ -91,6 +91,18 @@ function errnoOf(err: NodeJS.ErrnoException): ErrnoLike {
   }
 }
 
+/** Why a listener could not bind, by errno, and what to do about it. */
+function listenAdvice(code: string | undefined): string {
+  switch (code) {
+    case 'EADDRINUSE': return 'the address is in use: choose another address or stop the process using it';
+    case 'EADDRNOTAVAIL': return 'it is not an address of this machine: listen on one of its addresses (127.0.0.1, or 0.0.0.0 for all of them)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': return 'the host name does not resolve: give an IP address of this machine, or a name that resolves to one';
+    case 'EACCES': return 'permission denied (ports below 1024 need privileges): choose a port from 1024 up';
+    default: return 'choose another address';
+  }
+}
+
 /**
  * The host ABI on Node: real TCP sockets, the process's console, hrtime and crypto randomness.
  * The only code in libos-host that touches the OS (rule 4 in DESIGN.md).
@@ -140,9 +152,7 @@ export class NodePlatform implements HostAbi {
     const server = net.createServer({ pauseOnConnect: false, noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new WaterbearError('WB_LISTEN_FAILED',
-          `cannot listen on ${host}:${port}: ${err.code ?? err.message}; choose another address or stop the process using it`,
-          { cause: err }));
+        reject(new WaterbearError('WB_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${err.code ?? err.message}, ${listenAdvice(err.code)}`, { cause: err }));
       });
       server.listen({ host, port, backlog: 511 }, () => resolve());
     });

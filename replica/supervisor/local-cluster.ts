@@ -57,11 +57,18 @@ export class LocalCluster extends EventEmitter {
   }
 
   /**
-   * Start every member. The status client is made first: it reads and checks the cluster's TLS
-   * files, so a bad one is a WB_CONFIG_INVALID here instead of members that fail and are restarted.
+   * Make the status client, which reads and checks the cluster's TLS files: a bad one is a
+   * WB_CONFIG_INVALID here instead of members that fail and are restarted. Starts nothing. `start`
+   * calls it; a caller that does something irreversible before starting (`waterbear up` clears
+   * the data folders) calls it first, so that a refused start loses nothing.
    */
-  start(): void {
+  check(): void {
     this.statusClient ??= new StatusClient(this.o.config.tls, STATUS_TIMEOUT_MS);
+  }
+
+  /** Start every member, after `check`. */
+  start(): void {
+    this.check();
     for (const m of this.members.values()) this.spawnMember(m);
   }
 

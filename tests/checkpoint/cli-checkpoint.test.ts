@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { openDirStore } from '../../checkpoint/checkpoint-dir.js';
+import { initCheckpointDir, openDirStore } from '../../checkpoint/checkpoint-dir.js';
 import { runCli } from '../../cli/main.js';
 import { spawnTs, watch } from './helpers/child.js';
 
@@ -90,5 +90,27 @@ test('restore and checkpoint inspect refuse a store whose LMDB file was cut shor
     t.is(child.signalCode, null, `${args[0]} crashed: ${w.stderr()}`);
     t.is(code, 1, w.stderr());
     t.true(w.stderr().includes(`WB_CHECKPOINT_CORRUPT`) && w.stderr().includes(`${file} is damaged`), w.stderr());
+  }
+});
+
+test('checkpoint inspect and restore --no-checkpoint refuse a directory without its store, naming it, and create nothing there', async (t) => {
+  // What `run --checkpoint-dir` writes before it opens the store: launch.json and guest.wasm, no store/.
+  const dir = join(tempDir(t), 'cp');
+  initCheckpointDir(dir, readFileSync('guests/test/hello.wasm'), {
+    programName: 'hello.wasm', memoryLimitBytes: 1 << 24, imageChoices: { dirtyTracking: 'none', yieldPoints: true }, tracker: 'shadow',
+    extensionFlags: { trace: null, faults: [], extensions: [] }, checkpointIntervalMs: 50,
+  });
+  for (const args of [['checkpoint', 'inspect', dir], ['checkpoint', 'inspect', dir, '--json'], ['restore', dir, '--no-checkpoint']]) {
+    const r = await cli(args);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    t.true(r.err.includes(`${dir} is not a complete checkpoint directory: it has no checkpoint store`), r.err);
+    t.regex(r.err, /\[WB_CONFIG_INVALID\]/);
+    t.false(existsSync(join(dir, 'store')), `${args.join(' ')} created ${dir}/store`);
+  }
+  // An empty folder, and a folder that is not a checkpoint directory, are refused as well.
+  for (const notCheckpoint of [tempDir(t), join(dir, '..')]) {
+    const r = await cli(['checkpoint', 'inspect', notCheckpoint]);
+    t.is(r.code, 2, r.err);
+    t.regex(r.err, /is not a checkpoint directory .*\[WB_CONFIG_INVALID\]/);
   }
 });

@@ -71,7 +71,7 @@ test('run and inspect refuse a WASI import declared with the wrong signature, na
   t.regex(r.stderr, /\(i32, i32, i32, i32\) -> i32/);
 });
 
-test('run: a start function that traps or calls WASI is a typed error, not a stack trace; inspect notes the start section', async (t) => {
+test('run: a start function that traps exits 134 like any other trap, one that calls WASI is a typed error, neither a stack trace; inspect notes the start section', async (t) => {
   const binaryen = (await import('binaryen')).default;
   const build = (body: (m: InstanceType<typeof binaryen.Module>) => number, withFdWrite: boolean): string => {
     const m = new binaryen.Module();
@@ -89,8 +89,9 @@ test('run: a start function that traps or calls WASI is a typed error, not a sta
   t.is(i.code, 0);
   t.regex(i.stdout, /notes:\n {2}- the module has a start section/);
   const r1 = await runWaterbear(['run', trapping]);
-  t.is(r1.code, 1);
-  t.regex(r1.stderr, /unreachable, in the module's start function.*\[WB_GUEST_TRAP\]/);
+  t.is(r1.code, 134, r1.stderr);
+  // As a trap in _start prints it (see 'a trapping guest prints the trap…'): the trap, the guest function.
+  t.regex(r1.stderr, /^waterbear: guest trapped in guest function \S+: unreachable, in the module's start function, .*: fix or remove its start section$/m);
   const calling = build((m) => m.drop(m.call('fd_write', [1, 0, 0, 0].map((v) => m.i32.const(v)), binaryen.i32)), true);
   const r2 = await runWaterbear(['run', calling]);
   t.is(r2.code, 1);
@@ -133,6 +134,24 @@ test('run: --listen on a busy address fails cleanly with WB_LISTEN_FAILED', asyn
   s.close();
   t.is(r.code, 1);
   t.regex(r.stderr, /WB_LISTEN_FAILED/);
+  t.regex(r.stderr, /EADDRINUSE.*stop the process using it/);
+});
+
+test('run: --listen on an address that is not on this machine says so, not to stop a process using it', async (t) => {
+  // 192.0.2.1 is TEST-NET-1 (RFC 5737): documentation only, never an address of this machine.
+  const r = await runWaterbear(['run', guest('kv'), '--listen', '192.0.2.1:7000']);
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /cannot listen on 192\.0\.2\.1:7000: EADDRNOTAVAIL, .*not an address of this machine.*\[WB_LISTEN_FAILED\]/);
+  t.notRegex(r.stderr, /stop the process/);
+});
+
+test('run: --listen with an invalid IPv4 address is a usage error at the flag, exit 2', async (t) => {
+  for (const address of ['256.1.1.1', '1.2.3', '127.0.0.01']) {
+    const r = await runWaterbear(['run', guest('kv'), '--listen', `${address}:7000`]);
+    t.is(r.code, 2, `${address}: ${r.stderr}`);
+    t.true(r.stderr.includes(`listen address "${address}:7000" has an invalid IPv4 address`), r.stderr);
+    t.regex(r.stderr, /\[WB_CONFIG_INVALID\]/);
+  }
 });
 
 test('run: a setup error after --listen is bound exits with a clear error instead of hanging', async (t) => {
@@ -143,6 +162,18 @@ test('run: a setup error after --listen is bound exits with a clear error instea
   t.is(r.code, 2);
   t.regex(r.stderr, /a-file is a file, not a directory.*WB_CONFIG_INVALID/);
   t.notRegex(r.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('run: a --checkpoint-dir that is a file (or lies under one) is a usage error naming it, exit 2', async (t) => {
+  const file = join(scratch(), 'a-file');
+  writeFileSync(file, 'not a directory');
+  for (const dir of [file, join(file, 'below')]) {
+    const r = await runWaterbear(['run', guest('test/hello'), '--checkpoint-dir', dir]);
+    t.is(r.code, 2, r.stderr);
+    t.true(r.stderr.includes(`--checkpoint-dir ${dir} is not a directory (a file is in the way)`), r.stderr);
+    t.regex(r.stderr, /\[WB_CONFIG_INVALID\]/);
+  }
+  t.is(readFileSync(file, 'utf8'), 'not a directory');
 });
 
 /** A guest that prints "spinning" and then loops forever without a system call. */
