@@ -14,7 +14,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ERROR_CODES, WaterbearError, type ErrorCode } from '../../libos-host/errors.js';
-import type { Corruption } from './frame-checksum.js';
+import { corruptionOf, type Corruption } from './frame-checksum.js';
 
 /** gRPC metadata key carrying a WaterbearError code on a refused call (replication and coordination). */
 export const WB_CODE_METADATA_KEY = 'wb-code';
@@ -59,6 +59,16 @@ export function refusedMessage<T>(refusal: Refusal): T {
   return { [REFUSED]: refusal } as RefusedMessage as unknown as T;
 }
 
+/**
+ * The value a deserializer returns for a message of `type` (`bytes` long, as received) that it
+ * could not open or decode: `err` is openFrame's error (checksum, truncated) or the decoder's
+ * (undecodable: its text says why).
+ */
+export function corruptRefusal<T>(err: unknown, type: string, bytes: number): T {
+  const corruption = corruptionOf(err) ?? 'undecodable';
+  return refusedMessage<T>({ corruption, type, bytes, cause: corruption === 'undecodable' ? (err as Error).message : '' });
+}
+
 /** The refusal a received message stands for, or null for a message to handle. */
 export function refusalOf(m: unknown): Refusal | null {
   return typeof m === 'object' && m !== null && REFUSED in m ? (m as RefusedMessage)[REFUSED] : null;
@@ -86,14 +96,14 @@ export const CORRUPTION_STATUS: Readonly<Record<Corruption, grpc.status>> = {
 export function corruptMessage(self: string, c: CorruptMessage, peer: { id: string | null; address: string }): WaterbearError {
   const who = peer.id === null ? `the peer at ${peer.address}` : `${peer.id} at ${peer.address}`;
   const problem: Record<Corruption, string> = {
-    checksum: 'it fails its checksum (changed on the way, or not a waterbear replication message)',
-    truncated: `its ${c.bytes} bytes are too short to carry its checksum (cut short, or not a waterbear replication message)`,
+    checksum: 'it fails its checksum (changed on the way, or not a waterbear message)',
+    truncated: `its ${c.bytes} bytes are too short to carry its checksum (cut short, or not a waterbear message)`,
     undecodable: `it does not decode (${c.cause}) although its checksum is right, so it was sent that way`,
   };
   const check: Record<Corruption, string> = {
-    checksum: `check the network between them if it repeats (a proxy, load balancer or NIC that alters traffic), and that ${who} is a waterbear replica of this cluster`,
-    truncated: `check that ${who} is a waterbear replica of this cluster, and that nothing between them cuts messages short`,
-    undecodable: `check that ${who} is a waterbear replica of this cluster running the same waterbear version`,
+    checksum: `check the network between them if it repeats (a proxy, load balancer or NIC that alters traffic), and that ${who} is a member of this cluster (a replica or witness)`,
+    truncated: `check that ${who} is a member of this cluster (a replica or witness), and that nothing between them cuts messages short`,
+    undecodable: `check that ${who} is a member of this cluster (a replica or witness) running the same waterbear version`,
   };
   return new WaterbearError('WB_PROTOCOL', `${self} refused a ${c.type} from ${who}: ${problem[c.corruption]}; nothing in it was applied: ${check[c.corruption]}`,
     { details: { peer: peer.id ?? peer.address, address: peer.address, corruption: c.corruption, type: c.type, self } });

@@ -3,10 +3,10 @@ import protobuf from 'protobufjs';
 import { encodeReusing } from '../../checkpoint/format/reused-writer.js';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { packageFile } from '../../libos-host/platform/package-files.js';
-import { corruptionOf, openFrame, sealFrame, sealedBeforeProtocol3, type Corruption } from './frame-checksum.js';
+import { openFrame, sealFrame, sealedBeforeProtocol3 } from './frame-checksum.js';
 import { RepeatedWarningPerKey, WarningOncePerKey, type Logger } from '../log.js';
 import {
-  CORRUPTION_STATUS, corruptMessage, isCorrupt, refusalStatus, refusedMessage, type Refusal, type VersionRefusal,
+  CORRUPTION_STATUS, corruptMessage, corruptRefusal, isCorrupt, refusalStatus, refusedMessage, type Refusal, type VersionRefusal,
 } from './refused-message.js';
 
 /** Version of the replication protocol; a peer speaking another is refused with WB_PROTOCOL. */
@@ -66,25 +66,23 @@ const senderOf = (m: Partial<PrimaryMessage & BackupMessage & JoinRequest>): str
  * hands to the caller.
  */
 function codec<T>(name: keyof NonNullable<typeof types>, refusing: boolean): { serialize: (m: T) => Buffer; deserialize: (b: Buffer) => T } {
-  const corrupt = (corruption: Corruption, b: Buffer, cause: string): T => refusedMessage<T>({ corruption, type: name, bytes: b.length, cause });
   return {
     serialize: (m: T) => encodeReusing(loadTypes()[name], m as object, sealFrame),
     deserialize: (b: Buffer) => {
+      const type = loadTypes()[name];
       let msg: T & { protocolVersion?: number };
       try {
-        const type = loadTypes()[name];
         msg = type.toObject(type.decode(openFrame(b, name)), DECODE) as T & { protocolVersion?: number };
       } catch (err) {
         if (refusing && sealedBeforeProtocol3(err)) return refusedMessage<T>({ peerVersion: null, peerId: null });
-        const corruption = corruptionOf(err) ?? 'undecodable';
-        if (refusing) return corrupt(corruption, b, corruption === 'undecodable' ? (err as Error).message : '');
+        if (refusing) return corruptRefusal<T>(err, name, b.length);
         if (err instanceof WaterbearError) throw err;
-        throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from peer: ${(err as Error).message}`, { cause: err, details: { corruption } });
+        throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from peer: ${(err as Error).message}`, { cause: err, details: { corruption: 'undecodable' } });
       }
       // Only refusing types carry a version (JoinReply and StatusReply have none). Every waterbear
       // sets it (from 1): 0 means the message has none — not ours, or a protocol_version field of
       // another wire type, which protobuf skips like any field of the wrong type.
-      if (msg.protocolVersion === 0) return corrupt('undecodable', b, 'no protocol_version');
+      if (msg.protocolVersion === 0) return refusedMessage<T>({ corruption: 'undecodable', type: name, bytes: b.length, cause: 'no protocol_version' });
       if (msg.protocolVersion !== undefined && msg.protocolVersion !== REPLICATION_PROTOCOL_VERSION) {
         return refusedMessage<T>({ peerVersion: msg.protocolVersion, peerId: senderOf(msg) });
       }

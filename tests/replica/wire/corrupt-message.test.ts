@@ -1,24 +1,18 @@
-import * as grpc from '@grpc/grpc-js';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { RespClient } from '../../../chaos/clients/resp-client.js';
-import { refusalError } from '../../../replica/wire/refused-message.js';
 import { REPLICATION_PROTOCOL_VERSION, replicaService, type BackupMessage, type JoinRequest, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
 import { servedBackupDriver } from '../../helpers/backup-driver.js';
 import { until } from '../../helpers/cluster.js';
 import { recordingLogger } from '../../helpers/recording-logger.js';
 import { rawReplicateStream, rawUnaryCall } from '../../helpers/replica-server.js';
 import { inProcessTwoNodes } from '../../helpers/two-nodes.js';
-import { corruptFrames, type CorruptionKind } from '../../helpers/wire-frames.js';
+import { assertCorruptRefusal, corruptFrames } from '../../helpers/wire-frames.js';
 
 // A peer that sent a corrupt replication message (a flipped bit, a truncated frame, bytes that
 // are no replication message) got grpc-js's bare INTERNAL "Error deserializing request", and the
 // receiving replica logged nothing. Here real gRPC clients send such messages to a real backup
 // driver, and to two real replica nodes, over loopback sockets.
 
-/** The status a peer gets per kind: DATA_LOSS for bytes changed on the way, INVALID_ARGUMENT for a message sent that way. */
-const STATUS: Record<CorruptionKind, grpc.status> = { checksum: grpc.status.DATA_LOSS, truncated: grpc.status.INVALID_ARGUMENT, undecodable: grpc.status.INVALID_ARGUMENT };
-/** What the message says was wrong, per kind. */
-const WRONG: Record<CorruptionKind, RegExp> = { checksum: /fails its checksum/, truncated: /too short to carry its checksum/, undecodable: /does not decode/ };
 const CORRUPT_WARNING = 'a peer sent a corrupt replication message';
 
 const serializePrimary = (m: PrimaryMessage): Buffer => replicaService.replicate.requestSerialize(m);
@@ -28,14 +22,6 @@ const chunk = (epoch: number, chunkIndex: number): Buffer => serializePrimary({
   protocolVersion: REPLICATION_PROTOCOL_VERSION, view: 1, primaryId: 'a',
   checkpoint: { epoch, full: true, chunkIndex, chunkCount: 2, data: new Uint8Array(100).fill(chunkIndex + 1) },
 });
-
-/** Check the status a peer got for a corrupt message of `kind`: the gRPC code, our code in metadata, and a message that says what was wrong and what to do. */
-function assertRefused(t: ExecutionContext, err: grpc.ServiceError | null, kind: CorruptionKind, what: string): void {
-  t.is(err?.code, STATUS[kind], `${what}: ${err?.code} ${err?.details}`);
-  t.is(refusalError(err)?.code, 'WB_PROTOCOL', what);
-  t.regex(err?.details ?? '', WRONG[kind], what);
-  t.regex(err?.details ?? '', /; nothing in it was applied: check /, what);
-}
 
 /** The warnings of `lines` about corrupt messages, as [peer, corruption], and how many repeats went to debug. */
 function corruptWarnings(lines: Array<Record<string, unknown>>): { warned: unknown[][]; repeats: number } {
@@ -52,7 +38,7 @@ test('a backup refuses a corrupt message of each kind: the peer is told what was
     for (const { what, kind, frame } of cases) {
       const stream = rawReplicateStream(address);
       stream.write(frame);
-      assertRefused(t, await stream.ended, kind, what);
+      assertCorruptRefusal(t, await stream.ended, kind, what);
     }
   }
   const { warned, repeats } = corruptWarnings(lines);
@@ -79,7 +65,7 @@ test('a corrupt chunk in the middle of a checkpoint: nothing of the checkpoint i
   stream.write(corruptFrames(chunk(7, 1))[0].frame); // chunk 1 with a flipped bit
   stream.write(chunk(7, 1)); // the intact chunk 1 after it: had it been read, the checkpoint would complete (and be nacked: its data is no checkpoint)
   stream.write(heartbeat(1, 'a'));
-  assertRefused(t, await stream.ended, 'checksum', 'corrupt chunk');
+  assertCorruptRefusal(t, await stream.ended, 'checksum', 'corrupt chunk');
   await new Promise((r) => setTimeout(r, 200)); // a verify turn
   t.deepEqual(stream.replies.map(decodeBackup), [], 'no ack, nack or heartbeat reply');
   t.deepEqual(applied, []);
@@ -102,12 +88,12 @@ test('two replicas: corrupt messages to the backup\'s Replicate and the primary\
     for (const { what, kind, frame } of corruptFrames(heartbeat(1, 'a'))) {
       const stream = rawReplicateStream(b.member.address);
       stream.write(frame);
-      assertRefused(t, await stream.ended, kind, `Replicate: ${what}`);
+      assertCorruptRefusal(t, await stream.ended, kind, `Replicate: ${what}`);
     }
-    for (const { what, kind, frame } of corruptFrames(join)) assertRefused(t, await rawUnaryCall(a.member.address, 'Join', frame), kind, `Join: ${what}`);
+    for (const { what, kind, frame } of corruptFrames(join)) assertCorruptRefusal(t, await rawUnaryCall(a.member.address, 'Join', frame), kind, `Join: ${what}`);
     // StatusRequest is empty: only its checksum can be wrong, or missing.
-    assertRefused(t, await rawUnaryCall(a.member.address, 'Status', Buffer.from([0, 0, 0, 1])), 'checksum', 'Status: a wrong checksum');
-    assertRefused(t, await rawUnaryCall(a.member.address, 'Status', Buffer.alloc(0)), 'truncated', 'Status: an empty message');
+    assertCorruptRefusal(t, await rawUnaryCall(a.member.address, 'Status', Buffer.from([0, 0, 0, 1])), 'checksum', 'Status: a wrong checksum');
+    assertCorruptRefusal(t, await rawUnaryCall(a.member.address, 'Status', Buffer.alloc(0)), 'truncated', 'Status: an empty message');
   }
   const kinds = [['127.0.0.1', 'checksum'], ['127.0.0.1', 'truncated'], ['127.0.0.1', 'undecodable']];
   t.deepEqual(corruptWarnings(logs.b).warned, kinds, 'the backup warned once per kind');
