@@ -62,3 +62,25 @@ export class WarningOncePerKey {
     this.log.warn(fields, this.msg);
   }
 }
+
+/**
+ * A RepeatedWarning per key — e.g. per peer and kind of corrupt message, which may come again
+ * and again (a peer resends every heartbeat interval) or again after days (a flaky NIC): one
+ * warning per key and interval, the repeats at debug, counted in the next warning. Remembers at
+ * most MAX_WARNED_KEYS keys; past that it forgets them all.
+ */
+export class RepeatedWarningPerKey {
+  private readonly warnings = new Map<string, RepeatedWarning>();
+
+  constructor(private readonly log: Logger, private readonly msg: string, private readonly nowMs: () => number, private readonly intervalMs = REPEATED_WARNING_INTERVAL_MS) {}
+
+  warn(key: string, fields: Record<string, unknown>): void {
+    let w = this.warnings.get(key);
+    if (w === undefined) {
+      if (this.warnings.size >= MAX_WARNED_KEYS) this.warnings.clear();
+      w = new RepeatedWarning(this.log, this.msg, this.nowMs, this.intervalMs);
+      this.warnings.set(key, w);
+    }
+    w.warn(fields);
+  }
+}

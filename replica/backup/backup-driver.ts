@@ -11,15 +11,15 @@ import { chainRecordAfterStore, chainRecordAfterView, type ChainRecord } from '.
 import { readChainRecord, writeChainRecord } from './chain-record.js';
 import { OWN_SUBCHANNEL_OPTIONS } from '../wire/wedged-connection.js';
 import type { Coordinator } from '../coord/coordinator.js';
-import { RepeatedWarning, type Logger, type WarningOncePerKey } from '../log.js';
+import { RepeatedWarning, type Logger } from '../log.js';
 import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
 import type { View } from '../protocol/view.js';
 import { JoinBackoff } from './join-backoff.js';
 import {
-  REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream, refuseVersion, versionWarnings,
-  type BackupMessage, type JoinReply, type JoinRequest, type PrecopyMsg, type PrimaryMessage,
+  REPLICATION_PROTOCOL_VERSION, ReplicaClient, answerRefusal, refusalWarnings, refuseStream,
+  type BackupMessage, type RefusalWarnings, type JoinReply, type JoinRequest, type PrecopyMsg, type PrimaryMessage,
 } from '../wire/replication-wire.js';
-import { peerHost, refusalError, refusalOf, type OrRefused, type VersionRefusal } from '../wire/refused-message.js';
+import { peerHost, refusalOf, versionRefusalError, type OrRefused, type Refusal } from '../wire/refused-message.js';
 
 /**
  * Verified checkpoints (and pre-copy pages) waiting for the store, beyond which the backup stops
@@ -120,14 +120,14 @@ export class BackupDriver extends EventEmitter {
   /** Recent page versions of the chain being received, for the primary's sub-page deltas. */
   private readonly deltaBases = new DeltaBases();
   private readonly decodeOptions: DecodeOptions = { deltaBase: (index, epoch) => this.deltaBases.base(index, epoch) };
-  /** Peers of another replication protocol version: warned about once each (they retry every heartbeat interval). */
-  private readonly versionWarnings: WarningOncePerKey;
+  /** Peers of another replication protocol version (warned about once each: they retry every heartbeat interval), or that sent corrupt messages (once per kind and minute). */
+  private readonly refusalWarnings: RefusalWarnings;
 
   constructor(private readonly o: BackupDriverOptions, view: View | null) {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
     this.proposalFailed = new RepeatedWarning(o.log, 'takeover proposal failed', this.nowMs);
-    this.versionWarnings = versionWarnings(o.log);
+    this.refusalWarnings = refusalWarnings(o.log, this.nowMs);
     this.lastHeardMs = this.nowMs();
     this.lastCheckMs = this.lastHeardMs;
     const chain = readChainRecord(o.dataDir);
@@ -169,19 +169,24 @@ export class BackupDriver extends EventEmitter {
     this.o.log.debug('replication stream opened');
     this.streams.add(call);
     const assembly: { current: Assembly | null } = { current: null };
+    let refused = false;
     call.on('data', (m: OrRefused<PrimaryMessage>) => {
+      // Nothing after a refused message is read (the stream ends with the refusal): a corrupt
+      // chunk leaves its checkpoint incomplete, never assembled from the chunks around it.
+      if (refused) return;
       const refusal = refusalOf(m);
-      if (refusal === null) this.onMessage(call, m as PrimaryMessage, assembly);
-      else this.refuseVersion(call, refusal);
+      if (refusal === null) { this.onMessage(call, m as PrimaryMessage, assembly); return; }
+      refused = true;
+      this.refuseMessage(call, refusal);
     });
     call.on('error', () => { this.streams.delete(call); });
     call.on('end', () => { this.streams.delete(call); call.end(); });
   }
 
-  /** A primary that speaks another protocol version: tell it which and what to do, log it once, end the stream. */
-  private refuseVersion(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, refusal: VersionRefusal): void {
+  /** A primary that speaks another protocol version, or sent a corrupt message: tell it why and what to do, log it (rate-limited per peer), end the stream. */
+  private refuseMessage(call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>, refusal: Refusal): void {
     this.streams.delete(call);
-    const status = refuseVersion(this.o.self, refusal, peerHost(call), this.versionWarnings);
+    const status = answerRefusal(this.o.self, refusal, peerHost(call), this.refusalWarnings);
     refuseStream(call, status.code, status.details, status.metadata);
   }
 
@@ -558,8 +563,8 @@ export class BackupDriver extends EventEmitter {
       client.join({ protocolVersion: REPLICATION_PROTOCOL_VERSION, replicaId: this.o.self, replicationAddress: self.address },
         { deadline: Date.now() + 2000 }, (err, reply) => {
           client.close();
-          const refused = refusalError(err);
-          if (refused !== null) this.versionWarnings.warn(`join ${primary} ${refused.message}`, { peer: primary, err: refused.message });
+          const refused = versionRefusalError(err);
+          if (refused !== null) this.refusalWarnings.version.warn(`join ${primary} ${refused.message}`, { peer: primary, err: refused.message });
           else if (err !== null) this.o.log.debug({ err: err.message }, 'join request failed');
           else if (reply?.accepted !== true) this.o.log.debug({ reason: reply?.reason }, 'join refused');
           else this.lastHeardMs = this.nowMs();

@@ -11,14 +11,14 @@ import { findMember, type ClusterConfig, type ReplicaConfig } from '../config/cl
 import { ensureDataDir } from '../config/data-dir.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import type { MonotonicClock } from '../coord/lease.js';
-import { createLogger, type Logger, type WarningOncePerKey } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { PrimaryDriver, type PrimaryEnd, type PrimaryGuestSnapshot, type PrimaryStats } from '../primary/primary-driver.js';
 import { formatView, type View } from '../protocol/view.js';
 import { channelCredentials, serverCredentials } from '../wire/credentials.js';
 import { bindWithReceiveWindow } from '../wire/receive-window.js';
 import {
-  MAX_MESSAGE_BYTES, refuseStream, refuseVersion, replicaService, versionWarnings,
-  type BackupMessage, type JoinReply, type JoinRequest, type PrimaryMessage, type StatusReply,
+  MAX_MESSAGE_BYTES, answerRefusal, refusalWarnings, refuseStream, replicaService,
+  type BackupMessage, type RefusalWarnings, type JoinReply, type JoinRequest, type PrimaryMessage, type StatusReply,
 } from '../wire/replication-wire.js';
 import { peerHost, refusalOf, type OrRefused } from '../wire/refused-message.js';
 import { assertGuestReadable, startPrimaryLvm } from './primary-lvm.js';
@@ -53,8 +53,8 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
   readonly member: ReplicaConfig;
   readonly log: Logger;
   private readonly server: grpc.Server;
-  /** Peers of another replication protocol version that asked to join or for status: warned about once each. */
-  private readonly versionWarnings: WarningOncePerKey;
+  /** Peers of another replication protocol version (warned about once each), or whose join or status request was corrupt (once per kind and minute). */
+  private readonly refusalWarnings: RefusalWarnings;
   private coordinator: Coordinator | null = null;
   private store: CheckpointStore | null = null;
   private primary: PrimaryDriver | null = null;
@@ -72,7 +72,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
     if (witness) throw new Error(`${self} is a witness: run \`waterbear witness\` for it`);
     this.member = member;
     this.log = log ?? createLogger('replica', { replica: self });
-    this.versionWarnings = versionWarnings(this.log);
+    this.refusalWarnings = refusalWarnings(this.log, this.clockOption().nowMs ?? (() => performance.now()));
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES * 2, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES * 2 });
   }
 
@@ -97,7 +97,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
         this.backup.handleStream(call);
       },
       join: (call: grpc.ServerUnaryCall<OrRefused<JoinRequest>, JoinReply>, cb: grpc.sendUnaryData<JoinReply>) => {
-        if (this.refusedVersion(call, cb)) return;
+        if (this.refused(call, cb)) return;
         const v = this.primary?.currentView;
         if (this.primary === null || v === undefined) { cb(null, { accepted: false, view: 0, primaryId: '', reason: `${this.self} is not the primary` }); return; }
         const request = call.request as JoinRequest;
@@ -106,7 +106,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
         cb(null, { accepted: r.accepted, view: v.view, primaryId: this.self, reason: r.reason, removed: r.removed });
       },
       status: (call: grpc.ServerUnaryCall<unknown, StatusReply>, cb: grpc.sendUnaryData<StatusReply>) => {
-        if (!this.refusedVersion(call, cb)) cb(null, this.statusReply());
+        if (!this.refused(call, cb)) cb(null, this.statusReply());
       },
     });
     this.coordinator = await this.coordinatorFactory(this.server);
@@ -130,12 +130,12 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
 
   /**
    * Answer a call whose request its deserializer refused (a peer of another replication protocol
-   * version) with the reason, logged once per peer; false for a request to serve.
+   * version, or a corrupt request) with the reason, logged (rate-limited per peer); false for a request to serve.
    */
-  private refusedVersion(call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<never>): boolean {
+  private refused(call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<never>): boolean {
     const refusal = refusalOf(call.request);
     if (refusal === null) return false;
-    cb(refuseVersion(this.self, refusal, peerHost(call), this.versionWarnings));
+    cb(answerRefusal(this.self, refusal, peerHost(call), this.refusalWarnings));
     return true;
   }
 

@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { CHECKPOINT_PAGE_BYTES } from '../../checkpoint/checkpoint-data.js';
+import type { WaterbearError } from '../../libos-host/errors.js';
 import { PRECOPY_SLICE_PAGES, type Precopy, type PrecopySlice } from './precopy.js';
 import {
   CHECKPOINT_CHUNK_BYTES, REPLICATION_PROTOCOL_VERSION, ReplicaClient, protocolMismatch,
   type BackupMessage, type PrimaryMessage,
 } from '../wire/replication-wire.js';
-import { refusalError, refusalOf, type OrRefused } from '../wire/refused-message.js';
+import { corruptMessage, isCorrupt, refusalOf, versionRefusalError, type OrRefused } from '../wire/refused-message.js';
 
 /** A tick this many intervals late means our own process stalled, not the peer. */
 export const STALL_FACTOR = 3;
@@ -37,6 +38,11 @@ export interface BackupLinkEvents {
   reopened(backup: string, reason: string): void;
   /** The link is dead (stream error or heartbeat timeout); the primary decides what follows. */
   failed(backup: string, reason: string): void;
+  /**
+   * The backup sent a corrupt message (`err`: corruptMessage's, WB_PROTOCOL): none of it was
+   * used, the stream is reopened (`reopened` follows). For the primary to log.
+   */
+  corrupt(backup: string, err: WaterbearError): void;
 }
 
 export interface BackupLinkOptions {
@@ -157,14 +163,22 @@ export class BackupLink {
     this.stream = stream;
     stream.on('data', (m: OrRefused<BackupMessage>) => {
       if (stream !== this.stream) return;
-      // A backup of another protocol version will not understand us either: no use retrying.
       const refusal = refusalOf(m);
-      if (refusal === null) this.onMessage(m as BackupMessage);
-      else this.fail(protocolMismatch(this.o.self, refusal, this.o.address).message);
+      if (refusal === null) { this.onMessage(m as BackupMessage); return; }
+      if (isCorrupt(refusal)) {
+        // Not an ack, nack or heartbeat of anything: the stream is reset, as for any lost stream.
+        const err = corruptMessage(this.o.self, refusal, { id: this.o.backup, address: this.o.address });
+        this.events.corrupt(this.o.backup, err);
+        this.streamLost(stream, err.message);
+        return;
+      }
+      // A backup of another protocol version will not understand us either: no use retrying.
+      this.fail(protocolMismatch(this.o.self, refusal, this.o.address).message);
     });
     stream.on('error', (err: grpc.ServiceError) => {
-      // The backup refused us for our protocol version (its message says which it speaks).
-      const refused = refusalError(err);
+      // The backup refused us for our protocol version (its message says which it speaks). One
+      // that refused a message of ours as corrupt (DATA_LOSS, INVALID_ARGUMENT) gets a new stream.
+      const refused = versionRefusalError(err);
       if (refused !== null && stream === this.stream) { this.fail(refused.message); return; }
       if (err.code === grpc.status.FAILED_PRECONDITION) this.refused();
       this.streamLost(stream, `stream error: ${err.message}`);

@@ -12,6 +12,7 @@ import type { NetworkBuffer, NetworkBufferStats } from '../../network-buffer/net
 import type { ClusterConfig } from '../config/cluster-config.js';
 import type { Coordinator } from '../coord/coordinator.js';
 import { RepeatedWarning, type Logger } from '../log.js';
+import { refusalWarnings, warnCorrupt, type RefusalWarnings } from '../wire/replication-wire.js';
 import { JOIN_CATCH_UP_EPOCHS, PrimaryProtocol, type PrimaryAction } from '../protocol/primary-protocol.js';
 import { formatView, type View } from '../protocol/view.js';
 import { BackupLink } from './backup-link.js';
@@ -100,6 +101,8 @@ export class PrimaryDriver extends EventEmitter {
   private readonly nowMs: () => number;
   /** Failed proposals repeat every tick while the coordinator is down: warn at most every few seconds. */
   private readonly proposalFailed: RepeatedWarning;
+  /** Backups that sent corrupt messages: warned about once per backup, kind and interval (a link reopens every heartbeat interval). */
+  private readonly refusalWarnings: RefusalWarnings;
   private ran = true;
   /** A checkpoint due at a time (checkpointAt). */
   private readonly pendingTimer: EarliestTimer;
@@ -139,6 +142,7 @@ export class PrimaryDriver extends EventEmitter {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
     this.proposalFailed = new RepeatedWarning(o.log, 'view proposal failed', this.nowMs);
+    this.refusalWarnings = refusalWarnings(o.log, this.nowMs);
     this.pendingTimer = new EarliestTimer(this.nowMs);
     const r = o.config.replication;
     this.policy = new EpochPolicy({
@@ -616,6 +620,7 @@ export class PrimaryDriver extends EventEmitter {
         this.checkpointSoon();
       },
       failed: (b, reason) => failed(b, reason),
+      corrupt: (_b, err) => warnCorrupt(this.refusalWarnings, err),
     });
     const failed = (b: string, reason: string): void => {
       if (this.links.get(b) !== link) return;

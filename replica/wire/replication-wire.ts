@@ -4,8 +4,10 @@ import { encodeReusing } from '../../checkpoint/format/reused-writer.js';
 import { WaterbearError } from '../../libos-host/errors.js';
 import { packageFile } from '../../libos-host/platform/package-files.js';
 import { openFrame, sealFrame, sealedBeforeProtocol3 } from './frame-checksum.js';
-import { WarningOncePerKey, type Logger } from '../log.js';
-import { refusalStatus, refusedMessage, type VersionRefusal } from './refused-message.js';
+import { RepeatedWarningPerKey, WarningOncePerKey, type Logger } from '../log.js';
+import {
+  CORRUPTION_STATUS, corruptMessage, corruptRefusal, isCorrupt, refusalStatus, refusedMessage, type Refusal, type VersionRefusal,
+} from './refused-message.js';
 
 /** Version of the replication protocol; a peer speaking another is refused with WB_PROTOCOL. */
 export const REPLICATION_PROTOCOL_VERSION = 4;
@@ -55,26 +57,32 @@ function loadTypes(): NonNullable<typeof types> {
 const senderOf = (m: Partial<PrimaryMessage & BackupMessage & JoinRequest>): string | null => m.primaryId ?? m.backupId ?? m.replicaId ?? null;
 
 /**
- * Serializers for one message type; decoding a malformed or corrupt message throws WB_PROTOCOL.
- * A message of `refusing` types (those a handler reads: PrimaryMessage, JoinRequest, StatusRequest
- * on the server, BackupMessage on the client) from a peer that speaks another protocol version is
- * not thrown, which grpc-js would swallow, but returned as a RefusedMessage (refused-message.ts):
- * the reader must check `refusalOf` first (read it as `OrRefused<T>`) and answer the peer.
+ * Serializers for one message type. A message of `refusing` types (those a handler reads:
+ * PrimaryMessage, JoinRequest, StatusRequest on the server, BackupMessage on the client) that
+ * is corrupt or from a peer that speaks another protocol version is not thrown, which grpc-js
+ * would swallow, but returned as a RefusedMessage (refused-message.ts): the reader must check
+ * `refusalOf` first (read it as `OrRefused<T>`) and answer the peer (`answerRefusal`). Decoding
+ * any other type throws WB_PROTOCOL for a corrupt message (`corruptionOf` says how), which grpc-js
+ * hands to the caller.
  */
 function codec<T>(name: keyof NonNullable<typeof types>, refusing: boolean): { serialize: (m: T) => Buffer; deserialize: (b: Buffer) => T } {
   return {
     serialize: (m: T) => encodeReusing(loadTypes()[name], m as object, sealFrame),
     deserialize: (b: Buffer) => {
+      const type = loadTypes()[name];
       let msg: T & { protocolVersion?: number };
       try {
-        const type = loadTypes()[name];
         msg = type.toObject(type.decode(openFrame(b, name)), DECODE) as T & { protocolVersion?: number };
       } catch (err) {
         if (refusing && sealedBeforeProtocol3(err)) return refusedMessage<T>({ peerVersion: null, peerId: null });
+        if (refusing) return corruptRefusal<T>(err, name, b.length);
         if (err instanceof WaterbearError) throw err;
-        throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from peer: ${(err as Error).message}`, { cause: err });
+        throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from peer: ${(err as Error).message}`, { cause: err, details: { corruption: 'undecodable' } });
       }
-      // Only refusing types carry a version (JoinReply and StatusReply have none).
+      // Only refusing types carry a version (JoinReply and StatusReply have none). Every waterbear
+      // sets it (from 1): 0 means the message has none — not ours, or a protocol_version field of
+      // another wire type, which protobuf skips like any field of the wrong type.
+      if (msg.protocolVersion === 0) return refusedMessage<T>({ corruption: 'undecodable', type: name, bytes: b.length, cause: 'no protocol_version' });
       if (msg.protocolVersion !== undefined && msg.protocolVersion !== REPLICATION_PROTOCOL_VERSION) {
         return refusedMessage<T>({ peerVersion: msg.protocolVersion, peerId: senderOf(msg) });
       }
@@ -98,19 +106,41 @@ export function protocolMismatch(self: string, peer: VersionRefusal, address: st
     { details: { peer: who, peerVersion: peer.peerVersion, self, version: REPLICATION_PROTOCOL_VERSION } });
 }
 
-/** The log of peers refused for their protocol version: a warning once per peer and version. */
-export function versionWarnings(log: Logger): WarningOncePerKey {
-  return new WarningOncePerKey(log, 'a peer speaks another replication protocol version');
+/**
+ * A peer that keeps sending corrupt messages is warned about at most this often per kind
+ * (the repeats at debug, counted in the next warning): it may resend every heartbeat interval.
+ */
+export const CORRUPT_MESSAGE_WARNING_INTERVAL_MS = 60_000;
+
+/** The logs of refused peers: another protocol version once per peer and version, corrupt messages once per peer, kind and interval. */
+export interface RefusalWarnings { version: WarningOncePerKey; corrupt: RepeatedWarningPerKey }
+
+/** Warnings for the peers a receiver refuses, on `log`; `nowMs` is the clock of the corrupt-message interval. */
+export function refusalWarnings(log: Logger, nowMs: () => number): RefusalWarnings {
+  return {
+    version: new WarningOncePerKey(log, 'a peer speaks another replication protocol version'),
+    corrupt: new RepeatedWarningPerKey(log, 'a peer sent a corrupt replication message', nowMs, CORRUPT_MESSAGE_WARNING_INTERVAL_MS),
+  };
+}
+
+/** Log `err` (of `corruptMessage`) on `warnings`: once per peer, kind and interval. */
+export function warnCorrupt(warnings: RefusalWarnings, err: WaterbearError): void {
+  warnings.corrupt.warn(`${String(err.details?.peer)} ${String(err.details?.corruption)}`, { ...err.details, err: err.message });
 }
 
 /**
- * Refuse a message of `refusal`'s peer (connected from `address`) as `self`: the status to answer
- * it with (protocolMismatch's message, WB_PROTOCOL in metadata), after a warning logged once per
- * peer and version on `warnings`.
+ * Refuse a message of a peer connected from `address` (host) as `self`, for `refusal`: the status
+ * to answer it with — protocolMismatch's message (FAILED_PRECONDITION) or corruptMessage's
+ * (CORRUPTION_STATUS), WB_PROTOCOL in metadata — after a warning on `warnings`.
  */
-export function refuseVersion(self: string, refusal: VersionRefusal, address: string, warnings: WarningOncePerKey): grpc.StatusObject {
+export function answerRefusal(self: string, refusal: Refusal, address: string, warnings: RefusalWarnings): grpc.StatusObject {
+  if (isCorrupt(refusal)) {
+    const err = corruptMessage(self, refusal, { id: null, address });
+    warnCorrupt(warnings, err);
+    return refusalStatus(err, CORRUPTION_STATUS[refusal.corruption]);
+  }
   const err = protocolMismatch(self, refusal, address);
-  warnings.warn(`${String(err.details?.peer)} ${String(refusal.peerVersion)}`, { ...err.details, err: err.message });
+  warnings.version.warn(`${String(err.details?.peer)} ${String(refusal.peerVersion)}`, { ...err.details, err: err.message });
   return refusalStatus(err);
 }
 

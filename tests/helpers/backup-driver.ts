@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
 import pino from 'pino';
 import type { CheckpointStore } from '../../checkpoint/store/checkpoint-store.js';
 import { BackupDriver } from '../../replica/backup/backup-driver.js';
@@ -9,6 +10,8 @@ import { parseClusterConfig } from '../../replica/config/cluster-config.js';
 import type { Logger } from '../../replica/log.js';
 import type { View } from '../../replica/protocol/view.js';
 import { MemoryCoordinatorGroup } from './memory-coordinator.js';
+import { recordingLogger } from './recording-logger.js';
+import { replicaServer } from './replica-server.js';
 
 /**
  * A real BackupDriver for wire tests: replica b of a cluster whose replica a (the primary) is at
@@ -33,4 +36,17 @@ witnesses:
     self: 'b', dataDir: mkdtempSync(join(tmpdir(), 'wb-backup-driver-')), config, store, coordinator: coordinators.client(),
     credentials: grpc.credentials.createInsecure(), log: o.log ?? pino({ level: 'silent' }),
   }, o.view);
+}
+
+/**
+ * testBackupDriver for replica b in view 1 (primary a), behind a real gRPC Replica server on a
+ * free loopback port, logging at debug to `lines`; both stop when test `t` ends.
+ */
+export async function servedBackupDriver(t: ExecutionContext): Promise<{ driver: BackupDriver; address: string; lines: Array<Record<string, unknown>> }> {
+  const lines: Array<Record<string, unknown>> = [];
+  const driver = testBackupDriver({ primaryPort: 1, view: { view: 1, primary: 'a', backups: ['b'] }, log: recordingLogger(lines) });
+  t.teardown(() => driver.stop());
+  const server = await replicaServer((call) => driver.handleStream(call));
+  t.teardown(() => server.close());
+  return { driver, address: server.address, lines };
 }

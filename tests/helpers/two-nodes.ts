@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { freePort } from '../../bench/support/servers.js';
 import { parseClusterConfig } from '../../replica/config/cluster-config.js';
 import type { Coordinator } from '../../replica/coord/coordinator.js';
+import type { Logger } from '../../replica/log.js';
 import { ReplicaNode, type ReplicaNodeOptions } from '../../replica/node/replica-node.js';
 import { REPO } from './lvm.js';
 import { MemoryCoordinatorGroup } from './memory-coordinator.js';
@@ -19,6 +20,8 @@ export async function inProcessTwoNodes(o: {
   options?: { a?: ReplicaNodeOptions; b?: ReplicaNodeOptions };
   /** Wraps a replica's coordinator client (e.g. to make its proposals time out). */
   coordinator?: (id: 'a' | 'b', client: Coordinator) => Coordinator;
+  /** A replica's logger (default: its own on stderr, as in production). */
+  log?: { a?: Logger; b?: Logger };
 } = {}): Promise<{ a: ReplicaNode; b: ReplicaNode; svc: number; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-node-'));
   const [svc, pa, pb] = [await freePort(), await freePort(), await freePort()];
@@ -33,8 +36,8 @@ replication: { ${o.replication ?? 'heartbeatInterval: 100ms, heartbeatTimeout: 3
 `, join(dir, 'cluster.yaml'));
   const group = new MemoryCoordinatorGroup(1000);
   const client = (id: 'a' | 'b'): Coordinator => (o.coordinator ?? ((_, c) => c))(id, group.client());
-  const a = new ReplicaNode(config, 'a', async () => client('a'), undefined, o.options?.a);
-  const b = new ReplicaNode(config, 'b', async () => client('b'), undefined, o.options?.b);
+  const a = new ReplicaNode(config, 'a', async () => client('a'), o.log?.a, o.options?.a);
+  const b = new ReplicaNode(config, 'b', async () => client('b'), o.log?.b, o.options?.b);
   await Promise.all([a.start(), b.start()]);
   return { a, b, svc, dir };
 }

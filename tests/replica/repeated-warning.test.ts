@@ -1,5 +1,5 @@
 import test from 'ava';
-import { MAX_WARNED_KEYS, RepeatedWarning, WarningOncePerKey, type Logger } from '../../replica/log.js';
+import { MAX_WARNED_KEYS, RepeatedWarning, RepeatedWarningPerKey, WarningOncePerKey, type Logger } from '../../replica/log.js';
 
 function recorder(): { log: Logger; lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> } {
   const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
@@ -53,4 +53,19 @@ test('a warning once per key forgets its keys past MAX_WARNED_KEYS rather than g
   for (let i = 0; i <= MAX_WARNED_KEYS; i++) w.warn(`peer ${i}`, {});
   w.warn('peer 0', {});
   t.is(lines.filter((l) => l.level === 'warn').length, MAX_WARNED_KEYS + 2, 'peer 0 was forgotten and warned again');
+});
+
+test('a repeated warning per key: each key is logged at warn once per interval, its repeats folded, and at most MAX_WARNED_KEYS are kept', (t) => {
+  const { log, lines } = recorder();
+  let now = 0;
+  const w = new RepeatedWarningPerKey(log, 'a peer sent a corrupt replication message', () => now, 60_000);
+  // Two peers resend corrupt messages every 100 ms for 90 s.
+  for (; now < 90_000; now += 100) { w.warn('10.0.0.2 checksum', { peer: '10.0.0.2' }); w.warn('10.0.0.3 undecodable', { peer: '10.0.0.3' }); }
+  t.deepEqual(lines.filter((l) => l.level === 'warn').map((l) => l.fields),
+    [{ peer: '10.0.0.2' }, { peer: '10.0.0.3' }, { peer: '10.0.0.2', repeats: 599 }, { peer: '10.0.0.3', repeats: 599 }]);
+  t.is(lines.filter((l) => l.level === 'debug').length, 2 * 900 - 4, 'every repeat is still there at debug');
+  lines.length = 0;
+  for (let i = 0; i < MAX_WARNED_KEYS; i++) w.warn(`peer ${i}`, {});
+  w.warn('10.0.0.2 checksum', {});
+  t.is(lines.filter((l) => l.level === 'warn').length, MAX_WARNED_KEYS + 1, 'the first keys were forgotten and warned again');
 });

@@ -7,7 +7,8 @@ import * as grpc from '@grpc/grpc-js';
 import { isWaterbearError, WaterbearError } from '../../../libos-host/errors.js';
 import { MAX_COORD_MESSAGE_BYTES } from './raft-driver-options.js';
 import type { RaftMember } from './raft-member.js';
-import { peerHost, refusalOf, type OrRefused } from '../../wire/refused-message.js';
+import { corruptionOf } from '../../wire/frame-checksum.js';
+import { CORRUPTION_STATUS, corruptMessage, isCorrupt, peerHost, refusalOf, type OrRefused } from '../../wire/refused-message.js';
 import {
   coordRaftService,
   oldMemberRefusal,
@@ -29,17 +30,21 @@ function refusal(err: unknown): Partial<grpc.StatusObject> {
   const metadata = new grpc.Metadata();
   if (isWaterbearError(err)) {
     metadata.set(WB_CODE_METADATA_KEY, err.code);
-    return { code: err.code === 'WB_PROTOCOL' ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE, details: err.message, metadata };
+    const corruption = corruptionOf(err);
+    const code = corruption !== null ? CORRUPTION_STATUS[corruption] : err.code === 'WB_PROTOCOL' ? grpc.status.FAILED_PRECONDITION : grpc.status.UNAVAILABLE;
+    return { code, details: err.message, metadata };
   }
   return { code: grpc.status.INTERNAL, details: (err as Error)?.message ?? String(err), metadata };
 }
 
 /**
  * The error refusing a request its deserializer handed over as refused (a member too old to seal
- * frames as we do; replica/wire/refused-message.ts), or null for a request to serve.
+ * frames as we do, or a corrupt request; replica/wire/refused-message.ts), or null for a request to serve.
  */
 function refusedRequest(member: RaftMember, call: { getPeer(): string }, request: unknown): WaterbearError | null {
-  return refusalOf(request) === null ? null : oldMemberRefusal(member.id, peerHost(call));
+  const r = refusalOf(request);
+  if (r === null) return null;
+  return isCorrupt(r) ? corruptMessage(member.id, r, { id: null, address: peerHost(call) }) : oldMemberRefusal(member.id, peerHost(call));
 }
 
 function unary<Req, Res>(member: RaftMember, logRefusal: (err: unknown) => void, serve: (req: Req) => Promise<Res> | Res): grpc.handleUnaryCall<OrRefused<Req>, Res> {
@@ -59,7 +64,10 @@ function unary<Req, Res>(member: RaftMember, logRefusal: (err: unknown) => void,
   };
 }
 
-/** Refusals are logged at most once per this interval and reason (a misconfigured peer retries every 50 ms). */
+/**
+ * Refusals are logged at most once per this interval and reason (a misconfigured peer retries
+ * every 50 ms); for a corrupt message, per peer and kind of corruption.
+ */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /**
@@ -70,11 +78,13 @@ export function registerRaftService(server: grpc.Server, member: RaftMember): vo
   const lastLogged = new Map<string, number>();
   const logRefusal = (err: unknown): void => {
     const text = (err as Error)?.message ?? String(err);
+    const details = isWaterbearError(err) ? err.details : undefined;
+    const key = corruptionOf(err) === null ? text : `${String(details?.peer)} ${String(details?.corruption)}`;
     const now = performance.now();
-    if (now - (lastLogged.get(text) ?? -Infinity) < REFUSAL_LOG_INTERVAL_MS) return;
+    if (now - (lastLogged.get(key) ?? -Infinity) < REFUSAL_LOG_INTERVAL_MS) return;
     if (lastLogged.size > 100) lastLogged.clear();
-    lastLogged.set(text, now);
-    member.log.warn({ err: text }, 'refused a coordination stream');
+    lastLogged.set(key, now);
+    member.log.warn({ ...details, err: text }, 'refused a coordination stream');
   };
   server.addService(coordRaftService, {
     send: (call: grpc.ServerReadableStream<RaftBatch, Record<string, never>>, callback: grpc.sendUnaryData<Record<string, never>>) => {

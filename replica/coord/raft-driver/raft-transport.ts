@@ -118,7 +118,8 @@ class PeerLink {
       this.stats.streamFailures++;
       const code = err.metadata?.get(WB_CODE_METADATA_KEY)?.[0];
       if (code !== undefined) {
-        // The peer refused us (version, cluster or membership): an operator must fix the configuration.
+        // The peer refused us (version, cluster or membership: an operator must fix the configuration;
+        // or a batch of ours arrived corrupt: its message says what to check).
         const text = `${String(code)}: ${err.details}`;
         if (text !== this.lastRefusal) this.log?.error({ peer: this.peer.id, code, reason: err.details }, 'coordination peer refused our messages');
         this.lastRefusal = text;

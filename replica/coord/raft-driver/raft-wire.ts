@@ -9,7 +9,7 @@ import protobuf from 'protobufjs';
 import { encodeReusing } from '../../../checkpoint/format/reused-writer.js';
 import { WaterbearError, type ErrorCode, ERROR_CODES } from '../../../libos-host/errors.js';
 import { openFrame, sealFrame, sealedBeforeProtocol3 } from '../../wire/frame-checksum.js';
-import { refusedMessage } from '../../wire/refused-message.js';
+import { corruptRefusal, refusedMessage } from '../../wire/refused-message.js';
 import { OWN_SUBCHANNEL_OPTIONS } from '../../wire/wedged-connection.js';
 import { packageFile } from '../../../libos-host/platform/package-files.js';
 import type { ApplyResult } from '../view-state-machine.js';
@@ -75,30 +75,37 @@ export function encodeWire<T>(name: TypeName, m: T): Buffer {
   return encodeReusing(loadTypes()[name], m as object, sealFrame);
 }
 
+/** Opens and decodes one wire message of `type` (named `name`); throws openFrame's error or protobuf's. */
+function decodeFrame<T>(type: protobuf.Type, name: TypeName, b: Uint8Array): T {
+  // Integrity first: a corrupted term, index or view must be refused, never decoded.
+  return type.toObject(type.decode(openFrame(b, name)), DECODE) as T;
+}
+
 /** Decodes one wire message. @throws WaterbearError WB_PROTOCOL when the bytes are not a valid `name`. */
 export function decodeWire<T>(name: TypeName, b: Uint8Array): T {
+  const type = loadTypes()[name];
   try {
-    const type = loadTypes()[name];
-    // Integrity first: a corrupted term, index or view must be refused, never decoded.
-    return type.toObject(type.decode(openFrame(b, name)), DECODE) as T;
+    return decodeFrame<T>(type, name, b);
   } catch (err) {
     if (err instanceof WaterbearError) throw err;
-    throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from a coordination peer: ${(err as Error).message}`, { cause: err });
+    throw new WaterbearError('WB_PROTOCOL', `malformed ${name} from a coordination peer: ${(err as Error).message}`, { cause: err, details: { corruption: 'undecodable' } });
   }
 }
 
 /**
- * Decodes a request for a handler: a request from a member too old to seal frames as we do is
- * not thrown (grpc-js would swallow it and answer a bare "Error deserializing request") but
- * handed over as a RefusedMessage (replica/wire/refused-message.ts), which the handler answers
- * with `oldMemberRefusal`. Any other bad request throws as in decodeWire.
+ * Decodes a request for a handler: a request from a member too old to seal frames as we do, or a
+ * corrupt one, is not thrown (grpc-js would swallow it and answer a bare "Error deserializing
+ * request") but handed over as a RefusedMessage (replica/wire/refused-message.ts), which the
+ * handler answers with `oldMemberRefusal` or `corruptMessage`. (The handlers check the format
+ * version and cluster: checkHeader.)
  */
 function decodeRequest<T>(name: TypeName, b: Uint8Array): T {
+  const type = loadTypes()[name];
   try {
-    return decodeWire<T>(name, b);
+    return decodeFrame<T>(type, name, b);
   } catch (err) {
     if (sealedBeforeProtocol3(err)) return refusedMessage<T>({ peerVersion: null, peerId: null });
-    throw err;
+    return corruptRefusal<T>(err, name, b.length);
   }
 }
 

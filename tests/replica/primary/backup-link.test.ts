@@ -2,12 +2,13 @@ import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { BackupLink, REFUSAL_GRACE_TIMEOUTS, type BackupLinkEvents } from '../../../replica/primary/backup-link.js';
 import {
-  REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream,
+  REPLICATION_PROTOCOL_VERSION, ReplicaClient, refuseStream, replicaService,
   type BackupMessage, type PrimaryMessage,
 } from '../../../replica/wire/replication-wire.js';
 import { WaterbearError } from '../../../libos-host/errors.js';
-import { refusalStatus } from '../../../replica/wire/refused-message.js';
-import { replicaServer, type ReplicateCall } from '../../helpers/replica-server.js';
+import { refusalStatus, WB_CODE_METADATA_KEY } from '../../../replica/wire/refused-message.js';
+import { rawReplicaServer, replicaServer, type ReplicateCall } from '../../helpers/replica-server.js';
+import { corruptFrames } from '../../helpers/wire-frames.js';
 
 /** Acknowledges every checkpoint and answers heartbeats, like a healthy backup. */
 function healthyBackup(call: ReplicateCall): void {
@@ -26,6 +27,7 @@ function link(address: string, timeoutMs: number): { link: BackupLink; log: stri
     nack: (_b, epoch, code) => { log.push(`nack ${epoch} ${code}`); },
     reopened: (_b, reason) => { log.push(`reopened: ${reason}`); },
     failed: (_b, reason) => { log.push(`failed: ${reason}`); },
+    corrupt: (_b, err) => { log.push(`corrupt ${String(err.details?.corruption)}: ${err.message}`); },
   };
   const l = new BackupLink({
     self: 'a', backup: 'b', address, credentials: grpc.credentials.createInsecure(), view: () => 1, imageSha256: '',
@@ -171,6 +173,59 @@ test('a link that the backup refuses for its protocol version fails at once with
   await new Promise((r) => setTimeout(r, 100)); // five heartbeat intervals: no reconnection
   t.deepEqual(log, [`failed: ${reason}`]);
   t.is(streams, 1);
+});
+
+test('a backup that answers with a corrupt message: the link says so and reopens the stream; nothing in it counts as an acknowledgement', async (t) => {
+  // grpc-js cancelled the stream with a bare INTERNAL "Response message parsing error", which only reached a debug line.
+  let streams = 0;
+  const s = await rawReplicaServer((call) => {
+    const first = ++streams === 1;
+    call.on('data', (b: Buffer) => {
+      const m = replicaService.replicate.requestDeserialize(b) as PrimaryMessage;
+      const reply = (body: Partial<BackupMessage>): Buffer => replicaService.replicate.responseSerialize({ protocolVersion: REPLICATION_PROTOCOL_VERSION, view: m.view, backupId: 'b', ...body } as BackupMessage);
+      if (m.checkpoint == null) return;
+      // On the first stream, the ack of the checkpoint arrives with a flipped bit.
+      call.write(first ? corruptFrames(reply({ ack: { epoch: m.checkpoint.epoch } }))[0].frame : reply({ ack: { epoch: m.checkpoint.epoch } }));
+    });
+  });
+  t.teardown(() => s.close());
+  const { link: l, log, acks } = link(s.address, 5000);
+  t.teardown(() => l.close());
+  l.start();
+  l.sendCheckpoint(1, true, new Uint8Array(10));
+  t.true(await until(() => streams >= 2 && l.needsFull), log.join('\n'));
+  t.deepEqual(acks, [], 'the corrupt ack was not taken');
+  t.is(l.ackedEpoch, 0);
+  const corrupt = log.filter((x) => x.startsWith('corrupt'));
+  t.is(corrupt.length, 1, log.join('\n'));
+  t.regex(corrupt[0], /^corrupt checksum: a refused a BackupMessage from b at 127\.0\.0\.1:\d+: it fails its checksum/);
+  t.true(log.some((x) => /^reopened: .*fails its checksum/.test(x)), log.join('\n'));
+  l.sendCheckpoint(2, true, new Uint8Array(10));
+  t.true(await until(() => acks.includes(2)));
+  t.deepEqual(log.filter((x) => x.startsWith('failed')), []);
+});
+
+test('a backup that refuses our message as corrupt (DATA_LOSS): the link reopens the stream, as for any lost stream, and does not fail', async (t) => {
+  // A flipped bit on the way is no reason to drop the backup; a refusal for our protocol version is (above).
+  let streams = 0;
+  const s = await replicaServer((call) => {
+    if (++streams === 1) {
+      const metadata = new grpc.Metadata();
+      metadata.set(WB_CODE_METADATA_KEY, 'WB_PROTOCOL');
+      refuseStream(call, grpc.status.DATA_LOSS, 'b refused a PrimaryMessage from the peer at 127.0.0.1: it fails its checksum', metadata);
+      return;
+    }
+    healthyBackup(call);
+  });
+  t.teardown(() => s.close());
+  const { link: l, log, acks } = link(s.address, 5000);
+  t.teardown(() => l.close());
+  l.start();
+  t.true(await until(() => streams >= 2 && l.needsFull), log.join('\n'));
+  t.true(log.some((x) => /^reopened: .*DATA_LOSS.*fails its checksum/.test(x)), log.join('\n'));
+  l.sendCheckpoint(1, true, new Uint8Array(10));
+  t.true(await until(() => acks.includes(1)));
+  t.deepEqual(log.filter((x) => x.startsWith('failed')), []);
 });
 
 test('a backup still applying checkpoints we sent gets more time before the link fails: 30 ms per MiB', async (t) => {

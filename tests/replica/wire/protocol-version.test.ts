@@ -4,10 +4,10 @@ import { WaterbearError } from '../../../libos-host/errors.js';
 import type { JoinAnswer } from '../../../replica/backup/backup-driver.js';
 import { refusalError, refusalStatus } from '../../../replica/wire/refused-message.js';
 import { REPLICATION_PROTOCOL_VERSION, replicaService, type PrimaryMessage } from '../../../replica/wire/replication-wire.js';
-import { testBackupDriver } from '../../helpers/backup-driver.js';
+import { servedBackupDriver, testBackupDriver } from '../../helpers/backup-driver.js';
 import { until } from '../../helpers/cluster.js';
 import { recordingLogger } from '../../helpers/recording-logger.js';
-import { replicaServer } from '../../helpers/replica-server.js';
+import { rawReplicateStream, replicaServer } from '../../helpers/replica-server.js';
 import { sealedBeforeProtocol3 } from '../../helpers/wire-frames.js';
 
 // A primary of another protocol version used to get grpc-js's bare "Error deserializing request"
@@ -15,27 +15,17 @@ import { sealedBeforeProtocol3 } from '../../helpers/wire-frames.js';
 // (found by an audit). Here a real backup driver behind a real gRPC server is sent messages of
 // other versions by real gRPC clients.
 
-const REPLICATE_PATH = '/waterbear.replication.v1.Replica/Replicate';
-
 /** Open a Replicate stream, write `frame` (already encoded), and resolve with the error the stream ends with. */
-function refusedStream(address: string, frame: Buffer): Promise<grpc.ServiceError> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const stream = client.makeBidiStreamRequest(REPLICATE_PATH, (b: Buffer) => b, (b: Buffer) => b);
-  return new Promise((resolve) => {
-    stream.on('data', () => {});
-    stream.on('error', (err: grpc.ServiceError) => { client.close(); resolve(err); });
-    stream.write(frame);
-  });
+async function refusedStream(address: string, frame: Buffer): Promise<grpc.ServiceError> {
+  const stream = rawReplicateStream(address);
+  stream.write(frame);
+  return (await stream.ended)!;
 }
 
 const hello = (protocolVersion: number, primaryId: string): Buffer => replicaService.replicate.requestSerialize({ protocolVersion, view: 1, primaryId, hello: { backupId: 'b', imageSha256: '' } } satisfies PrimaryMessage);
 
 test('a backup refuses a primary of another protocol version: the primary is told which versions and what to do, the backup warns once per peer', async (t) => {
-  const lines: Array<Record<string, unknown>> = [];
-  const driver = testBackupDriver({ primaryPort: 1, view: { view: 1, primary: 'a', backups: ['b'] }, log: recordingLogger(lines) });
-  t.teardown(() => driver.stop());
-  const server = await replicaServer((call) => driver.handleStream(call));
-  t.teardown(() => server.close());
+  const { address, lines } = await servedBackupDriver(t);
   const newer = REPLICATION_PROTOCOL_VERSION + 1;
   const older = REPLICATION_PROTOCOL_VERSION - 1;
   const cases: Array<[string, Buffer, RegExp]> = [
@@ -47,7 +37,7 @@ test('a backup refuses a primary of another protocol version: the primary is tol
       new RegExp(`^the peer at 127\\.0\\.0\\.1 speaks a replication protocol before 3, b speaks replication protocol ${REPLICATION_PROTOCOL_VERSION}: upgrade the peer at 127\\.0\\.0\\.1`)],
   ];
   for (const [what, frame, message] of cases) {
-    const err = await refusedStream(server.address, frame);
+    const err = await refusedStream(address, frame);
     t.is(err.code, grpc.status.FAILED_PRECONDITION, what);
     t.regex(err.details, message, what);
     t.is(refusalError(err)?.code, 'WB_PROTOCOL', what);

@@ -27,7 +27,7 @@ import { makeMembership } from '../../../../replica/coord/raft/raft-membership.j
 import { makeMessage, type Message } from '../../../../replica/coord/raft/raft-types.js';
 import { encodeViewProposal } from '../../../../replica/coord/view-state-machine.js';
 import { recordingLogger } from '../../../helpers/recording-logger.js';
-import { sealedBeforeProtocol3 } from '../../../helpers/wire-frames.js';
+import { assertCorruptRefusal, corruptFrames, sealedBeforeProtocol3 } from '../../../helpers/wire-frames.js';
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'wb-coord-wire-'));
@@ -114,24 +114,29 @@ test('a member refuses raft batches of another format version, another cluster o
   t.is(await sendBatch(client, { formatVersion: COORD_FORMAT_VERSION, clusterId: 'k', from: 'b', messages: [hb] }), null, 'a good batch is accepted');
 });
 
+/** Send `frame` (raw bytes) to the CoordRaft service of member `c` as a real gRPC client: as a batch on a Send stream, or a Status request. */
+function rawCoordCall(c: { port: number | null }, method: 'Send' | 'Status', frame: Buffer): Promise<grpc.ServiceError | null> {
+  const raw = new grpc.Client(`127.0.0.1:${c.port}`, grpc.credentials.createInsecure());
+  const same = (b: Buffer): Buffer => b;
+  const path = `/waterbear.coord.v1.CoordRaft/${method}`;
+  return new Promise<grpc.ServiceError | null>((resolve) => {
+    if (method === 'Status') { raw.makeUnaryRequest(path, same, same, frame, (err) => resolve(err)); return; }
+    const call = raw.makeClientStreamRequest(path, same, same, (err) => resolve(err));
+    call.write(frame);
+    setTimeout(() => call.end(), 200);
+  }).finally(() => raw.close());
+}
+
+const heartbeatBatch = (): Buffer => encodeWire('RaftBatch', { formatVersion: COORD_FORMAT_VERSION, clusterId: 'k', from: 'b', messages: [messageToWire(makeMessage({ type: 'heartbeat', from: 'b', to: 'a', term: 1 }))] });
+const statusRequest = (): Buffer => encodeWire('StatusRequest', { header: header('k', 'b', 1_000) });
+
 test('a member too old to seal frames as we do is told so and what to do, not "Error deserializing request", and the refusal is logged', async (t) => {
   // Its frames used to be refused in the deserializer, whose error grpc-js discards (found by an audit).
   const lines: Array<Record<string, unknown>> = [];
   const { c } = await lonelyMember(t, { log: recordingLogger(lines) });
-  const raw = new grpc.Client(`127.0.0.1:${c.port}`, grpc.credentials.createInsecure());
-  t.teardown(() => raw.close());
-  const same = (b: Buffer): Buffer => b;
-  const hb = messageToWire(makeMessage({ type: 'heartbeat', from: 'b', to: 'a', term: 1 }));
-  const batch = sealedBeforeProtocol3(encodeWire('RaftBatch', { formatVersion: COORD_FORMAT_VERSION, clusterId: 'k', from: 'b', messages: [hb] }));
-  const status = sealedBeforeProtocol3(encodeWire('StatusRequest', { header: header('k', 'b', 1_000) }));
   const errors: Array<[string, grpc.ServiceError | null]> = [
-    ['Send', await new Promise((resolve) => {
-      const call = raw.makeClientStreamRequest('/waterbear.coord.v1.CoordRaft/Send', same, same, (err) => resolve(err));
-      call.write(batch);
-    })],
-    ['Status', await new Promise((resolve) => {
-      raw.makeUnaryRequest('/waterbear.coord.v1.CoordRaft/Status', same, same, status, (err) => resolve(err));
-    })],
+    ['Send', await rawCoordCall(c, 'Send', sealedBeforeProtocol3(heartbeatBatch()))],
+    ['Status', await rawCoordCall(c, 'Status', sealedBeforeProtocol3(statusRequest()))],
   ];
   for (const [what, err] of errors) {
     t.is(err?.code, grpc.status.FAILED_PRECONDITION, what);
@@ -141,6 +146,24 @@ test('a member too old to seal frames as we do is told so and what to do, not "E
   const warned = lines.filter((l) => l.level === 40 && l.msg === 'refused a coordination stream');
   t.is(warned.length, 1, 'the same refusal is logged once');
   t.regex(String(warned[0]?.err), /seals coordination messages with CRC-32C/);
+});
+
+test('a corrupt coordination message (bad checksum, truncated, undecodable) is refused saying what was wrong, not "Error deserializing request"; logged once per peer and kind; the member goes on', async (t) => {
+  // grpc-js answered a bare INTERNAL and the member logged nothing.
+  const lines: Array<Record<string, unknown>> = [];
+  const { c, client } = await lonelyMember(t, { log: recordingLogger(lines) });
+  // A batch whose format_version has another wire type decodes without one: the handler refuses
+  // "coordination format 0" (FAILED_PRECONDITION, as before), so that case is left out here.
+  const batches = corruptFrames(heartbeatBatch()).filter((c) => !c.what.startsWith('protocol_version'));
+  for (let round = 0; round < 2; round++) {
+    for (const { what, kind, frame } of batches) assertCorruptRefusal(t, await rawCoordCall(c, 'Send', frame), kind, `Send: ${what}`);
+    for (const { what, kind, frame } of corruptFrames(statusRequest())) assertCorruptRefusal(t, await rawCoordCall(c, 'Status', frame), kind, `Status: ${what}`);
+  }
+  const warned = lines.filter((l) => l.level === 40 && l.msg === 'refused a coordination stream');
+  t.deepEqual(warned.map((l) => [l.peer, l.corruption]), [['127.0.0.1', 'checksum'], ['127.0.0.1', 'truncated'], ['127.0.0.1', 'undecodable']]);
+  t.regex(String(warned[0]?.err), /^a refused a RaftBatch from the peer at 127\.0\.0\.1: it fails its checksum/);
+  const hb = messageToWire(makeMessage({ type: 'heartbeat', from: 'b', to: 'a', term: 1 }));
+  t.is(await sendBatch(client, { formatVersion: COORD_FORMAT_VERSION, clusterId: 'k', from: 'b', messages: [hb] }), null, 'a good batch is still accepted');
 });
 
 test('client requests of another version or cluster are refused with WB_PROTOCOL; a non-leader answers WB_NOT_LEADER', async (t) => {
