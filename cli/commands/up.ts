@@ -13,7 +13,8 @@ export const UP_USAGE = `usage: waterbear up [--config waterbear.yaml] [--keep-d
 Start a local replicated cluster: every replica and witness of the cluster file as its own
 process (default: deploy/local/waterbear.yaml — primary, backup and witness with the example
 key-value service on 127.0.0.1:7000). Members that die are restarted and rejoin as backups.
-Without --keep-data the members' data folders are cleared first. Ctrl-C stops everything.
+Without --keep-data the members' data folders are cleared first, once every check passed
+(guest module, TLS files, data paths): a refused start clears nothing. Ctrl-C stops everything.
 Replicas with a "dashboard:" address serve the dashboard there; up prints their URLs. The
 dashboard's actions use the admin token from --admin-token or WATERBEAR_ADMIN_TOKEN; without
 either, up makes a random one and prints it in the URLs (#token=…, never sent to the server).`;

@@ -51,6 +51,8 @@ export interface ReplicaConfig {
 }
 
 export interface TlsConfig { ca: string; cert: string; key: string }
+/** etcd's TLS files: the CA that signed etcd's certificate, and a client certificate unless etcd asks for none. */
+export interface EtcdTlsConfig { ca: string; cert: string | null; key: string | null }
 
 export interface ClusterConfig {
   /** Folder of the cluster file: relative paths in it are resolved against it. */
@@ -66,7 +68,7 @@ export interface ClusterConfig {
    * `coordinator.tls` from the file, else the cluster's `tls`; null with https:// means the
    * system's CAs and no client certificate.
    */
-  coordinator: { backend: 'raft' } | { backend: 'etcd'; endpoints: string[]; prefix: string; tls: TlsConfig | null };
+  coordinator: { backend: 'raft' } | { backend: 'etcd'; endpoints: string[]; prefix: string; tls: EtcdTlsConfig | null };
   replication: {
     ackAfter: AckAfter;
     checkpointMaxIntervalMs: number;
@@ -223,6 +225,13 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     return { ca: path(str(t.ca, `${field}.ca`)), cert: path(str(t.cert, `${field}.cert`)), key: path(str(t.key, `${field}.key`)) };
   };
   const tls = tlsFiles(root.tls, 'tls');
+  // etcd may serve TLS without asking for client certificates: then `ca` alone.
+  const etcdTlsFiles = (v: unknown, field: string): EtcdTlsConfig | null => {
+    if (v === undefined || v === null) return null;
+    const t = only(obj(v, field), field, CLUSTER_FILE_FIELDS.tls);
+    if ((t.cert === undefined) !== (t.key === undefined)) bad(field, 'cert and key go together: give both (etcd asks for client certificates) or neither (it does not)');
+    return { ca: path(str(t.ca, `${field}.ca`)), cert: t.cert === undefined ? null : path(str(t.cert, `${field}.cert`)), key: t.key === undefined ? null : path(str(t.key, `${field}.key`)) };
+  };
   const allowPlaintext = bool(root.allowPlaintext, 'allowPlaintext', false);
 
   const coordObj = root.coordinator === undefined ? { backend: 'raft' } : obj(root.coordinator, 'coordinator');
@@ -242,7 +251,7 @@ export function parseClusterConfig(text: string, where: string): ClusterConfig {
     });
     let secure = false;
     try { secure = etcdEndpointsSecure(urls); } catch { bad('coordinator.endpoints', 'must be all http:// or all https://, not a mix'); }
-    const own = tlsFiles(coordObj.tls, 'coordinator.tls');
+    const own = etcdTlsFiles(coordObj.tls, 'coordinator.tls');
     if (!secure && own !== null) bad('coordinator.tls', 'is given but the endpoints are http://: use https:// endpoints, or drop coordinator.tls');
     const prefix = coordObj.prefix === undefined ? '/waterbear/' : str(coordObj.prefix, 'coordinator.prefix');
     if (!isEtcdKeyPrefix(prefix)) bad('coordinator.prefix', `${ETCD_KEY_PREFIX_RULE}: got ${JSON.stringify(prefix)}`);

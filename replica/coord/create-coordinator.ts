@@ -4,6 +4,17 @@ import { channelCredentials } from '../wire/credentials.js';
 import type { Logger } from '../log.js';
 import type { MonotonicClock } from './lease.js';
 import { createRaftCoordinator } from './raft-coordinator.js';
+import type { EtcdCoordinatorOptions } from './etcd/etcd-options.js';
+
+type EtcdBackend = Extract<ClusterConfig['coordinator'], { backend: 'etcd' }>;
+
+/** The etcd coordinator's options from the cluster file. */
+export function etcdOptionsFor(config: ClusterConfig, c: EtcdBackend): EtcdCoordinatorOptions {
+  return {
+    endpoints: c.endpoints, keyPrefix: c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`, cluster: config.cluster,
+    ...(c.tls !== null ? { tls: { caFile: c.tls.ca, ...(c.tls.cert !== null && c.tls.key !== null ? { certFile: c.tls.cert, keyFile: c.tls.key } : {}) } } : {}),
+  };
+}
 
 /**
  * The coordinator a cluster member uses, from the cluster file: the embedded Raft group (every
@@ -17,10 +28,7 @@ export function coordinatorFactoryFor(config: ClusterConfig, self: string, log?:
       // Loaded only here: the etcd client and its own grpc-js cost every replica ~170 ms of
       // start-up (time a restarted backup adds to its re-protection), and most clusters use Raft.
       const { EtcdCoordinator } = await import('./etcd/etcd-coordinator.js');
-      return new EtcdCoordinator({
-        endpoints: c.endpoints, keyPrefix: c.prefix.endsWith('/') ? c.prefix : `${c.prefix}/`, cluster: config.cluster,
-        ...(c.tls !== null ? { tls: { caFile: c.tls.ca, certFile: c.tls.cert, keyFile: c.tls.key } } : {}),
-      });
+      return new EtcdCoordinator(etcdOptionsFor(config, c));
     }
     const members = [...config.replicas, ...config.witnesses];
     const me = members.find((m) => m.id === self)!;

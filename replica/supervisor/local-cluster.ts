@@ -4,6 +4,7 @@ import { packageFile } from '../../libos-host/platform/package-files.js';
 import type { ClusterConfig } from '../config/cluster-config.js';
 import type { StatusReply } from '../wire/replication-wire.js';
 import { StatusClient } from '../wire/status-client.js';
+import { checkBeforeStart } from './start-checks.js';
 
 /** Wait before restarting a member that died (a crash loop must not spin). */
 export const RESTART_DELAY_MS = 500;
@@ -57,12 +58,14 @@ export class LocalCluster extends EventEmitter {
   }
 
   /**
-   * Make the status client, which reads and checks the cluster's TLS files: a bad one is a
-   * WB_CONFIG_INVALID here instead of members that fail and are restarted. Starts nothing. `start`
+   * Check what members would refuse (`checkBeforeStart`) and make the status client, which reads
+   * and checks the cluster's TLS files: a bad one is a WB_CONFIG_INVALID here instead of members
+   * that fail and are restarted. Starts nothing. `start`
    * calls it; a caller that does something irreversible before starting (`waterbear up` clears
    * the data folders) calls it first, so that a refused start loses nothing.
    */
   check(): void {
+    checkBeforeStart(this.o.config);
     this.statusClient ??= new StatusClient(this.o.config.tls, STATUS_TIMEOUT_MS);
   }
 

@@ -31,10 +31,11 @@ export interface EtcdServerOptions {
    */
   electionTimeoutMs?: number;
   /**
-   * Serve clients over TLS and require client certificates signed by `caFile` (`--client-cert-auth`).
+   * Serve clients over TLS and require client certificates signed by `caFile` (`--client-cert-auth`;
+   * `clientCertAuth: false` leaves both off: any client that trusts the server may connect).
    * `clientCertFile`/`clientKeyFile` are used by the helper's own health probe.
    */
-  tls?: { certFile: string; keyFile: string; caFile: string; clientCertFile: string; clientKeyFile: string };
+  tls?: { certFile: string; keyFile: string; caFile: string; clientCertFile: string; clientKeyFile: string; clientCertAuth?: boolean };
 }
 
 export interface EtcdServer {
@@ -103,7 +104,9 @@ export async function startEtcd(options: EtcdServerOptions = {}): Promise<EtcdSe
     '--log-level', 'error',
     ...(options.tls === undefined
       ? []
-      : ['--cert-file', options.tls.certFile, '--key-file', options.tls.keyFile, '--trusted-ca-file', options.tls.caFile, '--client-cert-auth']),
+      : ['--cert-file', options.tls.certFile, '--key-file', options.tls.keyFile,
+        // etcd checks client certificates against a trusted CA file even without --client-cert-auth.
+        ...(options.tls.clientCertAuth === false ? [] : ['--trusted-ca-file', options.tls.caFile, '--client-cert-auth'])]),
   ];
   // Only PATH and HOME: an ETCD_* variable of the caller's environment must not change the flags.
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() };

@@ -96,7 +96,8 @@ const BAD: Array<[string, string, RegExp]> = [
   ['a dashboard on the service port', BASE.replace('id: a,', 'id: a, dashboard: 127.0.0.1:7000,'), /replicas\[0\]\.dashboard 127\.0\.0\.1:7000 takes the port of listen\[0\]/],
   ['a service address twice', BASE.replace('listen: [127.0.0.1:7000]', 'listen: [127.0.0.1:7000, "[::]:7000"]'), /listen\[1\] \[::\]:7000 takes the port of listen\[0\]/],
   ['address with a scheme', BASE.replace('127.0.0.1:7102', 'http://127.0.0.1:7102'), /replicas\[1\]\.address listen address "http:\/\/127\.0\.0\.1:7102" is a URL: give host:port without a scheme/],
-  ['etcd tls missing a file', ETCD + 'coordinator: { backend: etcd, endpoints: [https://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem } }\n', /coordinator\.tls\.key must be a non-empty string/],
+  ['etcd tls with a cert and no key', ETCD + 'coordinator: { backend: etcd, endpoints: [https://127.0.0.1:2379], tls: { ca: ca.pem, cert: c.pem } }\n', /coordinator\.tls cert and key go together/],
+  ['etcd tls without its ca', ETCD + 'coordinator: { backend: etcd, endpoints: [https://127.0.0.1:2379], tls: { cert: c.pem, key: k.pem } }\n', /coordinator\.tls\.ca must be a non-empty string/],
 ];
 test('members on different machines may share a dataDir and ports; on one machine they may not', (t) => {
   // The three-machine example: each machine has its own /var/lib/waterbear and the same ports.
@@ -118,6 +119,12 @@ test('etcd over https uses coordinator.tls, else the cluster tls, else the syste
   const shared = parseClusterConfig(ETCD + 'tls: { ca: ca.pem, cert: c.pem, key: k.pem }\ncoordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379] }\n', '/etc/wb/x.yaml');
   t.deepEqual(etcd(shared).tls, { ca: '/etc/wb/ca.pem', cert: '/etc/wb/c.pem', key: '/etc/wb/k.pem' });
   t.is(etcd(parseClusterConfig(ETCD + 'coordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379] }\n', '/etc/wb/x.yaml')).tls, null);
+  // etcd serving TLS without asking for client certificates: its CA alone; cert and key go together.
+  const caOnly = parseClusterConfig(ETCD + 'coordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379], tls: { ca: /pki/etcd-ca.pem } }\n', '/etc/wb/x.yaml');
+  t.deepEqual(etcd(caOnly).tls, { ca: '/pki/etcd-ca.pem', cert: null, key: null });
+  const half = t.throws(() => parseClusterConfig(ETCD + 'coordinator: { backend: etcd, endpoints: [https://10.0.0.21:2379], tls: { ca: a.pem, cert: c.pem } }\n', '/etc/wb/x.yaml'));
+  t.regex(half!.message, /coordinator\.tls cert and key go together/);
+  t.throws(() => parseClusterConfig(ETCD + 'tls: { ca: ca.pem }\n', '/etc/wb/x.yaml'), { message: /tls\.cert/ }, 'the replicas\' own TLS stays mutual');
   const local = parseClusterConfig(ETCD + 'coordinator: { backend: etcd, endpoints: [http://127.0.0.1:2379, "http://[::1]:2379"] }\n', '/tmp/x.yaml');
   t.is(etcd(local).tls, null);
   t.deepEqual(plaintextLinks(local), []);
