@@ -180,6 +180,10 @@ export function createCoordClient(address: string, credentials: grpc.ChannelCred
  */
 export function checkHeader(h: { formatVersion: number; clusterId: string } | null | undefined, clusterName: string, what: string): void {
   if (h === null || h === undefined) throw new WaterbearError('WB_PROTOCOL', `${what} has no header`);
+  // Every member sets it (from 1): 0 is a message without one, or whose field has another wire type.
+  if (h.formatVersion === 0) {
+    throw new WaterbearError('WB_PROTOCOL', `${what} carries no coordination format version: it is corrupt or not from a waterbear member; check that the peer is a member of this cluster running the same waterbear version`);
+  }
   if (h.formatVersion !== COORD_FORMAT_VERSION) {
     throw new WaterbearError(
       'WB_PROTOCOL',

@@ -111,6 +111,10 @@ test('a member refuses raft batches of another format version, another cluster o
     t.is(err?.code, grpc.status.FAILED_PRECONDITION, what);
     t.is(err?.metadata.get(WB_CODE_METADATA_KEY)[0], 'WB_PROTOCOL', what);
   }
+  // No version at all (or one of another wire type, which protobuf drops): not "coordination format 0".
+  const none = await sendBatch(client, { formatVersion: 0, clusterId: 'k', from: 'b', messages: [hb] });
+  t.is(none?.code, grpc.status.FAILED_PRECONDITION);
+  t.regex(none?.details ?? '', /carries no coordination format version: it is corrupt or not from a waterbear member/);
   t.is(await sendBatch(client, { formatVersion: COORD_FORMAT_VERSION, clusterId: 'k', from: 'b', messages: [hb] }), null, 'a good batch is accepted');
 });
 
@@ -152,8 +156,8 @@ test('a corrupt coordination message (bad checksum, truncated, undecodable) is r
   // grpc-js answered a bare INTERNAL and the member logged nothing.
   const lines: Array<Record<string, unknown>> = [];
   const { c, client } = await lonelyMember(t, { log: recordingLogger(lines) });
-  // A batch whose format_version has another wire type decodes without one: the handler refuses
-  // "coordination format 0" (FAILED_PRECONDITION, as before), so that case is left out here.
+  // A batch whose format_version has another wire type decodes without one: the handler refuses it
+  // as carrying no version (FAILED_PRECONDITION, tested above), so that case is left out here.
   const batches = corruptFrames(heartbeatBatch()).filter((c) => !c.what.startsWith('protocol_version'));
   for (let round = 0; round < 2; round++) {
     for (const { what, kind, frame } of batches) assertCorruptRefusal(t, await rawCoordCall(c, 'Send', frame), kind, `Send: ${what}`);
