@@ -1,4 +1,5 @@
 import type { ClusterState } from './model.js';
+import { count } from './ui/text.js';
 
 /** What a health endpoint answers: 200 or 503, and a JSON body saying why. */
 export interface HealthAnswer {
@@ -48,7 +49,7 @@ export function inSyncHealth(c: ClusterState, s: HealthSubject, bounds: { maxLag
   const lag = { lagEpochs: m.lagEpochs, lagSeconds: m.lagSeconds };
   if (!m.inView) return answer(false, c, s, `${s.self} is not a backup of view ${c.view} (role ${s.localRole ?? m.role})`, lag);
   if (m.lagEpochs === null || m.lagSeconds === null) return answer(false, c, s, `primary ${c.primary} reports no replication link to ${s.self}`, lag);
-  if (m.lagEpochs > bounds.maxLagEpochs) return answer(false, c, s, `${m.lagEpochs} epochs behind (bound ${bounds.maxLagEpochs})`, lag);
+  if (m.lagEpochs > bounds.maxLagEpochs) return answer(false, c, s, `${count(m.lagEpochs, 'epoch')} behind (bound ${bounds.maxLagEpochs})`, lag);
   if (m.lagSeconds * 1000 > bounds.maxLagMs) return answer(false, c, s, `${Math.round(m.lagSeconds * 1000)} ms behind (bound ${bounds.maxLagMs} ms)`, lag);
-  return answer(true, c, s, `in sync with primary ${c.primary}: ${m.lagEpochs} epochs, ${Math.round(m.lagSeconds * 1000)} ms behind`, lag);
+  return answer(true, c, s, `in sync with primary ${c.primary}: ${count(m.lagEpochs, 'epoch')}, ${Math.round(m.lagSeconds * 1000)} ms behind`, lag);
 }

@@ -11,7 +11,7 @@
 import type { ActionName, ClusterState, DashboardState, GuestInfo, MemberState, SeriesPoint, TimelineEvent } from '../model.js';
 import { fmtBytes, fmtClock, fmtMs } from './chart-units.js';
 import { Charts } from './charts.js';
-import { clipText, describeResult, fmtAge, httpProblem, pageTitle, protectionReason } from './text.js';
+import { clipText, count, describeResult, fmtAge, httpProblem, pageTitle, protectionReason } from './text.js';
 import './style.css';
 
 /** Timeline entries drawn at most. */
@@ -276,7 +276,7 @@ function renderNumbers(c: ClusterState): void {
     ['checkpoints', String(n.checkpoints)], ['last checkpoint', fmtBytes(n.lastCheckpointBytes)], ['last pause', fmtMs(n.lastPauseUs / 1000)],
     ['pages sent as deltas', n.capturedPages === 0 ? '–' : `${Math.round((100 * n.deltaPages) / n.capturedPages)}%`],
     ['checkpoints refused by backups', String(n.refusals)],
-    ['replication lag', `${n.lagEpochs} epochs · ${fmtMs(n.lagSeconds * 1000)}`], ['held output', fmtBytes(n.heldBytes)],
+    ['replication lag', `${count(n.lagEpochs, 'epoch')} · ${fmtMs(n.lagSeconds * 1000)}`], ['held output', fmtBytes(n.heldBytes)],
     ['added reply latency (avg, last minute)', n.recentCommitLatencyMs === null ? '–' : fmtMs(n.recentCommitLatencyMs)],
     ['guest memory', fmtBytes(n.memoryBytes)], ['connections accepted', String(n.connectionsAccepted)],
     ['received / sent', `${fmtBytes(n.bytesReceived)} / ${fmtBytes(n.bytesSent)}`],

@@ -60,3 +60,8 @@ export function httpProblem(status: number, error: { code?: string; message?: st
 export function pageTitle(state: string, cluster: string | null): string {
   return `${state}${cluster !== null && cluster !== '' ? ` · ${cluster}` : ''} · waterbear`;
 }
+
+/** `n` and the unit, plural unless n is 1 ("1 epoch", "3 epochs"). */
+export function count(n: number, unit: string): string {
+  return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}

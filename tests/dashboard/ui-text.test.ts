@@ -1,5 +1,5 @@
 import test from 'ava';
-import { clipText, describeResult, fmtAge, httpProblem, listOf, pageTitle, protectionReason } from '../../dashboard/ui/text.js';
+import { clipText, count, describeResult, fmtAge, httpProblem, listOf, pageTitle, protectionReason } from '../../dashboard/ui/text.js';
 
 test('a long error is cut at a word, with an ellipsis; a short one is kept whole', (t) => {
   t.is(clipText('connection refused', 60), 'connection refused');
@@ -42,4 +42,10 @@ test("an HTTP error reads as the dashboard's JSON error, else as the fallback", 
   t.is(httpProblem(401, { code: 'WB_UNAUTHORIZED', message: 'wrong admin token' }, 'x'), '401 WB_UNAUTHORIZED: wrong admin token');
   t.is(httpProblem(503, { message: 'busy' }, 'x'), '503: busy');
   t.is(httpProblem(502, undefined, 'HTTP 502 Bad Gateway'), 'HTTP 502 Bad Gateway');
+});
+
+test('counts read as English: 1 epoch, 0 and 2 epochs', (t) => {
+  t.is(count(1, 'epoch'), '1 epoch');
+  t.is(count(0, 'epoch'), '0 epochs');
+  t.is(count(2, 'epoch'), '2 epochs');
 });
