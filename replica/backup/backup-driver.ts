@@ -11,7 +11,7 @@ import { chainRecordAfterStore, chainRecordAfterView, type ChainRecord } from '.
 import { readChainRecord, writeChainRecord } from './chain-record.js';
 import { OWN_SUBCHANNEL_OPTIONS } from '../wire/wedged-connection.js';
 import type { Coordinator } from '../coord/coordinator.js';
-import { RepeatedWarning, type Logger } from '../log.js';
+import { RepeatedWarning, RepeatedWarningPerKey, type Logger } from '../log.js';
 import { BackupProtocol, type BackupAction } from '../protocol/backup-protocol.js';
 import type { View } from '../protocol/view.js';
 import { JoinBackoff } from './join-backoff.js';
@@ -84,8 +84,8 @@ export class BackupDriver extends EventEmitter {
   /** Failed proposals repeat every tick while the coordinator is down: warn at most every few seconds. */
   private readonly proposalFailed: RepeatedWarning;
   /** One per refusal code: a full disk refuses every checkpoint, dozens a second, for as long as it lasts. */
-  private readonly refusals = new Map<string, RepeatedWarning>();
-  private readonly stagingFailures = new Map<string, RepeatedWarning>();
+  private readonly refusals: RepeatedWarningPerKey;
+  private readonly stagingFailures: RepeatedWarningPerKey;
   private readonly joinBackoff = new JoinBackoff();
   private lastHeardMs: number;
   private lastCheckMs: number;
@@ -127,6 +127,8 @@ export class BackupDriver extends EventEmitter {
     super();
     this.nowMs = o.nowMs ?? (() => performance.now());
     this.proposalFailed = new RepeatedWarning(o.log, 'takeover proposal failed', this.nowMs);
+    this.refusals = new RepeatedWarningPerKey(o.log, 'checkpoint refused', this.nowMs);
+    this.stagingFailures = new RepeatedWarningPerKey(o.log, 'staging pre-copy pages failed', this.nowMs);
     this.refusalWarnings = refusalWarnings(o.log, this.nowMs);
     this.lastHeardMs = this.nowMs();
     this.lastCheckMs = this.lastHeardMs;
@@ -365,8 +367,7 @@ export class BackupDriver extends EventEmitter {
       this.brokenStaging = m.token;
       const code = storeErrorCode(err);
       this.noteStoreFailure(code);
-      repeatedWarning(this.stagingFailures, code, () => new RepeatedWarning(this.o.log, 'staging pre-copy pages failed', this.nowMs))
-        .warn({ token: m.token, code, err: (err as Error).message });
+      this.stagingFailures.warn(code, { token: m.token, code, err: (err as Error).message });
       this.send(r.call, r.view, { nack: { epoch: 0, code, reason: `pre-copy ${m.token} could not be staged: ${(err as Error).message}` } });
     }
   }
@@ -443,8 +444,7 @@ export class BackupDriver extends EventEmitter {
   private refuse(r: Received, err: unknown): void {
     const code = storeErrorCode(err);
     this.noteStoreFailure(code);
-    repeatedWarning(this.refusals, code, () => new RepeatedWarning(this.o.log, 'checkpoint refused', this.nowMs))
-      .warn({ epoch: r.epoch, code, err: (err as Error).message });
+    this.refusals.warn(code, { epoch: r.epoch, code, err: (err as Error).message });
     this.reply(r.call, this.protocol.onApplyFailed(r.epoch, code, (err as Error).message));
   }
 
@@ -578,13 +578,6 @@ export class BackupDriver extends EventEmitter {
     ask();
     this.joinTimer = setInterval(ask, JOIN_RETRY_INTERVAL_MS);
   }
-}
-
-/** The warning of `map` for `code`, made by `make` the first time. */
-function repeatedWarning(map: Map<string, RepeatedWarning>, code: string, make: () => RepeatedWarning): RepeatedWarning {
-  let w = map.get(code);
-  if (w === undefined) map.set(code, w = make());
-  return w;
 }
 
 /** The stable code to report for a failure to decode or store: a WaterbearError's own, else WB_STORE_IO. */
