@@ -823,7 +823,7 @@ export class CheckpointStore {
   /** What the store holds now. */
   stats(): StoreStats {
     const head = this.headSummary();
-    return { ...this.statsOf(head, this.vfsSizes(head?.epoch ?? 0)), fileBytes: statSync(join(this.path, 'data.mdb')).size };
+    return { ...this.statsOf(head, this.vfsSizes(head?.epoch ?? 0)), fileBytes: statSync(join(this.path, LMDB_DATA_FILE)).size };
   }
 
   /** `stats()` from a head summary and VFS sizes the caller already read (a commit reads both first). */

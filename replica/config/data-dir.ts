@@ -12,9 +12,12 @@ export function ensureDataDir(dir: string, what: string): void {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') {
-      throw new WaterbearError('WB_CONFIG_INVALID', `${what} ${dir} is not a directory (a file is in the way): point it at a directory, or move the file`, { cause: err });
-    }
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw notADirectory(dir, what, err);
     throw new WaterbearError('WB_STORE_IO', `cannot create ${what} ${dir} (${code ?? (err as Error).message}): check the path and its permissions`, { cause: err });
   }
+}
+
+/** The error for a data directory `dir` (named `what`) where a file is in the way. */
+export function notADirectory(dir: string, what: string, cause?: unknown): WaterbearError {
+  return new WaterbearError('WB_CONFIG_INVALID', `${what} ${dir} is not a directory (a file is in the way): point it at a directory, or move the file`, { cause });
 }

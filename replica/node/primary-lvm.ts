@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Checkpointer } from '../../checkpoint/checkpointer.js';
 import type { RestoreImage } from '../../checkpoint/restore-image.js';
 import { restoreFromImage } from '../../checkpoint/restore.js';
 import { selectTracker } from '../../checkpoint/trackers/select-tracker.js';
 import { WaterbearError, isWaterbearError } from '../../libos-host/errors.js';
+import { readGuestModule } from '../config/guest-module.js';
 import { parseListenUri } from '../../libos-host/platform/listen-address.js';
 import { NodePlatform } from '../../libos-host/platform/node-platform.js';
 import { launchLvm, type ImageChoices, type LaunchedLvm } from '../../libos-host/runtime/launch.js';
@@ -43,7 +43,7 @@ export function listenSpecs(c: ClusterConfig): ListenSpec[] {
  * address while another process (a dying or paused old primary) still holds it.
  */
 export async function startPrimaryLvm(c: ClusterConfig, from: { image: RestoreImage<Uint8Array | MemoryContents> } | null, hooks: LvmHooks, leaseValid: () => boolean): Promise<PrimaryLvm> {
-  const guest = new Uint8Array(readFileSync(c.guest.module));
+  const guest = readGuestModule(c);
   const choices = clusterImageChoices(c);
   const selection = selectTracker(choices.tracker);
   const imageChoices: ImageChoices = { dirtyTracking: selection.dirtyTracking, yieldPoints: choices.yieldPoints };
@@ -90,12 +90,4 @@ function unsafeTestReleaseEarly(): boolean {
 /** A network buffer stuck in passthrough: the protocol's "hold output" is ignored (test only). */
 class UnsafeEarlyReleaseNetworkBuffer extends NetworkBuffer {
   override setPassthrough(_on: boolean): void { super.setPassthrough(true); }
-}
-
-export function assertGuestReadable(c: ClusterConfig): void {
-  try {
-    readFileSync(c.guest.module);
-  } catch (err) {
-    throw new WaterbearError('WB_CONFIG_INVALID', `cannot read the guest ${c.guest.module}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
 }

@@ -21,7 +21,8 @@ import {
   type BackupMessage, type RefusalWarnings, type JoinReply, type JoinRequest, type PrimaryMessage, type StatusReply,
 } from '../wire/replication-wire.js';
 import { peerHost, refusalOf, type OrRefused } from '../wire/refused-message.js';
-import { assertGuestReadable, startPrimaryLvm } from './primary-lvm.js';
+import { startPrimaryLvm } from './primary-lvm.js';
+import { readGuestModule } from '../config/guest-module.js';
 
 /** Marker written when this replica started the guest fresh: it must never do so twice. */
 const STARTED_MARKER = 'started-fresh';
@@ -89,7 +90,7 @@ export class ReplicaNode extends EventEmitter implements ReplicaAdmin {
 
   /** Start serving: bind the gRPC server, join the coordinator, take the role the view gives. */
   async start(): Promise<void> {
-    assertGuestReadable(this.config);
+    readGuestModule(this.config); // a guest that cannot be read is a config error now, not at promotion
     ensureDataDir(this.member.dataDir, `the dataDir of replica ${this.self}`);
     this.server.addService(replicaService, {
       replicate: (call: grpc.ServerDuplexStream<PrimaryMessage, BackupMessage>) => {
